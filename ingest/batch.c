@@ -1,0 +1,102 @@
+/*
+ * batch.c: batch allocation, reuse and growth (see batch.h for the ownership rules).
+ */
+#include "batch.h"
+
+#include <stdlib.h>
+
+struct kt_batch *kt_batch_create(void)
+{
+    return calloc(1, sizeof(struct kt_batch));
+}
+
+void kt_batch_reset(struct kt_batch *b)
+{
+    b->len = 0;
+    b->nrecs = 0;
+    for (size_t i = 0; i < b->norigins; i++) {
+        free(b->origins[i]);
+    }
+    b->norigins = 0;
+    kt_arena_reset(&b->arena);
+    b->nalerts = 0;
+    b->ckpt_kind = KT_CKPT_NONE;
+    free(b->ckpt_file.path);
+    memset(&b->ckpt_file, 0, sizeof(b->ckpt_file));
+    b->cluster = KT_STR_NULL;
+    b->on_done = NULL;
+    b->on_done_ctx = NULL;
+}
+
+void kt_batch_destroy(struct kt_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    kt_batch_reset(b);
+    kt_arena_free(&b->arena);
+    free(b->buf);
+    free(b->recs);
+    free(b->origins);
+    free(b->events);
+    free(b->alerts);
+    free(b);
+}
+
+int kt_batch_reserve(struct kt_batch *b, size_t extra)
+{
+    if (b->cap - b->len >= extra) {
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 64 * 1024;
+    while (cap - b->len < extra) {
+        cap *= 2;
+    }
+    char *buf = realloc(b->buf, cap);
+    if (buf == NULL) {
+        return KT_ENOMEM;
+    }
+    b->buf = buf;
+    b->cap = cap;
+    return 0;
+}
+
+struct kt_record *kt_batch_add_record(struct kt_batch *b)
+{
+    if (b->nrecs == b->caprecs) {
+        size_t cap = b->caprecs ? b->caprecs * 2 : 256;
+        struct kt_record *recs = realloc(b->recs, cap * sizeof(*recs));
+        if (recs == NULL) {
+            return NULL;
+        }
+        b->recs = recs;
+        b->caprecs = cap;
+    }
+    struct kt_record *r = &b->recs[b->nrecs++];
+    memset(r, 0, sizeof(*r));
+    return r;
+}
+
+int kt_batch_origin(struct kt_batch *b, const char *name)
+{
+    for (size_t i = 0; i < b->norigins; i++) {
+        if (strcmp(b->origins[i], name) == 0) {
+            return (int)i;
+        }
+    }
+    if (b->norigins == b->caporigins) {
+        size_t cap = b->caporigins ? b->caporigins * 2 : 4;
+        char **o = realloc(b->origins, cap * sizeof(*o));
+        if (o == NULL) {
+            return KT_ENOMEM;
+        }
+        b->origins = o;
+        b->caporigins = cap;
+    }
+    char *copy = strdup(name);
+    if (copy == NULL) {
+        return KT_ENOMEM;
+    }
+    b->origins[b->norigins] = copy;
+    return (int)b->norigins++;
+}

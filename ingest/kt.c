@@ -1,0 +1,149 @@
+/*
+ * kt.c: the shared vocabulary's implementation: error names, the arena, logging, clocks.
+ */
+#include "kt.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+int kt_log_level = KT_LOG_INFO;
+
+const char *kt_strerror(int err)
+{
+    switch (err) {
+    case KT_OK:
+        return "success";
+    case KT_ENOMEM:
+        return "out of memory";
+    case KT_EINVAL:
+        return "invalid argument";
+    case KT_EIO:
+        return "input/output error";
+    case KT_EPARSE:
+        return "parse error";
+    case KT_EFULL:
+        return "resource full";
+    case KT_EAGAIN:
+        return "try again";
+    case KT_EOF:
+        return "end of input";
+    case KT_ENOENT:
+        return "not found";
+    default:
+        return "unknown error";
+    }
+}
+
+/* Blocks hold their payload after the header; 64 KiB unless one allocation needs more. */
+struct kt_arena_block {
+    struct kt_arena_block *next; /* older block */
+    size_t size;                 /* payload bytes */
+    _Alignas(16) char data[];    /* payload */
+};
+
+enum { ARENA_BLOCK = 64 * 1024 };
+
+void *kt_arena_alloc(struct kt_arena *a, size_t len)
+{
+    size_t need = (len + 7) & ~(size_t)7;
+    if (a->head == NULL || a->head->size - a->used < need) {
+        size_t size = need > ARENA_BLOCK ? need : ARENA_BLOCK;
+        struct kt_arena_block *blk = malloc(sizeof(*blk) + size);
+        if (blk == NULL) {
+            return NULL;
+        }
+        blk->size = size;
+        blk->next = a->head;
+        a->head = blk;
+        a->used = 0;
+        a->total += size;
+    }
+    void *p = a->head->data + a->used;
+    a->used += need;
+    return p;
+}
+
+char *kt_arena_dup(struct kt_arena *a, const char *p, size_t len)
+{
+    char *q = kt_arena_alloc(a, len + 1);
+    if (q != NULL) {
+        memcpy(q, p, len);
+        q[len] = '\0';
+    }
+    return q;
+}
+
+void kt_arena_reset(struct kt_arena *a)
+{
+    /* Keep the newest block if it is a standard one: a steady state allocates nothing. */
+    struct kt_arena_block *keep = a->head;
+    if (keep == NULL) {
+        return;
+    }
+    struct kt_arena_block *blk = keep->next;
+    while (blk != NULL) {
+        struct kt_arena_block *next = blk->next;
+        free(blk);
+        blk = next;
+    }
+    keep->next = NULL;
+    if (keep->size > ARENA_BLOCK) {
+        free(keep);
+        keep = NULL;
+    }
+    a->head = keep;
+    a->used = 0;
+    a->total = keep != NULL ? keep->size : 0;
+}
+
+void kt_arena_free(struct kt_arena *a)
+{
+    struct kt_arena_block *blk = a->head;
+    while (blk != NULL) {
+        struct kt_arena_block *next = blk->next;
+        free(blk);
+        blk = next;
+    }
+    a->head = NULL;
+    a->used = 0;
+    a->total = 0;
+}
+
+void kt_log_write(int level, const char *module, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    const char *name = level >= 0 && level <= KT_LOG_DEBUG ? names[level] : "log";
+    fprintf(stderr, "ktrail: [%s] %s: %s\n", module, name, msg);
+}
+
+int64_t kt_now_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t kt_now_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+uint64_t kt_hash64(const void *p, size_t len)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}

@@ -1,0 +1,69 @@
+/*
+ * store.h: durability. The SQLite schema, its migrations, the dictionary of repeated strings,
+ * checkpoints and the single writer.
+ *
+ * A batch is written in one transaction: its events (INSERT OR IGNORE on (audit_id, stage)),
+ * the raw JSON of events flagged KT_EV_KEEP_RAW, its rejects, its alerts and the source's
+ * checkpoint. Nothing in this header exposes SQLite.
+ */
+#ifndef KT_STORE_STORE_H
+#define KT_STORE_STORE_H
+
+#include "../ingest/batch.h"
+
+struct kt_store;
+
+struct kt_store_opts {
+    int keep_raw_all; /* keep raw JSON for every event, not only flagged ones */
+    int sync_full;    /* PRAGMA synchronous=FULL instead of NORMAL (WAL) */
+};
+
+/* Counters, cumulative per store, also returned per batch. */
+struct kt_store_stats {
+    uint64_t events;     /* events inserted */
+    uint64_t duplicates; /* events already present (audit_id, stage) */
+    uint64_t rejects;    /* records kept in rejects */
+    uint64_t alerts;     /* alerts inserted (duplicates of (audit_id, stage, rule) not counted) */
+    uint64_t batches;    /* transactions committed */
+};
+
+/*
+ * Open (creating and migrating as needed) the database at path. errstr receives a one-line
+ * reason on failure. Returns 0, KT_EIO (cannot open, not a ktrail database, newer schema) or
+ * KT_ENOMEM.
+ */
+int kt_store_open(const char *path, const struct kt_store_opts *opts, struct kt_store **out,
+                  char *errstr, size_t errlen);
+/* Close; accepts NULL. */
+void kt_store_close(struct kt_store *s);
+
+/*
+ * Write b in one transaction (see above) and commit. Borrows b. Adds what was written to
+ * *delta when not NULL. Returns 0 or KT_EIO (rolled back: nothing of b is stored).
+ */
+int kt_store_write(struct kt_store *s, struct kt_batch *b, struct kt_store_stats *delta);
+
+/* A kt_ckpt_lookup_fn over the ckpt_file table; ctx is the struct kt_store. Thread-safe. */
+int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode,
+                         int *done);
+
+/* Totals since open. */
+void kt_store_stats(struct kt_store *s, struct kt_store_stats *out);
+
+/* The schema version this build writes (PRAGMA user_version). */
+int kt_store_schema_version(void);
+
+/*
+ * The writer: one thread that owns all writes. submit() queues a batch, blocking while
+ * `depth` batches wait (that is the backpressure); after the batch's transaction the writer
+ * calls b->on_done(b, status, b->on_done_ctx) from its thread.
+ */
+struct kt_writer;
+int kt_writer_create(struct kt_store *s, size_t depth, struct kt_writer **out);
+int kt_writer_submit(struct kt_writer *w, struct kt_batch *b);
+/* Wait until every submitted batch is done; returns the first write error, or 0. */
+int kt_writer_drain(struct kt_writer *w);
+/* Drain, stop the thread and free; accepts NULL. */
+void kt_writer_destroy(struct kt_writer *w);
+
+#endif
