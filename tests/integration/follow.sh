@@ -44,13 +44,13 @@ wait_count "$T/f.db" 200; check "follow: appended lines" 0 $?
 # rename rotation: the writer finishes the old file, then a new one appears
 mv "$T/audit.log" "$T/audit-2024-05-01T00-00-00.000.log"
 sed -n '201,250p' "$T/src.log" >>"$T/audit-2024-05-01T00-00-00.000.log"
-sleep 0.3
+sleep 0.6
 sed -n '251,350p' "$T/src.log" >"$T/audit.log"
 wait_count "$T/f.db" 350; check "follow: rename rotation, old file finished" 0 $?
 # copytruncate: the file is copied away and truncated in place
 cp "$T/audit.log" "$T/audit.log.1"
 : >"$T/audit.log"
-sleep 0.3
+sleep 0.6
 sed -n '351,450p' "$T/src.log" >>"$T/audit.log"
 wait_count "$T/f.db" 450; check "follow: copytruncate" 0 $?
 kill -TERM $pid
