@@ -19,9 +19,11 @@ void kt_decoder_destroy(struct kt_decoder *d);
 
 /*
  * Decode one JSON text into ev. Borrowed: json must outlive ev (the batch's bytes); escaped
- * strings are copied into arena. Returns 0, or KT_EPARSE with ev->reject set to a static
- * reason ("not JSON: ...", "not an audit event", "missing auditID", "missing stage",
- * "bad stageTimestamp"), or KT_ENOMEM.
+ * strings are copied into arena. Returns 0, or KT_EPARSE with ev->reject set to a reason
+ * ("invalid JSON: ...", "truncated JSON", "not an audit event ...", "missing auditID",
+ * "missing stage", "missing stageTimestamp", "bad stageTimestamp"): static or in the arena,
+ * valid as long as the batch; a rejected event's other fields may be partly filled.
+ * KT_ENOMEM when the arena cannot grow.
  */
 int kt_decode_event(struct kt_decoder *d, const char *json, size_t len, struct kt_arena *arena,
                     struct kt_event *ev);
