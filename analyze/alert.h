@@ -18,12 +18,12 @@ enum kt_priority {
 };
 
 struct kt_alert {
-    uint32_t event;          /* index of the matching event in its batch */
-    const char *rule;        /* rule name: owned by the rule set, outlives the batch */
-    int priority;            /* enum kt_priority */
-    const char *tags;        /* tags joined with ',': owned by the rule set, or NULL */
-    struct kt_str output;    /* rendered output text, in the batch arena */
-    struct kt_str fields;    /* output fields as a JSON object, in the batch arena */
+    uint32_t event;       /* index of the matching event in its batch */
+    const char *rule;     /* rule name: owned by the rule set, outlives the batch */
+    int priority;         /* enum kt_priority */
+    const char *tags;     /* tags joined with ',': owned by the rule set, or NULL */
+    struct kt_str output; /* rendered output text, in the batch arena */
+    struct kt_str fields; /* output fields as a JSON object, in the batch arena */
 };
 
 #endif

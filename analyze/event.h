@@ -30,34 +30,34 @@ enum kt_level {
 
 /* Scalar string fields of an event; the store's columns and the ka.* fields read these. */
 enum kt_field {
-    KT_F_AUDIT_ID,       /* auditID */
-    KT_F_STAGE,          /* stage, as written */
-    KT_F_LEVEL,          /* level, as written */
-    KT_F_VERB,           /* verb */
-    KT_F_URI,            /* requestURI */
-    KT_F_USER,           /* user.username */
-    KT_F_USER_UID,       /* user.uid */
-    KT_F_IMP_USER,       /* impersonatedUser.username */
-    KT_F_USER_AGENT,     /* userAgent */
-    KT_F_RESOURCE,       /* objectRef.resource */
-    KT_F_SUBRESOURCE,    /* objectRef.subresource */
-    KT_F_NAMESPACE,      /* objectRef.namespace */
-    KT_F_NAME,           /* objectRef.name */
-    KT_F_API_GROUP,      /* objectRef.apiGroup */
-    KT_F_API_VERSION,    /* objectRef.apiVersion */
-    KT_F_RESP_STATUS,    /* responseStatus.status ("Failure") */
-    KT_F_RESP_REASON,    /* responseStatus.reason */
-    KT_F_RESP_MESSAGE,   /* responseStatus.message */
-    KT_F_DECISION,       /* annotations["authorization.k8s.io/decision"] */
-    KT_F_AUTHZ_REASON,   /* annotations["authorization.k8s.io/reason"] */
-    KT_F_PSS_VIOLATIONS, /* annotations["pod-security.kubernetes.io/audit-violations"] */
-    KT_F_PSS_ENFORCE,    /* annotations["pod-security.kubernetes.io/enforce-policy"] */
-    KT_F_ADMISSION_FAIL, /* annotations["validation.policy.admission.k8s.io/validation_failure"] */
-    KT_F_CLUSTER_ANNOT,  /* annotations["cluster_name"] */
-    KT_F_POD_NAME_EXTRA, /* user.extra["authentication.kubernetes.io/pod-name"][0] */
-    KT_F_NODE_NAME_EXTRA,/* user.extra["authentication.kubernetes.io/node-name"][0] */
-    KT_F_STAGE_TS,       /* stageTimestamp, as written */
-    KT_F_RECV_TS,        /* requestReceivedTimestamp, as written */
+    KT_F_AUDIT_ID,        /* auditID */
+    KT_F_STAGE,           /* stage, as written */
+    KT_F_LEVEL,           /* level, as written */
+    KT_F_VERB,            /* verb */
+    KT_F_URI,             /* requestURI */
+    KT_F_USER,            /* user.username */
+    KT_F_USER_UID,        /* user.uid */
+    KT_F_IMP_USER,        /* impersonatedUser.username */
+    KT_F_USER_AGENT,      /* userAgent */
+    KT_F_RESOURCE,        /* objectRef.resource */
+    KT_F_SUBRESOURCE,     /* objectRef.subresource */
+    KT_F_NAMESPACE,       /* objectRef.namespace */
+    KT_F_NAME,            /* objectRef.name */
+    KT_F_API_GROUP,       /* objectRef.apiGroup */
+    KT_F_API_VERSION,     /* objectRef.apiVersion */
+    KT_F_RESP_STATUS,     /* responseStatus.status ("Failure") */
+    KT_F_RESP_REASON,     /* responseStatus.reason */
+    KT_F_RESP_MESSAGE,    /* responseStatus.message */
+    KT_F_DECISION,        /* annotations["authorization.k8s.io/decision"] */
+    KT_F_AUTHZ_REASON,    /* annotations["authorization.k8s.io/reason"] */
+    KT_F_PSS_VIOLATIONS,  /* annotations["pod-security.kubernetes.io/audit-violations"] */
+    KT_F_PSS_ENFORCE,     /* annotations["pod-security.kubernetes.io/enforce-policy"] */
+    KT_F_ADMISSION_FAIL,  /* annotations["validation.policy.admission.k8s.io/validation_failure"] */
+    KT_F_CLUSTER_ANNOT,   /* annotations["cluster_name"] */
+    KT_F_POD_NAME_EXTRA,  /* user.extra["authentication.kubernetes.io/pod-name"][0] */
+    KT_F_NODE_NAME_EXTRA, /* user.extra["authentication.kubernetes.io/node-name"][0] */
+    KT_F_STAGE_TS,        /* stageTimestamp, as written */
+    KT_F_RECV_TS,         /* requestReceivedTimestamp, as written */
     KT_F_COUNT
 };
 
@@ -68,19 +68,19 @@ struct kt_strlist {
 };
 
 struct kt_event {
-    uint32_t rec;              /* index of the record in its batch (raw JSON and position) */
-    uint8_t stage;             /* enum kt_stage */
-    uint8_t level;             /* enum kt_level */
-    uint8_t flags;             /* KT_EV_* */
-    const char *reject;        /* why the record is not a usable event (static or in the arena) */
-    int64_t ts_us;             /* stageTimestamp, microseconds since the epoch (UTC) */
-    int64_t recv_us;           /* requestReceivedTimestamp, or 0 */
-    int32_t code;              /* responseStatus.code, or 0 when absent */
-    struct kt_str f[KT_F_COUNT];/* scalar fields by enum kt_field */
-    struct kt_strlist groups;  /* user.groups */
+    uint32_t rec;                /* index of the record in its batch (raw JSON and position) */
+    uint8_t stage;               /* enum kt_stage */
+    uint8_t level;               /* enum kt_level */
+    uint8_t flags;               /* KT_EV_* */
+    const char *reject;          /* why the record is not a usable event (static or in the arena) */
+    int64_t ts_us;               /* stageTimestamp, microseconds since the epoch (UTC) */
+    int64_t recv_us;             /* requestReceivedTimestamp, or 0 */
+    int32_t code;                /* responseStatus.code, or 0 when absent */
+    struct kt_str f[KT_F_COUNT]; /* scalar fields by enum kt_field */
+    struct kt_strlist groups;    /* user.groups */
     struct kt_strlist source_ips; /* sourceIPs */
-    struct kt_str req_obj;     /* requestObject JSON text (span in the raw bytes), or NULL */
-    struct kt_str resp_obj;    /* responseObject JSON text, or NULL */
+    struct kt_str req_obj;        /* requestObject JSON text (span in the raw bytes), or NULL */
+    struct kt_str resp_obj;       /* responseObject JSON text, or NULL */
 };
 
 enum {

@@ -148,8 +148,7 @@ static int cmd_replay(int argc, char **argv)
         }
     }
     if (optind >= argc) {
-        fputs("ktrail: replay needs at least one PATH (a file, a directory, a .gz or -)\n",
-              stderr);
+        fputs("ktrail: replay needs at least one PATH (a file, a directory, a .gz or -)\n", stderr);
         return EXIT_USAGE;
     }
 
@@ -200,11 +199,12 @@ static int cmd_replay(int argc, char **argv)
             "ktrail replay: %llu events read, %llu stored, %llu duplicates skipped, %llu rejected"
             " in %.2f s (%.0f events/s)\n",
             (unsigned long long)res.records, (unsigned long long)res.st.events,
-            (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects,
-            res.seconds, rate);
+            (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects, res.seconds,
+            rate);
     if (skipped > 0) {
-        fprintf(stderr, "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"
-                        " them again)\n",
+        fprintf(stderr,
+                "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"
+                " them again)\n",
                 skipped, skipped == 1 ? "" : "s");
     }
     if (res.st.rejects > 0) {

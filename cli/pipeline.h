@@ -15,17 +15,17 @@
 #include "store.h"
 
 struct kt_pipeline_opts {
-    int progress;              /* draw a progress line on stderr */
-    size_t depth;              /* batches queued for the writer at most */
+    int progress;                /* draw a progress line on stderr */
+    size_t depth;                /* batches queued for the writer at most */
     volatile sig_atomic_t *stop; /* set by a signal handler: stop the source and finish */
 };
 
 struct kt_pipeline_result {
-    uint64_t records;          /* framed values read */
-    struct kt_store_stats st;  /* what the store did */
-    double seconds;            /* wall time of the run */
-    int write_error;           /* first store error, 0 if none */
-    int source_error;          /* fatal source error, 0 if none */
+    uint64_t records;         /* framed values read */
+    struct kt_store_stats st; /* what the store did */
+    double seconds;           /* wall time of the run */
+    int write_error;          /* first store error, 0 if none */
+    int source_error;         /* fatal source error, 0 if none */
 };
 
 /* Run src to its end (or until *stop) into store. Borrows everything. Returns 0 or the first

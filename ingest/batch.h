@@ -17,11 +17,11 @@ struct kt_alert; /* analyze/rules.h */
 
 /* One framed JSON value (or one piece of input that could not be framed). */
 struct kt_record {
-    size_t pos;      /* the value's bytes start at batch->buf + pos (a reject: its first KB) */
-    size_t len;      /* their length */
-    uint64_t off;    /* byte offset of the value in its origin (uncompressed for .gz) */
-    uint64_t line;   /* 1-based line where it starts, 0 when lines mean nothing */
-    uint32_t origin; /* index into batch->origins */
+    size_t pos;         /* the value's bytes start at batch->buf + pos (a reject: its first KB) */
+    size_t len;         /* their length */
+    uint64_t off;       /* byte offset of the value in its origin (uncompressed for .gz) */
+    uint64_t line;      /* 1-based line where it starts, 0 when lines mean nothing */
+    uint32_t origin;    /* index into batch->origins */
     const char *reject; /* static reason when framing already rejected it, else NULL */
 };
 
@@ -59,9 +59,9 @@ struct kt_batch {
     size_t capalerts;
 
     /* durability */
-    int ckpt_kind;                /* enum kt_ckpt_kind */
+    int ckpt_kind;                 /* enum kt_ckpt_kind */
     struct kt_ckpt_file ckpt_file; /* valid when ckpt_kind == KT_CKPT_FILE */
-    struct kt_str cluster;        /* cluster name the source tags its events with, or NULL */
+    struct kt_str cluster;         /* cluster name the source tags its events with, or NULL */
 
     /* acknowledgement: called by the store's writer after COMMIT (status 0) or failure */
     void (*on_done)(struct kt_batch *b, int status, void *ctx);

@@ -70,11 +70,11 @@ extern int kt_log_level;
 void kt_log_write(int level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define KT_LOG(level, module, ...)                                                              \
-    do {                                                                                        \
-        if ((level) <= kt_log_level) {                                                          \
-            kt_log_write((level), (module), __VA_ARGS__);                                       \
-        }                                                                                       \
+#define KT_LOG(level, module, ...)                                                                 \
+    do {                                                                                           \
+        if ((level) <= kt_log_level) {                                                             \
+            kt_log_write((level), (module), __VA_ARGS__);                                          \
+        }                                                                                          \
     } while (0)
 #define kt_error(module, ...) KT_LOG(KT_LOG_ERROR, module, __VA_ARGS__)
 #define kt_warn(module, ...) KT_LOG(KT_LOG_WARN, module, __VA_ARGS__)

@@ -1,0 +1,82 @@
+/*
+ * frame.h: find JSON values in a byte stream without parsing them.
+ *
+ * A small state machine (strings, escapes, brace depth) finds where each top-level value
+ * ends, so that a value can be decoded, or rejected, on its own. Shapes are detected per
+ * value: one Event per line, pretty-printed values over many lines, a top-level array (its
+ * elements are emitted), an EventList (the elements of its "items" array are emitted).
+ * Broken input is cut at line boundaries and reported as rejects; everything after it is
+ * still framed.
+ *
+ * The caller owns the bytes: it keeps a window of the stream in one buffer, calls
+ * kt_framer_next() until it says KT_FRAME_MORE, then may drop the bytes before
+ * kt_framer_keep() (telling the framer with kt_framer_shift()) and append more.
+ */
+#ifndef KT_INGEST_FRAME_H
+#define KT_INGEST_FRAME_H
+
+#include "kt.h"
+
+/* Container state between values: saved in checkpoints, given back to resume. */
+enum kt_frame_mode {
+    KT_FRAME_TOP = 0,   /* between top-level values */
+    KT_FRAME_ARRAY = 1, /* inside a top-level array, between elements */
+    KT_FRAME_ITEMS = 2, /* inside an EventList's items array, between elements */
+};
+
+enum kt_frame_kind {
+    KT_FRAME_MORE = 0,   /* need more bytes (or, at EOF, nothing is left) */
+    KT_FRAME_VALUE = 1,  /* a complete value */
+    KT_FRAME_REJECT = 2, /* input that is not a value: reason and the first KB */
+};
+
+struct kt_frame {
+    int kind;           /* enum kt_frame_kind */
+    const char *ptr;    /* VALUE: the value in the caller's buffer; REJECT: its first bytes */
+    size_t len;         /* their length (a REJECT's is at most 1 KB) */
+    uint64_t off;       /* stream offset of the first byte */
+    uint64_t line;      /* 1-based line of the first byte */
+    const char *reason; /* REJECT: static reason */
+};
+
+struct kt_framer {
+    int mode;        /* enum kt_frame_mode: the container we are in */
+    int state;       /* scanner state (frame.c) */
+    size_t max;      /* largest value accepted */
+    uint64_t base;   /* stream offset of buf[0] */
+    size_t pos;      /* next byte to scan, in the buffer */
+    size_t vstart;   /* start of the value or junk being scanned, in the buffer */
+    uint64_t voff;   /* its stream offset */
+    uint64_t vline;  /* its line */
+    uint64_t line;   /* line of buf[pos] */
+    uint32_t depth;  /* nesting inside the value */
+    int col0;        /* buf[pos] starts a line */
+    int vcol0;       /* the value started a line */
+    int vlines;      /* the value has spanned a newline */
+    int items;       /* matching the key "items" of a top-level object: progress */
+    int oversize;    /* the value passed max: its bytes are being skipped */
+    size_t headlen;  /* bytes kept of an oversized value */
+    char head[1024]; /* its first KB */
+};
+
+/* Start framing at stream offset off, line line (1 for a fresh stream), in mode. */
+void kt_framer_init(struct kt_framer *f, int mode, size_t max, uint64_t off, uint64_t line);
+
+/*
+ * Next frame in buf[0, len) (the caller's window; buf[0] is at stream offset f->base).
+ * eof says no more bytes will come: an unfinished value is then a reject. Borrowed buf;
+ * the frame points into it or into the framer, valid until the next call.
+ */
+void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof,
+                    struct kt_frame *out);
+
+/* Bytes before this buffer offset are no longer needed. */
+size_t kt_framer_keep(const struct kt_framer *f);
+/* The caller dropped n bytes from the front of its buffer. */
+void kt_framer_shift(struct kt_framer *f, size_t n);
+/* Mode to checkpoint after the last frame (valid when kt_framer_keep() == pos). */
+int kt_framer_mode(const struct kt_framer *f);
+/* Stream offset just past the last frame. */
+uint64_t kt_framer_offset(const struct kt_framer *f);
+
+#endif
