@@ -784,6 +784,10 @@ static const char *verdict(struct kt_decoder *d, yajl_status st, int parsed_all)
     if (d->kind.ptr != NULL && !kt_str_eq(d->kind, "Event", 5)) {
         return kind_error(d);
     }
+    if (ev->f[KT_F_AUDIT_ID].len == 0 && ev->f[KT_F_STAGE].len == 0 &&
+        ev->f[KT_F_STAGE_TS].ptr == NULL) {
+        return "not an audit event: no auditID, stage or stageTimestamp";
+    }
     if (ev->f[KT_F_AUDIT_ID].len == 0) {
         return "missing auditID";
     }

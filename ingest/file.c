@@ -205,6 +205,14 @@ static uint64_t fingerprint_fd(int fd, uint64_t size)
     return h ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
 }
 
+/* zlib's error text without the "<fd:N>: " that gzdopen() puts before it. */
+static const char *gz_message(gzFile gz, int *zerr)
+{
+    const char *msg = gzerror(gz, zerr);
+    const char *p = strstr(msg, ">: ");
+    return msg[0] == '<' && p != NULL ? p + 3 : msg;
+}
+
 /* Read up to READ_CHUNK more bytes into the window. >0 bytes, 0 at EOF, <0 on error. */
 static ssize_t fill(struct file_src *s)
 {
@@ -225,13 +233,21 @@ static ssize_t fill(struct file_src *s)
         n = gzread(s->gz, s->win + s->wlen, READ_CHUNK);
         if (n < 0) {
             int zerr = 0;
-            const char *msg = gzerror(s->gz, &zerr);
+            const char *msg = gz_message(s->gz, &zerr);
             kt_error("ingest:file", "%s: corrupt gzip stream after %llu bytes: %s", s->path,
                      (unsigned long long)s->read_off, msg);
             return KT_EIO;
         }
-        z_off_t co = gzoffset(s->gz);
-        (void)co;
+        if (n == 0) {
+            /* gzread reports a stream cut short or followed by garbage only through gzerror */
+            int zerr = Z_OK;
+            const char *msg = gz_message(s->gz, &zerr);
+            if (zerr != Z_OK && zerr != Z_STREAM_END) {
+                kt_error("ingest:file", "%s: corrupt gzip stream after %llu bytes: %s", s->path,
+                         (unsigned long long)s->read_off, msg);
+                return KT_EIO;
+            }
+        }
     } else {
         do {
             n = read(s->fd, s->win + s->wlen, READ_CHUNK);

@@ -1,6 +1,6 @@
 # Integration: an interrupted replay resumes from its checkpoint; --follow survives rename
 # rotation and copytruncate, and SIGTERM commits what was read.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 wait_count() { # wait_count DB N: until events has N rows (20 s at most)
     for _ in $(seq 400); do

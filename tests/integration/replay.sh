@@ -1,5 +1,5 @@
 # Integration: ktrail replay on every input shape, dedupe, resume, rejects and errors.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.bash"
 
 N=3000
 "$GEN_AUDIT" --seed 11 --events $N --format lines -o "$T/a.log"

@@ -722,7 +722,7 @@ static void test_decode_missing_required_fields_are_rejected(void **state)
     static const struct {
         const char *json, *reason;
     } cases[] = {
-        {"{}", "missing auditID"},
+        {"{}", "not an audit event: no auditID, stage or stageTimestamp"},
         {"{\"stage\":\"Panic\",\"stageTimestamp\":\"2024-05-01T12:00:00Z\"}", "missing auditID"},
         {"{\"auditID\":\"\",\"stage\":\"Panic\",\"stageTimestamp\":\"2024-05-01T12:00:00Z\"}",
          "missing auditID"},
