@@ -44,8 +44,7 @@ void kt_store_close(struct kt_store *s);
 int kt_store_write(struct kt_store *s, struct kt_batch *b, struct kt_store_stats *delta);
 
 /* A kt_ckpt_lookup_fn over the ckpt_file table; ctx is the struct kt_store. Thread-safe. */
-int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode,
-                         int *done);
+int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode, int *done);
 
 /* Totals since open. */
 void kt_store_stats(struct kt_store *s, struct kt_store_stats *out);
