@@ -69,7 +69,18 @@ struct kt_store {
     struct kt_store_stats totals; /* since open */
     char *join;                   /* scratch for joined lists */
     size_t joincap;               /* its size */
+
+    /* the checkpointer: copies the WAL into the database off the writer's path */
+    sqlite3 *ckdb;        /* its own connection */
+    pthread_t ckthread;   /* the thread, when ckrunning */
+    int ckrunning;        /* the thread was started */
+    pthread_mutex_t ckmu; /* guards ckpages, ckquit */
+    pthread_cond_t ckcv;  /* the WAL grew, or quit */
+    int ckpages;          /* WAL pages at the last commit */
+    int ckquit;           /* close() asks the thread to end */
 };
+
+enum { CKPT_PAGES = 4096 }; /* checkpoint once the WAL holds this many pages */
 
 /* ---- dictionary ---- */
 
@@ -262,6 +273,79 @@ static int migrate(sqlite3 *db, const char *path, char *errstr, size_t errlen)
     return 0;
 }
 
+/* sqlite3_wal_hook: after each commit on the writer connection, wake the checkpointer. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct kt_store *st = arg;
+    (void)db;
+    (void)name;
+    if (pages >= CKPT_PAGES) {
+        pthread_mutex_lock(&st->ckmu);
+        st->ckpages = pages;
+        pthread_cond_signal(&st->ckcv);
+        pthread_mutex_unlock(&st->ckmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    struct kt_store *st = arg;
+    pthread_mutex_lock(&st->ckmu);
+    for (;;) {
+        while (st->ckpages < CKPT_PAGES && !st->ckquit) {
+            pthread_cond_wait(&st->ckcv, &st->ckmu);
+        }
+        if (st->ckquit) {
+            break;
+        }
+        st->ckpages = 0;
+        pthread_mutex_unlock(&st->ckmu);
+        /* PASSIVE: never blocks the writer; what it cannot copy now, a later run will. */
+        if (sqlite3_wal_checkpoint_v2(st->ckdb, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+            SQLITE_OK) {
+            kt_warn("store", "WAL checkpoint: %s", sqlite3_errmsg(st->ckdb));
+        }
+        pthread_mutex_lock(&st->ckmu);
+    }
+    pthread_mutex_unlock(&st->ckmu);
+    return NULL;
+}
+
+static int start_checkpointer(struct kt_store *st, const char *path, char *errstr, size_t errlen)
+{
+    if (sqlite3_open_v2(path, &st->ckdb, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        snprintf(errstr, errlen, "cannot open database %s: %s", path,
+                 st->ckdb ? sqlite3_errmsg(st->ckdb) : "out of memory");
+        return KT_EIO;
+    }
+    sqlite3_busy_timeout(st->ckdb, 5000);
+    sqlite3_exec(st->ckdb,
+                 st->opts.sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL,
+                 NULL, NULL);
+    if (pthread_create(&st->ckthread, NULL, checkpointer_main, st) != 0) {
+        snprintf(errstr, errlen, "cannot start the checkpointer thread");
+        return KT_ENOMEM;
+    }
+    st->ckrunning = 1;
+    sqlite3_wal_hook(st->db, wal_hook, st);
+    return 0;
+}
+
+static void stop_checkpointer(struct kt_store *st)
+{
+    if (st->ckrunning) {
+        pthread_mutex_lock(&st->ckmu);
+        st->ckquit = 1;
+        pthread_cond_signal(&st->ckcv);
+        pthread_mutex_unlock(&st->ckmu);
+        pthread_join(st->ckthread, NULL);
+        st->ckrunning = 0;
+    }
+    sqlite3_close(st->ckdb);
+    st->ckdb = NULL;
+}
+
 int kt_store_schema_version(void)
 {
     return SCHEMA_VERSION;
@@ -278,6 +362,8 @@ int kt_store_open(const char *path, const struct kt_store_opts *opts, struct kt_
         return KT_ENOMEM;
     }
     pthread_mutex_init(&st->mu, NULL);
+    pthread_mutex_init(&st->ckmu, NULL);
+    pthread_cond_init(&st->ckcv, NULL);
     if (opts != NULL) {
         st->opts = *opts;
     }
@@ -316,6 +402,9 @@ int kt_store_open(const char *path, const struct kt_store_opts *opts, struct kt_
             goto fail;
         }
     }
+    if (strcmp(path, ":memory:") != 0 && start_checkpointer(st, path, errstr, errlen) != 0) {
+        goto fail;
+    }
     *out = st;
     return 0;
 fail:
@@ -328,12 +417,15 @@ void kt_store_close(struct kt_store *st)
     if (st == NULL) {
         return;
     }
+    stop_checkpointer(st);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(st->st[i]);
     }
-    sqlite3_close(st->db);
+    sqlite3_close(st->db); /* the last connection: checkpoints what is left of the WAL */
     dict_free(&st->dict);
     free(st->join);
+    pthread_cond_destroy(&st->ckcv);
+    pthread_mutex_destroy(&st->ckmu);
     pthread_mutex_destroy(&st->mu);
     free(st);
 }
@@ -406,10 +498,9 @@ static int write_event(struct kt_store *st, const struct kt_batch *b, const stru
     }
     /* A duplicate: find the stored row, alerts and raw JSON link to it. */
     sqlite3_stmt *g = st->st[ST_EVENT_ID];
-    int64_t stage = 0;
     rc = bind_dict(st, g, 2, ev->f[KT_F_STAGE]);
-    (void)stage;
     sqlite3_bind_text(g, 1, ev->f[KT_F_AUDIT_ID].ptr, (int)ev->f[KT_F_AUDIT_ID].len, SQLITE_STATIC);
+    sqlite3_bind_int64(g, 3, ev->ts_us);
     *id = 0;
     if (rc == 0 && sqlite3_step(g) == SQLITE_ROW) {
         *id = sqlite3_column_int64(g, 0);

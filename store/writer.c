@@ -25,6 +25,7 @@ struct kt_writer {
 static void *writer_main(void *arg)
 {
     struct kt_writer *w = arg;
+    pthread_setname_np(pthread_self(), "kt-writer");
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->n == 0 && !w->quit) {
