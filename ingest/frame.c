@@ -51,6 +51,7 @@ void kt_framer_shift(struct kt_framer *f, size_t n)
     f->base += n;
     f->pos -= n;
     f->vstart = f->vstart >= n ? f->vstart - n : 0;
+    f->sstart = f->sstart >= n ? f->sstart - n : 0;
 }
 
 int kt_framer_mode(const struct kt_framer *f)
@@ -217,6 +218,7 @@ void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof, s
             }
             if (c == '"') {
                 f->state = S_STRING;
+                f->sstart = f->pos;
             } else if (c == '{' || c == '[') {
                 f->depth++;
             } else if (c == '}' || c == ']') {
@@ -243,8 +245,7 @@ void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof, s
             }
             check_size(f, buf);
             continue;
-        case S_STRING: {
-            size_t start = f->pos;
+        case S_STRING:
             f->pos = scan_string(buf, f->pos, len);
             if (f->pos >= len) {
                 check_size(f, buf);
@@ -255,8 +256,8 @@ void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof, s
                 f->pos++;
                 f->state = S_VALUE;
                 /* a key "items" directly inside a top-level object? */
-                if (f->mode == KT_FRAME_TOP && f->depth == 1 && f->pos - start == 6 &&
-                    memcmp(buf + start, "items", 5) == 0 && buf[f->vstart] == '{') {
+                if (f->mode == KT_FRAME_TOP && f->depth == 1 && f->pos - f->sstart == 6 &&
+                    memcmp(buf + f->sstart, "items", 5) == 0) {
                     f->items = 1;
                 }
             } else if (c == '\\') {
@@ -270,7 +271,6 @@ void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof, s
             }
             check_size(f, buf);
             continue;
-        }
         case S_ESCAPE:
             if (c == '\n') {
                 f->state = S_STRING; /* let S_STRING reject it */

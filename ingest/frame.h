@@ -47,6 +47,7 @@ struct kt_framer {
     size_t pos;      /* next byte to scan, in the buffer */
     size_t vstart;   /* start of the value or junk being scanned, in the buffer */
     uint64_t voff;   /* its stream offset */
+    size_t sstart;   /* first byte of the string being scanned, in the buffer */
     uint64_t vline;  /* its line */
     uint64_t line;   /* line of buf[pos] */
     uint32_t depth;  /* nesting inside the value */
