@@ -12,6 +12,10 @@
  */
 #include "frame.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 enum state {
     S_BETWEEN, /* between values */
     S_VALUE,   /* inside a value, outside strings */
@@ -120,9 +124,25 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-/* Scan a string body quickly: stop at '"', '\\' or '\n'. */
+/* Scan a string body quickly: stop at '"', '\\' or '\n'. Most of the input is string bodies,
+ * so this loop is the framer's hot path: 16 bytes at a time with SSE2 where available. */
 static size_t scan_string(const char *buf, size_t pos, size_t len)
 {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i slash = _mm_set1_epi8('\\');
+    const __m128i nl = _mm_set1_epi8('\n');
+    while (pos + 16 <= len) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + pos));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                                   _mm_cmpeq_epi8(v, nl));
+        int mask = _mm_movemask_epi8(hit);
+        if (mask != 0) {
+            return pos + (size_t)__builtin_ctz((unsigned)mask);
+        }
+        pos += 16;
+    }
+#endif
     while (pos < len) {
         char c = buf[pos];
         if (c == '"' || c == '\\' || c == '\n') {
