@@ -871,7 +871,7 @@ int main(int argc, char **argv)
         make_request(&r);
         uuid(id);
         int64_t recv = clock_us;
-        clock_us += 200 + below(3000);
+        clock_us += 1000 + below(60000); /* about 30 requests a second */
         int nstages = (r.watch || r.started_only) ? 2 : 1;
         for (int s = 0; s < nstages && written < events; s++) {
             ev.len = 0;
