@@ -12,6 +12,7 @@
 
 #include "file.h"
 #include "pipeline.h"
+#include "rules.h"
 #include "store.h"
 
 #ifndef KT_VERSION
@@ -44,7 +45,10 @@ static void usage(FILE *out)
     fputs("usage: ktrail <command> [options]\n"
           "\n"
           "commands:\n"
-          "  replay [options] PATH...   store audit events from files, directories, .gz or -\n"
+          "  replay [options] PATH...   analyze and store audit events from files,\n"
+          "                             directories, .gz or -\n"
+          "  rules check FILE...        load rule files and report errors (exit 3)\n"
+          "  rules list [--rules FILE]  the rules that would run: priority, name, tags\n"
           "  version                    print the version\n"
           "\n"
           "replay options:\n"
@@ -54,7 +58,14 @@ static void usage(FILE *out)
           "  --max-event-size BYTES  larger events are rejected (default 16777216)\n"
           "  --no-resume             ignore checkpoints: read every file from its start\n"
           "  --quiet                 no progress line\n"
-          "  --verbose               debug logging\n",
+          "  --verbose               debug logging\n"
+          "\n"
+          "rule options (replay, rules list):\n"
+          "  --rules FILE            load a rules file after the default pack (repeatable;\n"
+          "                          later files append to and override earlier ones)\n"
+          "  --no-default-rules      do not load ktrail's own rule pack\n"
+          "  --alerts json|text|none print alerts on stdout once stored (default text)\n"
+          "  --min-priority P        skip rules below P (emergency ... debug)\n",
           out);
 }
 
@@ -88,13 +99,160 @@ static int parse_size(const char *s, size_t *out)
     return 0;
 }
 
+/* Rule files to load: the default pack, then --rules files in order. */
+struct rule_args {
+    const char *files[64]; /* paths, borrowed from argv or static */
+    size_t n;              /* count */
+    int no_default;        /* --no-default-rules */
+    int min_priority;      /* --min-priority */
+};
+
+/* The default pack: $KTRAIL_RULES_DIR, the source tree next to the binary, or installed. */
+static const char *default_rules(const char *argv0)
+{
+    static char path[4096];
+    const char *env = getenv("KTRAIL_RULES_DIR");
+    if (env != NULL) {
+        snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", env);
+        return path;
+    }
+    char exe[2048];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(path, sizeof(path), "%s/../rules/k8s_audit_rules.yaml", exe);
+            if (access(path, R_OK) == 0) {
+                return path;
+            }
+        }
+    }
+    (void)argv0;
+    snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", KT_RULES_DIR);
+    return path;
+}
+
+/* Load rules per args; prints the error and returns NULL on failure. */
+static struct kt_ruleset *load_rules(const struct rule_args *ra, const char *argv0)
+{
+    const char *files[65];
+    size_t n = 0;
+    if (!ra->no_default) {
+        files[n++] = default_rules(argv0);
+    }
+    for (size_t i = 0; i < ra->n; i++) {
+        files[n++] = ra->files[i];
+    }
+    struct kt_rules_opts ro = {.min_priority = ra->min_priority};
+    struct kt_ruleset *rs = NULL;
+    char err[1024] = "";
+    if (n == 0) {
+        return NULL;
+    }
+    if (kt_ruleset_load(files, n, &ro, &rs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ktrail: rules: %s\n", err);
+        return NULL;
+    }
+    return rs;
+}
+
+/* Handle a rule option; 1 if c was one, -1 on a bad value, 0 if not a rule option. */
+static int rule_option(int c, const char *arg, struct rule_args *ra)
+{
+    switch (c) {
+    case 'R':
+        if (ra->n == sizeof(ra->files) / sizeof(ra->files[0])) {
+            fputs("ktrail: too many --rules files\n", stderr);
+            return -1;
+        }
+        ra->files[ra->n++] = arg;
+        return 1;
+    case 'N':
+        ra->no_default = 1;
+        return 1;
+    case 'P':
+        ra->min_priority = kt_priority_parse(arg);
+        if (ra->min_priority < 0) {
+            fprintf(stderr,
+                    "ktrail: --min-priority: '%s' is not a priority (emergency, alert, "
+                    "critical, error, warning, notice, info, debug)\n",
+                    arg);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int cmd_rules(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    struct rule_args ra = {.min_priority = KT_PRIO_DEBUG};
+    if (strcmp(argv[1], "check") == 0) {
+        if (argc < 3) {
+            fputs("ktrail: rules check needs at least one FILE\n", stderr);
+            return EXIT_USAGE;
+        }
+        ra.no_default = 1;
+        for (int i = 2; i < argc; i++) {
+            ra.files[ra.n++] = argv[i];
+        }
+        struct kt_ruleset *rs = load_rules(&ra, argv[0]);
+        if (rs == NULL) {
+            return EXIT_RULES;
+        }
+        printf("ok: %zu rules\n", kt_ruleset_count(rs));
+        kt_ruleset_destroy(rs);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "list") == 0) {
+        static const struct option longopts[] = {
+            {"rules", required_argument, NULL, 'R'},
+            {"no-default-rules", no_argument, NULL, 'N'},
+            {NULL, 0, NULL, 0},
+        };
+        int c;
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+            if (rule_option(c, optarg, &ra) <= 0) {
+                return EXIT_USAGE;
+            }
+        }
+        struct kt_ruleset *rs = load_rules(&ra, argv[0]);
+        if (rs == NULL) {
+            return EXIT_RULES;
+        }
+        for (size_t i = 0; i < kt_ruleset_count(rs); i++) {
+            struct kt_rule_info ri;
+            kt_ruleset_info(rs, i, &ri);
+            printf("%-13s %-8s %s  [%s]\n", kt_priority_name(ri.priority),
+                   ri.enabled ? "enabled" : "disabled", ri.name, ri.tags);
+        }
+        kt_ruleset_destroy(rs);
+        return EXIT_OK;
+    }
+    fprintf(stderr, "ktrail: unknown rules command '%s' (check, list)\n", argv[1]);
+    return EXIT_USAGE;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
     const char *db = "ktrail.db";
     struct kt_file_opts fo = {.max_event_size = 16u << 20, .poll_ms = 250};
     struct kt_store_opts so = {0};
-    int quiet = 0, no_resume = 0;
+    int quiet = 0, no_resume = 0, alerts = 1, alerts_json = 0;
+    struct rule_args ra = {.min_priority = KT_PRIO_DEBUG};
     static const struct option longopts[] = {
+        {"rules", required_argument, NULL, 'R'},
+        {"no-default-rules", no_argument, NULL, 'N'},
+        {"min-priority", required_argument, NULL, 'P'},
+        {"alerts", required_argument, NULL, 'A'},
         {"db", required_argument, NULL, 'd'},
         {"follow", no_argument, NULL, 'f'},
         {"keep-raw", required_argument, NULL, 'k'},
@@ -108,7 +266,22 @@ static int cmd_replay(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:fqvh", longopts, NULL)) != -1) {
+        int r = rule_option(c, optarg, &ra);
+        if (r < 0) {
+            return EXIT_USAGE;
+        }
+        if (r > 0) {
+            continue;
+        }
         switch (c) {
+        case 'A':
+            alerts = strcmp(optarg, "none") != 0;
+            alerts_json = strcmp(optarg, "json") == 0;
+            if (alerts && !alerts_json && strcmp(optarg, "text") != 0) {
+                fprintf(stderr, "ktrail: --alerts takes json, text or none, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
         case 'd':
             db = optarg;
             break;
@@ -157,8 +330,16 @@ static int cmd_replay(int argc, char **argv)
     struct kt_source *src = NULL;
     int code = EXIT_OK;
 
+    struct kt_ruleset *rules = NULL;
+    if (!ra.no_default || ra.n > 0) {
+        rules = load_rules(&ra, argv[0]);
+        if (rules == NULL) {
+            return EXIT_RULES;
+        }
+    }
     if (kt_store_open(db, &so, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "ktrail: %s\n", err);
+        kt_ruleset_destroy(rules);
         return EXIT_RUNTIME;
     }
     if (!no_resume) {
@@ -169,6 +350,7 @@ static int cmd_replay(int argc, char **argv)
                               &src, err, sizeof(err)) != 0) {
         fprintf(stderr, "ktrail: %s\n", err);
         kt_store_close(store);
+        kt_ruleset_destroy(rules);
         return EXIT_USAGE;
     }
 
@@ -177,6 +359,9 @@ static int cmd_replay(int argc, char **argv)
         .progress = !quiet && isatty(STDERR_FILENO),
         .depth = 2,
         .stop = &stop_requested,
+        .rules = rules,
+        .alerts = alerts && rules != NULL ? stdout : NULL,
+        .alerts_json = alerts_json,
     };
     struct kt_pipeline_result res;
     int rc = kt_pipeline_run(src, store, &po, &res);
@@ -196,11 +381,11 @@ static int cmd_replay(int argc, char **argv)
 
     double rate = res.seconds > 0 ? (double)res.records / res.seconds : 0;
     fprintf(stderr,
-            "ktrail replay: %llu events read, %llu stored, %llu duplicates skipped, %llu rejected"
-            " in %.2f s (%.0f events/s)\n",
+            "ktrail replay: %llu events read, %llu stored, %llu duplicates skipped, %llu rejected,"
+            " %llu alerts in %.2f s (%.0f events/s)\n",
             (unsigned long long)res.records, (unsigned long long)res.st.events,
-            (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects, res.seconds,
-            rate);
+            (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects,
+            (unsigned long long)res.st.alerts, res.seconds, rate);
     if (skipped > 0) {
         fprintf(stderr,
                 "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"
@@ -216,6 +401,7 @@ static int cmd_replay(int argc, char **argv)
     }
     kt_source_destroy(src);
     kt_store_close(store);
+    kt_ruleset_destroy(rules);
     return code;
 }
 
@@ -228,6 +414,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "replay") == 0) {
         return cmd_replay(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "rules") == 0) {
+        return cmd_rules(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("ktrail %s\n", KT_VERSION);

@@ -19,6 +19,8 @@ struct pool {
     struct kt_batch **all;  /* every batch, for destruction */
     struct kt_source *src;  /* acknowledged after commit */
     int first_error;        /* first failed write */
+    FILE *alerts;           /* print committed alerts here, or NULL */
+    int alerts_json;        /* as JSON lines */
 };
 
 static struct kt_batch *pool_get(struct pool *p)
@@ -49,6 +51,13 @@ static void batch_done(struct kt_batch *b, int status, void *ctx)
 {
     struct pool *p = ctx;
     kt_source_ack(p->src, b, status);
+    if (status == 0 && p->alerts != NULL) {
+        /* printed once durable: what is printed is in the database */
+        for (size_t i = 0; i < b->nalerts; i++) {
+            kt_alert_print(p->alerts, b, &b->alerts[i], p->alerts_json);
+        }
+        fflush(p->alerts);
+    }
     pool_put(p, b, status);
 }
 
@@ -75,8 +84,9 @@ static void progress_line(const struct kt_source *src, uint64_t records, int64_t
 int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
                     const struct kt_pipeline_opts *opts, struct kt_pipeline_result *res)
 {
-    struct pool p = {.src = src};
+    struct pool p = {.src = src, .alerts = opts->alerts, .alerts_json = opts->alerts_json};
     struct kt_decoder *dec = NULL;
+    struct kt_matcher *matcher = NULL;
     struct kt_writer *w = NULL;
     int rc = 0;
     size_t depth = opts->depth ? opts->depth : 2;
@@ -108,6 +118,10 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
         rc = KT_ENOMEM;
         goto out;
     }
+    if (opts->rules != NULL && (matcher = kt_matcher_create(opts->rules)) == NULL) {
+        rc = KT_ENOMEM;
+        goto out;
+    }
     rc = kt_writer_create(store, depth, &w);
     if (rc != 0) {
         goto out;
@@ -133,6 +147,9 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
             }
         } else {
             rc = kt_decode_batch(dec, b);
+            if (rc == 0 && matcher != NULL) {
+                rc = kt_matcher_run(matcher, b);
+            }
             if (rc != 0) {
                 pool_put(&p, b, 0);
                 break;
@@ -164,6 +181,7 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
 
 out:
     kt_writer_destroy(w);
+    kt_matcher_destroy(matcher);
     kt_decoder_destroy(dec);
     if (p.all != NULL) {
         for (size_t i = 0; i < p.nall; i++) {

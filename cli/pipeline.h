@@ -11,13 +11,17 @@
 
 #include <signal.h>
 
+#include "rules.h"
 #include "source.h"
 #include "store.h"
 
 struct kt_pipeline_opts {
-    int progress;                /* draw a progress line on stderr */
-    size_t depth;                /* batches queued for the writer at most */
-    volatile sig_atomic_t *stop; /* set by a signal handler: stop the source and finish */
+    int progress;                   /* draw a progress line on stderr */
+    size_t depth;                   /* batches queued for the writer at most */
+    volatile sig_atomic_t *stop;    /* set by a signal handler: stop the source and finish */
+    const struct kt_ruleset *rules; /* rules to run on every event, or NULL */
+    FILE *alerts;                   /* where committed alerts are printed, or NULL */
+    int alerts_json;                /* print them as JSON lines (else text) */
 };
 
 struct kt_pipeline_result {

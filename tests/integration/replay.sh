@@ -10,7 +10,7 @@ check "generator wrote one event per line" "$N" "$lines"
 "$KTRAIL" replay --quiet --db "$T/lines.db" "$T/a.log" 2>"$T/out"
 check "exit code, clean replay" 0 $?
 check "every event stored" "$N" "$(sql "$T/lines.db" 'SELECT count(*) FROM events')"
-check "summary names counts" 1 "$(grep -c "$N events read, $N stored, 0 duplicates skipped, 0 rejected" "$T/out")"
+check "summary names counts" 1 "$(grep -c "$N events read, $N stored, 0 duplicates skipped, 0 rejected," "$T/out")"
 check "audit ids unique per stage" 0 "$(sql "$T/lines.db" 'SELECT count(*) FROM (SELECT audit_id, stage FROM events GROUP BY 1,2 HAVING count(*) > 1)')"
 
 # The same events in every other shape give identical rows.

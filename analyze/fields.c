@@ -1,0 +1,535 @@
+/*
+ * fields.c: the ka.* and jevt.* fields rules can name, and how each is read from an event.
+ *
+ * Top-level fields read struct kt_event directly. Body fields and jevt.value read a JSON
+ * pointer (with '*' matching every array element or object member) by walking only the
+ * body they need (requestObject or responseObject, whose spans the decoder recorded) with
+ * yajl callbacks; a '*' makes the field a list.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_parse.h>
+
+#include "rules_int.h"
+
+enum getter {
+    G_STR,    /* a scalar of struct kt_event: f[arg] */
+    G_GROUPS, /* user.groups */
+    G_SOURCEIPS,
+    G_CODE,       /* responseStatus.code as text */
+    G_STAGE_TS,   /* jevt.rawtime */
+    G_CLUSTER,    /* batch tag, else annotation */
+    G_URI_PARAM,  /* first value of a query parameter */
+    G_URI_PARAMS, /* every value of a query parameter, a list */
+    G_EXEC_CMD,   /* exec command= parameters joined by spaces */
+    G_POINTER,    /* a JSON pointer into the event */
+    G_OBJ,        /* jevt.obj: the whole event text */
+};
+
+struct field {
+    const char *name; /* as rules write it */
+    int getter;       /* enum getter */
+    int ev_field;     /* G_STR: enum kt_field */
+    int takes_arg;    /* name[ARG] */
+    const char *ptr;  /* G_POINTER: the pointer ("" for jevt.value[ARG]) */
+};
+
+#define POD "/requestObject/spec"
+#define CONT POD "/containers/*"
+static const struct field fields[] = {
+    {"ka.auditid", G_STR, KT_F_AUDIT_ID, 0, NULL},
+    {"ka.stage", G_STR, KT_F_STAGE, 0, NULL},
+    {"ka.verb", G_STR, KT_F_VERB, 0, NULL},
+    {"ka.uri", G_STR, KT_F_URI, 0, NULL},
+    {"ka.uri.param", G_URI_PARAM, 0, 1, NULL},
+    {"ka.uri.params", G_URI_PARAMS, 0, 1, NULL},
+    {"ka.exec.command", G_EXEC_CMD, 0, 0, NULL},
+    {"ka.useragent", G_STR, KT_F_USER_AGENT, 0, NULL},
+    {"ka.user.name", G_STR, KT_F_USER, 0, NULL},
+    {"ka.user.groups", G_GROUPS, 0, 0, NULL},
+    {"ka.user.extra.pod_name", G_STR, KT_F_POD_NAME_EXTRA, 0, NULL},
+    {"ka.user.extra.node_name", G_STR, KT_F_NODE_NAME_EXTRA, 0, NULL},
+    {"ka.impuser.name", G_STR, KT_F_IMP_USER, 0, NULL},
+    {"ka.sourceips", G_SOURCEIPS, 0, 0, NULL},
+    {"ka.auth.decision", G_STR, KT_F_DECISION, 0, NULL},
+    {"ka.auth.reason", G_STR, KT_F_AUTHZ_REASON, 0, NULL},
+    {"ka.validations.admission.policy.failure", G_STR, KT_F_ADMISSION_FAIL, 0, NULL},
+    {"ka.security.pod.violations", G_STR, KT_F_PSS_VIOLATIONS, 0, NULL},
+    {"ka.cluster.name", G_CLUSTER, 0, 0, NULL},
+    {"ka.target.name", G_STR, KT_F_NAME, 0, NULL},
+    {"ka.target.namespace", G_STR, KT_F_NAMESPACE, 0, NULL},
+    {"ka.target.resource", G_STR, KT_F_RESOURCE, 0, NULL},
+    {"ka.target.subresource", G_STR, KT_F_SUBRESOURCE, 0, NULL},
+    {"ka.target.apigroup", G_STR, KT_F_API_GROUP, 0, NULL},
+    {"ka.response.code", G_CODE, 0, 0, NULL},
+    {"ka.response.reason", G_STR, KT_F_RESP_REASON, 0, NULL},
+    {"jevt.value", G_POINTER, 0, 1, ""},
+    {"json.value", G_POINTER, 0, 1, ""},
+    {"jevt.obj", G_OBJ, 0, 0, NULL},
+    {"jevt.rawtime", G_STAGE_TS, 0, 0, NULL},
+    /* bodies: pointers into requestObject / responseObject */
+    {"ka.resp.name", G_POINTER, 0, 0, "/responseObject/metadata/name"},
+    {"ka.req.binding.role", G_POINTER, 0, 0, "/requestObject/roleRef/name"},
+    {"ka.req.binding.subjects.name", G_POINTER, 0, 0, "/requestObject/subjects/*/name"},
+    {"ka.req.binding.subjects.kind", G_POINTER, 0, 0, "/requestObject/subjects/*/kind"},
+    {"ka.req.role.rules.apiGroups", G_POINTER, 0, 0, "/requestObject/rules/*/apiGroups/*"},
+    {"ka.req.role.rules.resources", G_POINTER, 0, 0, "/requestObject/rules/*/resources/*"},
+    {"ka.req.role.rules.verbs", G_POINTER, 0, 0, "/requestObject/rules/*/verbs/*"},
+    {"ka.req.role.rules.nonResourceURLs", G_POINTER, 0, 0,
+     "/requestObject/rules/*/nonResourceURLs/*"},
+    {"ka.req.configmap.name", G_POINTER, 0, 0, "/requestObject/metadata/name"},
+    {"ka.req.configmap.obj", G_POINTER, 0, 0, "/requestObject/data"},
+    {"ka.req.service.type", G_POINTER, 0, 0, "/requestObject/spec/type"},
+    {"ka.req.service.external_ips", G_POINTER, 0, 0, "/requestObject/spec/externalIPs/*"},
+    {"ka.req.pod.host_network", G_POINTER, 0, 0, POD "/hostNetwork"},
+    {"ka.req.pod.host_pid", G_POINTER, 0, 0, POD "/hostPID"},
+    {"ka.req.pod.host_ipc", G_POINTER, 0, 0, POD "/hostIPC"},
+    {"ka.req.pod.run_as_user", G_POINTER, 0, 0, POD "/securityContext/runAsUser"},
+    {"ka.req.pod.seccomp_profile", G_POINTER, 0, 0, POD "/securityContext/seccompProfile/type"},
+    {"ka.req.pod.volumes.hostpath", G_POINTER, 0, 0, POD "/volumes/*/hostPath/path"},
+    {"ka.req.pod.containers.image", G_POINTER, 0, 0, CONT "/image"},
+    {"ka.req.pod.containers.privileged", G_POINTER, 0, 0, CONT "/securityContext/privileged"},
+    {"ka.req.pod.containers.add_capabilities", G_POINTER, 0, 0,
+     CONT "/securityContext/capabilities/add/*"},
+    {"ka.req.pod.containers.run_as_user", G_POINTER, 0, 0, CONT "/securityContext/runAsUser"},
+    {"ka.req.pod.containers.allow_privilege_escalation", G_POINTER, 0, 0,
+     CONT "/securityContext/allowPrivilegeEscalation"},
+    {"ka.req.pod.containers.seccomp_profile", G_POINTER, 0, 0,
+     CONT "/securityContext/seccompProfile/type"},
+};
+#undef POD
+#undef CONT
+
+enum { NFIELDS = sizeof(fields) / sizeof(fields[0]) };
+
+int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr)
+{
+    for (int i = 0; i < NFIELDS; i++) {
+        if (strlen(fields[i].name) == len && memcmp(fields[i].name, name, len) == 0) {
+            *takes_arg = fields[i].takes_arg;
+            *ptr = fields[i].ptr;
+            return i;
+        }
+    }
+    return -1;
+}
+
+const char *field_name(int id)
+{
+    return id >= 0 && id < NFIELDS ? fields[id].name : "?";
+}
+
+/* ---- query strings ---- */
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decode s into the arena. */
+static struct kt_str url_decode(struct kt_arena *a, const char *s, size_t len)
+{
+    char *out = kt_arena_alloc(a, len + 1);
+    size_t n = 0;
+    if (out == NULL) {
+        return KT_STR_NULL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out[n++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            out[n++] = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[n] = '\0';
+    return (struct kt_str){out, n};
+}
+
+/* Values of query parameter name in uri (all, or the first), decoded into the arena. */
+static int uri_params(struct kt_arena *a, struct kt_str uri, const char *name, int all,
+                      struct kt_value *out)
+{
+    const char *q = uri.ptr != NULL ? memchr(uri.ptr, '?', uri.len) : NULL;
+    size_t nlen = strlen(name), cap = 0;
+    struct kt_str *list = NULL;
+    memset(out, 0, sizeof(*out));
+    if (q == NULL) {
+        return 0;
+    }
+    const char *end = uri.ptr + uri.len, *p = q + 1;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq != NULL && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
+            struct kt_str v = url_decode(a, eq + 1, (size_t)(stop - eq - 1));
+            if (!all) {
+                out->kind = KT_V_STR;
+                out->s = v;
+                return 0;
+            }
+            if (out->n == cap) {
+                cap = cap ? cap * 2 : 8;
+                struct kt_str *nl = kt_arena_alloc(a, cap * sizeof(*nl));
+                if (nl == NULL) {
+                    return KT_ENOMEM;
+                }
+                if (out->n > 0) {
+                    memcpy(nl, list, out->n * sizeof(*nl));
+                }
+                list = nl;
+            }
+            list[out->n++] = v;
+            out->kind = KT_V_LIST;
+            out->v = list;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+/* ---- JSON pointers with '*' ---- */
+
+enum { MAX_SEGS = 16 };
+
+struct walk {
+    const char *json;           /* text walked */
+    const char *json_end;       /* its end */
+    yajl_handle h;              /* for byte offsets */
+    const char *segs[MAX_SEGS]; /* pointer segments (unescaped, NUL-terminated copies) */
+    size_t seglen[MAX_SEGS];
+    int nsegs;
+    int depth;                  /* containers entered */
+    int matched;                /* leading depths whose path matches the pointer */
+    int in_array[MAX_SEGS + 2]; /* per depth: an array (1) or object (0) */
+    long index[MAX_SEGS + 2];   /* per depth: next array index */
+    int key_ok;                 /* the last key at this depth matched its segment */
+    int wild;                   /* the pointer has a '*': the value is a list */
+    size_t cap_start;           /* a matched container's first byte */
+    int cap_depth;              /* depth of that container, or -1 */
+    struct kt_arena *arena;
+    struct kt_str *vals; /* collected values */
+    uint32_t n, cap;
+    int err;
+};
+
+static int seg_match(const struct walk *w, int d, const char *s, size_t len)
+{
+    return (w->seglen[d] == 1 && w->segs[d][0] == '*') ||
+           (w->seglen[d] == len && memcmp(w->segs[d], s, len) == 0);
+}
+
+static void collect(struct walk *w, const char *s, size_t len)
+{
+    if (w->n == w->cap) {
+        uint32_t cap = w->cap ? w->cap * 2 : 8;
+        struct kt_str *nv = kt_arena_alloc(w->arena, cap * sizeof(*nv));
+        if (nv == NULL) {
+            w->err = KT_ENOMEM;
+            return;
+        }
+        if (w->n > 0) {
+            memcpy(nv, w->vals, w->n * sizeof(*nv));
+        }
+        w->vals = nv;
+        w->cap = cap;
+    }
+    /* strings from yajl may live in its buffer: copy when outside the input */
+    if (s < w->json || s >= w->json_end) {
+        s = kt_arena_dup(w->arena, s, len);
+    }
+    w->vals[w->n++] = (struct kt_str){s, len};
+}
+
+/* Does the value about to come sit on the pointer's path? 2: it is the target, 1: on the
+ * way there, 0: elsewhere. Counts array elements whatever the answer. */
+static int at_target(struct walk *w)
+{
+    int d = w->depth; /* the value is a child of the container at depth d */
+    long idx = -1;
+    if (d >= 1 && d <= MAX_SEGS + 1 && w->in_array[d]) {
+        idx = w->index[d]++;
+    }
+    if (d == 0 || w->matched < d || d > w->nsegs) {
+        return 0;
+    }
+    int ok = w->key_ok;
+    if (idx >= 0) {
+        char num[24];
+        int n = snprintf(num, sizeof(num), "%ld", idx);
+        ok = seg_match(w, d - 1, num, (size_t)n);
+    }
+    return ok ? (d == w->nsegs ? 2 : 1) : 0;
+}
+
+static int w_scalar(struct walk *w, const char *s, size_t len)
+{
+    if (w->cap_depth >= 0) {
+        return 1;
+    }
+    if (at_target(w) == 2) {
+        collect(w, s, len);
+    }
+    w->key_ok = 0;
+    return w->err == 0;
+}
+
+static int w_null(void *ctx)
+{
+    struct walk *w = ctx;
+    if (w->cap_depth < 0) {
+        at_target(w);
+    }
+    return 1;
+}
+static int w_bool(void *ctx, int b)
+{
+    return w_scalar(ctx, b ? "true" : "false", b ? 4 : 5);
+}
+static int w_number(void *ctx, const char *s, size_t len)
+{
+    return w_scalar(ctx, s, len);
+}
+static int w_string(void *ctx, const unsigned char *s, size_t len)
+{
+    return w_scalar(ctx, (const char *)s, len);
+}
+
+static int w_start(struct walk *w, int array)
+{
+    if (w->cap_depth < 0) {
+        int t = w->depth == 0 ? 1 : at_target(w); /* the root is on every path */
+        if (t == 2) {
+            w->cap_start = yajl_get_bytes_consumed(w->h) - 1;
+            w->cap_depth = w->depth + 1;
+        } else if (t == 1 && w->matched == w->depth) {
+            w->matched = w->depth + 1;
+        }
+    }
+    w->depth++;
+    if (w->depth <= MAX_SEGS + 1) {
+        w->in_array[w->depth] = array;
+        w->index[w->depth] = 0;
+    }
+    w->key_ok = 0;
+    return 1;
+}
+
+static int w_end(struct walk *w)
+{
+    if (w->cap_depth == w->depth) {
+        size_t end = yajl_get_bytes_consumed(w->h);
+        collect(w, w->json + w->cap_start, end - w->cap_start);
+        w->cap_depth = -1;
+    }
+    if (w->matched == w->depth) {
+        w->matched = w->depth - 1;
+    }
+    w->depth--;
+    w->key_ok = 0;
+    return w->err == 0;
+}
+
+static int w_start_map(void *ctx)
+{
+    return w_start(ctx, 0);
+}
+static int w_start_array(void *ctx)
+{
+    return w_start(ctx, 1);
+}
+static int w_end_any(void *ctx)
+{
+    return w_end(ctx);
+}
+static int w_key(void *ctx, const unsigned char *s, size_t len)
+{
+    struct walk *w = ctx;
+    int d = w->depth;
+    w->key_ok = w->cap_depth < 0 && w->matched >= d && d >= 1 && d <= w->nsegs &&
+                seg_match(w, d - 1, (const char *)s, len);
+    return 1;
+}
+
+static const yajl_callbacks walk_cbs = {
+    w_null,      w_bool, NULL,      NULL,          w_number,  w_string,
+    w_start_map, w_key,  w_end_any, w_start_array, w_end_any,
+};
+
+/* Split pointer into w->segs (RFC 6901: ~1 is '/', ~0 is '~'), into the arena. */
+static int split_pointer(struct walk *w, const char *ptr)
+{
+    w->nsegs = 0;
+    if (*ptr != '/') {
+        return -1;
+    }
+    while (*ptr == '/' && w->nsegs < MAX_SEGS) {
+        const char *s = ptr + 1, *e = strchr(s, '/');
+        size_t len = e != NULL ? (size_t)(e - s) : strlen(s);
+        char *seg = kt_arena_alloc(w->arena, len + 1);
+        size_t n = 0;
+        if (seg == NULL) {
+            return -1;
+        }
+        for (size_t i = 0; i < len; i++) {
+            if (s[i] == '~' && i + 1 < len && (s[i + 1] == '0' || s[i + 1] == '1')) {
+                seg[n++] = s[i + 1] == '1' ? '/' : '~';
+                i++;
+            } else {
+                seg[n++] = s[i];
+            }
+        }
+        seg[n] = '\0';
+        if (n == 1 && seg[0] == '*') {
+            w->wild = 1;
+        }
+        w->segs[w->nsegs] = seg;
+        w->seglen[w->nsegs++] = n;
+        ptr = s + len;
+    }
+    return 0;
+}
+
+/* Values at pointer ptr inside json (NUL not required: len bytes). */
+static int pointer_get(struct kt_arena *a, const char *json, size_t len, const char *ptr,
+                       struct kt_value *out)
+{
+    struct walk w;
+    memset(&w, 0, sizeof(w));
+    w.json = json;
+    w.arena = a;
+    w.cap_depth = -1;
+    out->kind = KT_V_NONE;
+    if (json == NULL || split_pointer(&w, ptr) != 0) {
+        return 0;
+    }
+    w.json_end = json + len;
+    w.h = yajl_alloc(&walk_cbs, NULL, &w);
+    if (w.h == NULL) {
+        return KT_ENOMEM;
+    }
+    if (yajl_parse(w.h, (const unsigned char *)json, len) == yajl_status_ok) {
+        yajl_complete_parse(w.h);
+    }
+    yajl_free(w.h);
+    if (w.err != 0) {
+        return w.err;
+    }
+    if (w.wild) {
+        out->kind = KT_V_LIST;
+        out->v = w.vals;
+        out->n = w.n;
+        if (w.n == 0) {
+            out->kind = KT_V_NONE;
+        }
+    } else if (w.n > 0) {
+        out->kind = KT_V_STR;
+        out->s = w.vals[0];
+    }
+    return 0;
+}
+
+/* A pointer into the event: walk only the body it names when it names one. */
+static int event_pointer(const struct kt_batch *b, const struct kt_event *ev, const char *ptr,
+                         struct kt_value *out)
+{
+    struct kt_arena *a = (struct kt_arena *)&b->arena;
+    static const char req[] = "/requestObject", resp[] = "/responseObject";
+    if (strncmp(ptr, req, sizeof(req) - 1) == 0 && ptr[sizeof(req) - 1] == '/') {
+        return pointer_get(a, ev->req_obj.ptr, ev->req_obj.len, ptr + sizeof(req) - 1, out);
+    }
+    if (strncmp(ptr, resp, sizeof(resp) - 1) == 0 && ptr[sizeof(resp) - 1] == '/') {
+        return pointer_get(a, ev->resp_obj.ptr, ev->resp_obj.len, ptr + sizeof(resp) - 1, out);
+    }
+    const struct kt_record *r = &b->recs[ev->rec];
+    return pointer_get(a, b->buf + r->pos, r->len, ptr, out);
+}
+
+/* ---- the getter ---- */
+
+static void from_list(const struct kt_strlist *l, struct kt_value *out)
+{
+    out->kind = l->v != NULL ? KT_V_LIST : KT_V_NONE;
+    out->v = l->v;
+    out->n = l->n;
+}
+
+static void from_str(struct kt_str s, struct kt_value *out)
+{
+    out->kind = s.ptr != NULL ? KT_V_STR : KT_V_NONE;
+    out->s = s;
+}
+
+int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
+              struct kt_value *out)
+{
+    const struct field *fd = &fields[f->id];
+    struct kt_arena *a = (struct kt_arena *)&b->arena;
+    memset(out, 0, sizeof(*out));
+    switch (fd->getter) {
+    case G_STR:
+        from_str(ev->f[fd->ev_field], out);
+        return 0;
+    case G_GROUPS:
+        from_list(&ev->groups, out);
+        return 0;
+    case G_SOURCEIPS:
+        from_list(&ev->source_ips, out);
+        return 0;
+    case G_CODE:
+        if (ev->code != 0) {
+            char num[16];
+            int n = snprintf(num, sizeof(num), "%d", ev->code);
+            from_str((struct kt_str){kt_arena_dup(a, num, (size_t)n), (size_t)n}, out);
+        }
+        return 0;
+    case G_STAGE_TS:
+        from_str(ev->f[KT_F_STAGE_TS], out);
+        return 0;
+    case G_CLUSTER:
+        from_str(b->cluster.ptr != NULL ? b->cluster : ev->f[KT_F_CLUSTER_ANNOT], out);
+        return 0;
+    case G_URI_PARAM:
+    case G_URI_PARAMS:
+        return uri_params(a, ev->f[KT_F_URI], f->arg, fd->getter == G_URI_PARAMS, out);
+    case G_EXEC_CMD: {
+        struct kt_value all;
+        int rc = uri_params(a, ev->f[KT_F_URI], "command", 1, &all);
+        if (rc != 0 || all.kind != KT_V_LIST) {
+            return rc;
+        }
+        size_t len = 0;
+        for (uint32_t i = 0; i < all.n; i++) {
+            len += all.v[i].len + 1;
+        }
+        char *s = kt_arena_alloc(a, len + 1);
+        if (s == NULL) {
+            return KT_ENOMEM;
+        }
+        size_t n = 0;
+        for (uint32_t i = 0; i < all.n; i++) {
+            if (i > 0) {
+                s[n++] = ' ';
+            }
+            memcpy(s + n, all.v[i].ptr, all.v[i].len);
+            n += all.v[i].len;
+        }
+        s[n] = '\0';
+        from_str((struct kt_str){s, n}, out);
+        return 0;
+    }
+    case G_POINTER:
+        return event_pointer(b, ev, f->ptr, out);
+    case G_OBJ: {
+        const struct kt_record *r = &b->recs[ev->rec];
+        from_str((struct kt_str){b->buf + r->pos, r->len}, out);
+        return 0;
+    }
+    }
+    return 0;
+}

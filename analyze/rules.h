@@ -1,0 +1,60 @@
+/*
+ * rules.h: the streaming rule matcher. Falco-compatible k8s_audit rule files (list, macro and
+ * rule items, append/override, exceptions, %field outputs) compiled once into trees whose
+ * field references are resolved to accessor ids, then evaluated on every decoded event.
+ */
+#ifndef KT_ANALYZE_RULES_H
+#define KT_ANALYZE_RULES_H
+
+#include <stdio.h>
+
+#include "../ingest/batch.h"
+#include "alert.h"
+
+struct kt_ruleset;
+struct kt_matcher;
+
+struct kt_rules_opts {
+    int min_priority; /* rules less severe than this are not evaluated (KT_PRIO_DEBUG: all) */
+};
+
+/*
+ * Load and compile rule files in order: later files append to or override earlier items, as
+ * in Falco. On any error nothing is loaded: *out stays NULL and errstr says
+ * "file:line: item NAME: what". Returns 0, KT_EPARSE (a rule error) or KT_ENOMEM.
+ */
+int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rules_opts *opts,
+                    struct kt_ruleset **out, char *errstr, size_t errlen);
+void kt_ruleset_destroy(struct kt_ruleset *rs);
+
+/* Rules, in load order, for `ktrail rules list`. */
+struct kt_rule_info {
+    const char *name;   /* rule name */
+    const char *desc;   /* description, or "" */
+    const char *tags;   /* tags joined with ',' , or "" */
+    const char *source; /* file:line where it was defined */
+    int priority;       /* enum kt_priority */
+    int enabled;        /* 0 when disabled */
+};
+size_t kt_ruleset_count(const struct kt_ruleset *rs);
+void kt_ruleset_info(const struct kt_ruleset *rs, size_t i, struct kt_rule_info *out);
+
+/* A per-thread evaluator over a loaded rule set (borrowed: it must outlive the matcher). */
+struct kt_matcher *kt_matcher_create(const struct kt_ruleset *rs);
+void kt_matcher_destroy(struct kt_matcher *m);
+
+/*
+ * Evaluate every enabled rule on every decoded event of b (events without a reject). Each
+ * match appends a struct kt_alert to b->alerts, with output text and output fields JSON in
+ * b->arena, and flags the event KT_EV_KEEP_RAW. Returns 0 or KT_ENOMEM.
+ */
+int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b);
+
+/* Priority names (Falco's, case-insensitive; "info" accepted): enum, or -1. */
+int kt_priority_parse(const char *s);
+const char *kt_priority_name(int prio);
+
+/* Print one alert as a JSON line (Falco's shape plus audit_id and stage) or as text. */
+void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json);
+
+#endif

@@ -1,0 +1,405 @@
+/*
+ * rules_compile.c: condition text to a tree. Macros are inlined, lists expanded, field names
+ * resolved to accessor ids and regexes compiled here, once, so evaluation does no lookups.
+ *
+ * Grammar: expr = and {"or" and}; and = unary {"and" unary}; unary = "not" unary | primary;
+ * primary = "(" expr ")" | MACRO | FIELD OP [VALUE | "(" VALUE {"," VALUE} ")"].
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules_int.h"
+
+struct parser {
+    struct kt_ruleset *rs;
+    const char *p; /* next character */
+    char *err;     /* message buffer */
+    size_t errlen;
+    int depth; /* macro nesting, to catch cycles */
+};
+
+static void skip_ws(struct parser *ps)
+{
+    while (isspace((unsigned char)*ps->p)) {
+        ps->p++;
+    }
+}
+
+static int is_word(char c)
+{
+    return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-' || c == ':' || c == '/' ||
+           c == '*' || c == '@' || c == '%';
+}
+
+/* A word; with brackets for field names like ka.uri.param[command] (bracket text kept). */
+static size_t word_len(const char *p)
+{
+    size_t n = 0;
+    while (is_word(p[n])) {
+        n++;
+    }
+    if (n > 0 && p[n] == '[') {
+        const char *close = strchr(p + n, ']');
+        if (close != NULL) {
+            n = (size_t)(close - p) + 1;
+        }
+    }
+    return n;
+}
+
+static int keyword(struct parser *ps, const char *kw)
+{
+    size_t n = strlen(kw);
+    skip_ws(ps);
+    if (strncmp(ps->p, kw, n) == 0 && !is_word(ps->p[n]) && ps->p[n] != '[') {
+        ps->p += n;
+        return 1;
+    }
+    return 0;
+}
+
+static const struct {
+    const char *text;
+    int op;
+} ops[] = {
+    {"==", OP_EQ},
+    {"=", OP_EQ},
+    {"!=", OP_NE},
+    {"<=", OP_LE},
+    {"<", OP_LT},
+    {">=", OP_GE},
+    {">", OP_GT},
+    {"contains", OP_CONTAINS},
+    {"icontains", OP_ICONTAINS},
+    {"startswith", OP_STARTSWITH},
+    {"endswith", OP_ENDSWITH},
+    {"glob", OP_GLOB},
+    {"in", OP_IN},
+    {"intersects", OP_INTERSECTS},
+    {"pmatch", OP_PMATCH},
+    {"exists", OP_EXISTS},
+    {"regex", OP_REGEX},
+};
+
+/* The operator at ps->p, or -1 (not consumed). */
+static int parse_op(struct parser *ps)
+{
+    skip_ws(ps);
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        size_t n = strlen(ops[i].text);
+        if (strncmp(ps->p, ops[i].text, n) != 0) {
+            continue;
+        }
+        if (isalpha((unsigned char)ops[i].text[0]) && is_word(ps->p[n])) {
+            continue;
+        }
+        ps->p += n;
+        return ops[i].op;
+    }
+    return -1;
+}
+
+static struct item *find(struct item *items, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(items[i].name) == len && memcmp(items[i].name, name, len) == 0) {
+            return &items[i];
+        }
+    }
+    return NULL;
+}
+
+static int push_val(struct node *nd, const char *s, size_t len)
+{
+    char **v = realloc(nd->vals, (nd->nvals + 1) * sizeof(*v));
+    if (v == NULL) {
+        return -1;
+    }
+    nd->vals = v;
+    nd->vals[nd->nvals] = strndup(s, len);
+    return nd->vals[nd->nvals++] != NULL ? 0 : -1;
+}
+
+/* Add a value, expanding list names (recursively). */
+static int add_value(struct parser *ps, struct node *nd, const char *s, size_t len, int depth)
+{
+    struct item *l = depth < 16 ? find(ps->rs->lists, ps->rs->nlists, s, len) : NULL;
+    if (l == NULL) {
+        return push_val(nd, s, len);
+    }
+    for (size_t i = 0; i < l->nvalues; i++) {
+        if (add_value(ps, nd, l->values[i], strlen(l->values[i]), depth + 1) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One value: a quoted string or a bare word. */
+static int parse_value(struct parser *ps, struct node *nd, int expand)
+{
+    skip_ws(ps);
+    char q = *ps->p;
+    if (q == '"' || q == '\'') {
+        const char *s = ++ps->p;
+        char *buf = malloc(strlen(s) + 1);
+        size_t n = 0;
+        if (buf == NULL) {
+            return -1;
+        }
+        while (*ps->p != '\0' && *ps->p != q) {
+            if (*ps->p == '\\' && ps->p[1] != '\0') {
+                ps->p++;
+            }
+            buf[n++] = *ps->p++;
+        }
+        if (*ps->p != q) {
+            free(buf);
+            snprintf(ps->err, ps->errlen, "unterminated string");
+            return -1;
+        }
+        ps->p++;
+        int rc = push_val(nd, buf, n);
+        free(buf);
+        return rc;
+    }
+    size_t n = 0;
+    while (ps->p[n] != '\0' && !isspace((unsigned char)ps->p[n]) && ps->p[n] != ',' &&
+           ps->p[n] != ')' && ps->p[n] != '(') {
+        n++;
+    }
+    if (n == 0) {
+        snprintf(ps->err, ps->errlen, "expected a value near '%.20s'", ps->p);
+        return -1;
+    }
+    int rc = expand ? add_value(ps, nd, ps->p, n, 0) : push_val(nd, ps->p, n);
+    ps->p += n;
+    return rc;
+}
+
+static struct node *new_node(int kind, struct node *a, struct node *b)
+{
+    struct node *n = calloc(1, sizeof(*n));
+    if (n != NULL) {
+        n->kind = kind;
+        n->a = a;
+        n->b = b;
+    }
+    return n;
+}
+
+void node_free(struct node *n)
+{
+    if (n == NULL) {
+        return;
+    }
+    node_free(n->a);
+    node_free(n->b);
+    for (size_t i = 0; i < n->nvals; i++) {
+        free(n->vals[i]);
+    }
+    free(n->vals);
+    free(n->f.arg);
+    pcre2_code_free(n->re);
+    free(n);
+}
+
+int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
+{
+    const char *br = memchr(name, '[', len);
+    size_t base = br != NULL ? (size_t)(br - name) : len;
+    int takes_arg = 0;
+    const char *ptr = NULL;
+    memset(f, 0, sizeof(*f));
+    f->id = field_lookup(name, base, &takes_arg, &ptr);
+    if (f->id < 0 || (takes_arg != (br != NULL))) {
+        return -1;
+    }
+    if (br != NULL) {
+        f->arg = strndup(br + 1, len - base - 2);
+        if (f->arg == NULL) {
+            return -1;
+        }
+    }
+    f->ptr = ptr != NULL && ptr[0] == '\0' ? f->arg : (char *)ptr;
+    f->slot = rs->nslots++; /* each reference caches its own value per event */
+    return 0;
+}
+
+static struct node *parse_expr(struct parser *ps);
+
+static struct node *parse_macro(struct parser *ps, struct item *m)
+{
+    if (ps->depth > 32) {
+        snprintf(ps->err, ps->errlen, "macro %s refers to itself", m->name);
+        return NULL;
+    }
+    struct parser sub = {ps->rs, m->cond, ps->err, ps->errlen, ps->depth + 1};
+    struct node *n = parse_expr(&sub);
+    skip_ws(&sub);
+    if (n != NULL && *sub.p != '\0') {
+        snprintf(ps->err, ps->errlen, "macro %s: unexpected '%.20s'", m->name, sub.p);
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+static struct node *parse_primary(struct parser *ps)
+{
+    skip_ws(ps);
+    if (*ps->p == '(') {
+        ps->p++;
+        struct node *n = parse_expr(ps);
+        skip_ws(ps);
+        if (n == NULL || *ps->p != ')') {
+            if (n != NULL) {
+                snprintf(ps->err, ps->errlen, "missing ')' near '%.20s'", ps->p);
+            }
+            node_free(n);
+            return NULL;
+        }
+        ps->p++;
+        return n;
+    }
+    size_t len = word_len(ps->p);
+    if (len == 0) {
+        snprintf(ps->err, ps->errlen, "expected a field or macro near '%.20s'", ps->p);
+        return NULL;
+    }
+    const char *name = ps->p;
+    ps->p += len;
+    const char *after = ps->p;
+    int op = parse_op(ps);
+    if (op < 0) {
+        /* a bare name: a macro */
+        ps->p = after;
+        struct item *m = find(ps->rs->macros, ps->rs->nmacros, name, len);
+        if (m == NULL) {
+            snprintf(ps->err, ps->errlen, "undefined macro or missing operator: %.*s", (int)len,
+                     name);
+            return NULL;
+        }
+        return parse_macro(ps, m);
+    }
+    struct node *n = new_node(N_CMP, NULL, NULL);
+    if (n == NULL) {
+        return NULL;
+    }
+    n->op = op;
+    if (fref_resolve(ps->rs, name, len, &n->f) != 0) {
+        snprintf(ps->err, ps->errlen, "unknown field: %.*s", (int)len, name);
+        node_free(n);
+        return NULL;
+    }
+    if (op == OP_EXISTS) {
+        return n;
+    }
+    skip_ws(ps);
+    if (op == OP_IN || op == OP_INTERSECTS || op == OP_PMATCH) {
+        if (*ps->p != '(') {
+            for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+                if (ops[i].op == op) {
+                    snprintf(ps->err, ps->errlen, "'%s' needs a list in ( ) after %.*s",
+                             ops[i].text, (int)len, name);
+                }
+            }
+            node_free(n);
+            return NULL;
+        }
+        ps->p++;
+        skip_ws(ps);
+        while (*ps->p != ')') {
+            if (parse_value(ps, n, 1) != 0) {
+                node_free(n);
+                return NULL;
+            }
+            skip_ws(ps);
+            if (*ps->p == ',') {
+                ps->p++;
+            } else if (*ps->p != ')') {
+                snprintf(ps->err, ps->errlen, "expected ',' or ')' near '%.20s'", ps->p);
+                node_free(n);
+                return NULL;
+            }
+            skip_ws(ps);
+        }
+        ps->p++;
+        return n;
+    }
+    if (parse_value(ps, n, 0) != 0) {
+        node_free(n);
+        return NULL;
+    }
+    if (op == OP_REGEX) {
+        int code = 0;
+        PCRE2_SIZE at = 0;
+        n->re = pcre2_compile((PCRE2_SPTR)n->vals[0], PCRE2_ZERO_TERMINATED, 0, &code, &at, NULL);
+        if (n->re == NULL) {
+            char msg[128];
+            pcre2_get_error_message(code, (PCRE2_UCHAR *)msg, sizeof(msg));
+            snprintf(ps->err, ps->errlen, "bad regex \"%s\" at offset %zu: %s", n->vals[0],
+                     (size_t)at, msg);
+            node_free(n);
+            return NULL;
+        }
+        pcre2_jit_compile(n->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+    }
+    return n;
+}
+
+static struct node *parse_unary(struct parser *ps)
+{
+    if (keyword(ps, "not")) {
+        struct node *a = parse_unary(ps);
+        return a != NULL ? new_node(N_NOT, a, NULL) : NULL;
+    }
+    return parse_primary(ps);
+}
+
+static struct node *parse_and(struct parser *ps)
+{
+    struct node *a = parse_unary(ps);
+    while (a != NULL && keyword(ps, "and")) {
+        struct node *b = parse_unary(ps);
+        if (b == NULL) {
+            node_free(a);
+            return NULL;
+        }
+        a = new_node(N_AND, a, b);
+    }
+    return a;
+}
+
+static struct node *parse_expr(struct parser *ps)
+{
+    struct node *a = parse_and(ps);
+    while (a != NULL && keyword(ps, "or")) {
+        struct node *b = parse_and(ps);
+        if (b == NULL) {
+            node_free(a);
+            return NULL;
+        }
+        a = new_node(N_OR, a, b);
+    }
+    return a;
+}
+
+struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen)
+{
+    struct parser ps = {rs, text, err, errlen, 0};
+    err[0] = '\0';
+    struct node *n = parse_expr(&ps);
+    skip_ws(&ps);
+    if (n != NULL && *ps.p != '\0') {
+        snprintf(err, errlen, "unexpected '%.30s' (a bad operator?)", ps.p);
+        node_free(n);
+        return NULL;
+    }
+    if (n == NULL && err[0] == '\0') {
+        snprintf(err, errlen, "out of memory");
+    }
+    return n;
+}

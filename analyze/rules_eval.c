@@ -1,0 +1,482 @@
+/*
+ * rules_eval.c: evaluating compiled rules on decoded events, rendering outputs and alerts.
+ *
+ * Each field reference has a cache slot: within one event a field is read once however
+ * many rules name it. Conditions short-circuit, so body fields are only read for events
+ * whose cheap top-level tests (verb, resource) already passed.
+ */
+#include <ctype.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rules_int.h"
+
+struct slot {
+    uint64_t gen;        /* event generation the value belongs to */
+    struct kt_value val; /* the cached value */
+};
+
+struct kt_matcher {
+    const struct kt_ruleset *rs; /* borrowed */
+    struct slot *slots;          /* one per field reference */
+    uint64_t gen;                /* current event generation */
+    pcre2_match_data *md;        /* for regex */
+    pcre2_match_context *mctx;   /* match and depth limits */
+    const struct kt_batch *b;    /* the batch being evaluated */
+    const struct kt_event *ev;   /* the event being evaluated */
+    int err;                     /* KT_ENOMEM seen */
+};
+
+static const char *const prio_names[] = {"Emergency", "Alert",  "Critical",      "Error",
+                                         "Warning",   "Notice", "Informational", "Debug"};
+
+int kt_priority_parse(const char *s)
+{
+    for (int i = 0; i < 8; i++) {
+        if (strcasecmp(s, prio_names[i]) == 0) {
+            return i;
+        }
+    }
+    return strcasecmp(s, "info") == 0 ? KT_PRIO_INFORMATIONAL : -1;
+}
+
+const char *kt_priority_name(int prio)
+{
+    return prio >= 0 && prio < 8 ? prio_names[prio] : "Unknown";
+}
+
+struct kt_matcher *kt_matcher_create(const struct kt_ruleset *rs)
+{
+    struct kt_matcher *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        return NULL;
+    }
+    m->rs = rs;
+    m->slots = calloc((size_t)rs->nslots + 1, sizeof(*m->slots));
+    m->md = pcre2_match_data_create(8, NULL);
+    m->mctx = pcre2_match_context_create(NULL);
+    if (m->slots == NULL || m->md == NULL || m->mctx == NULL) {
+        kt_matcher_destroy(m);
+        return NULL;
+    }
+    /* no pattern may hang the pipeline: bound backtracking and recursion */
+    pcre2_set_match_limit(m->mctx, 100000);
+    pcre2_set_depth_limit(m->mctx, 1000);
+    return m;
+}
+
+void kt_matcher_destroy(struct kt_matcher *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    free(m->slots);
+    pcre2_match_data_free(m->md);
+    pcre2_match_context_free(m->mctx);
+    free(m);
+}
+
+static const struct kt_value *get(struct kt_matcher *m, const struct fref *f)
+{
+    struct slot *s = &m->slots[f->slot];
+    if (s->gen != m->gen) {
+        s->gen = m->gen;
+        if (field_get(f, m->b, m->ev, &s->val) != 0) {
+            m->err = KT_ENOMEM;
+            s->val.kind = KT_V_NONE;
+        }
+    }
+    return &s->val;
+}
+
+/* Both sides numbers? Then compare numerically. */
+static int as_number(struct kt_str s, double *out)
+{
+    char buf[64];
+    if (s.len == 0 || s.len >= sizeof(buf)) {
+        return 0;
+    }
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    char *end = NULL;
+    *out = strtod(buf, &end);
+    return end == buf + s.len;
+}
+
+static int has_prefix(struct kt_str s, const char *p, size_t n)
+{
+    return s.len >= n && memcmp(s.ptr, p, n) == 0;
+}
+
+static int contains(struct kt_str s, const char *p, size_t n, int icase)
+{
+    if (n == 0) {
+        return 1;
+    }
+    for (size_t i = 0; i + n <= s.len; i++) {
+        if (icase ? strncasecmp(s.ptr + i, p, n) == 0 : memcmp(s.ptr + i, p, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int in_set(const struct node *nd, struct kt_str s)
+{
+    for (size_t i = 0; i < nd->nvals; i++) {
+        if (strlen(nd->vals[i]) == s.len && memcmp(nd->vals[i], s.ptr, s.len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* One scalar against the node's value(s). */
+static int cmp_one(struct kt_matcher *m, const struct node *nd, struct kt_str s)
+{
+    if (s.ptr == NULL) {
+        return 0;
+    }
+    const char *v = nd->nvals > 0 ? nd->vals[0] : "";
+    size_t vn = strlen(v);
+    double a, b;
+    switch (nd->op) {
+    case OP_EQ:
+        return s.len == vn && memcmp(s.ptr, v, vn) == 0;
+    case OP_NE:
+        return !(s.len == vn && memcmp(s.ptr, v, vn) == 0);
+    case OP_LT:
+    case OP_LE:
+    case OP_GT:
+    case OP_GE: {
+        int c;
+        if (as_number(s, &a) && as_number((struct kt_str){v, vn}, &b)) {
+            c = a < b ? -1 : a > b;
+        } else {
+            size_t n = s.len < vn ? s.len : vn;
+            c = memcmp(s.ptr, v, n);
+            if (c == 0) {
+                c = s.len < vn ? -1 : s.len > vn;
+            }
+        }
+        return nd->op == OP_LT   ? c < 0
+               : nd->op == OP_LE ? c <= 0
+               : nd->op == OP_GT ? c > 0
+                                 : c >= 0;
+    }
+    case OP_CONTAINS:
+        return contains(s, v, vn, 0);
+    case OP_ICONTAINS:
+        return contains(s, v, vn, 1);
+    case OP_STARTSWITH:
+        return has_prefix(s, v, vn);
+    case OP_ENDSWITH:
+        return s.len >= vn && memcmp(s.ptr + s.len - vn, v, vn) == 0;
+    case OP_GLOB: {
+        char buf[1024];
+        if (s.len >= sizeof(buf)) {
+            return 0;
+        }
+        memcpy(buf, s.ptr, s.len);
+        buf[s.len] = '\0';
+        return fnmatch(v, buf, 0) == 0;
+    }
+    case OP_IN:
+    case OP_INTERSECTS:
+        return in_set(nd, s);
+    case OP_PMATCH:
+        for (size_t i = 0; i < nd->nvals; i++) {
+            size_t n = strlen(nd->vals[i]);
+            if (has_prefix(s, nd->vals[i], n) &&
+                (s.len == n || s.ptr[n] == '/' || (n > 0 && nd->vals[i][n - 1] == '/'))) {
+                return 1;
+            }
+        }
+        return 0;
+    case OP_REGEX: {
+        int rc = pcre2_match(nd->re, (PCRE2_SPTR)s.ptr, s.len, 0, 0, m->md, m->mctx);
+        return rc >= 0; /* no match, and hitting a limit, are both false */
+    }
+    }
+    return 0;
+}
+
+/* A comparison with Falco's semantics for missing and list-valued fields. */
+static int eval_cmp(struct kt_matcher *m, const struct node *nd)
+{
+    const struct kt_value *v = get(m, &nd->f);
+    if (v->kind == KT_V_NONE) {
+        return 0;
+    }
+    if (nd->op == OP_EXISTS) {
+        return v->kind == KT_V_STR || v->n > 0;
+    }
+    if (v->kind == KT_V_STR) {
+        return cmp_one(m, nd, v->s);
+    }
+    if (nd->op == OP_IN) { /* every value is in the set */
+        if (v->n == 0) {
+            return 0;
+        }
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (!cmp_one(m, nd, v->v[i])) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    for (uint32_t i = 0; i < v->n; i++) { /* any value matches */
+        if (cmp_one(m, nd, v->v[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int eval(struct kt_matcher *m, const struct node *nd)
+{
+    switch (nd->kind) {
+    case N_AND:
+        return eval(m, nd->a) && eval(m, nd->b);
+    case N_OR:
+        return eval(m, nd->a) || eval(m, nd->b);
+    case N_NOT:
+        return !eval(m, nd->a);
+    case N_CMP:
+        return eval_cmp(m, nd);
+    default:
+        return 1;
+    }
+}
+
+/* ---- output ---- */
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    int err;
+};
+
+static void sb_put(struct sbuf *s, const char *p, size_t n)
+{
+    if (s->len + n + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        while (cap < s->len + n + 1) {
+            cap *= 2;
+        }
+        char *q = realloc(s->p, cap);
+        if (q == NULL) {
+            s->err = 1;
+            return;
+        }
+        s->p = q;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, p, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+
+static void sb_json_str(struct sbuf *s, const char *p, size_t n)
+{
+    sb_put(s, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_put(s, e, 2);
+        } else if (c < 0x20) {
+            char e[8];
+            snprintf(e, sizeof(e), "\\u%04x", c);
+            sb_put(s, e, 6);
+        } else {
+            sb_put(s, (const char *)&c, 1);
+        }
+    }
+    sb_put(s, "\"", 1);
+}
+
+/* A value as text: lists joined with ','; missing as <NA>. */
+static void sb_value(struct sbuf *s, const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        sb_put(s, v->s.ptr, v->s.len);
+    } else if (v->kind == KT_V_LIST && v->n > 0) {
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (i > 0) {
+                sb_put(s, ",", 1);
+            }
+            if (v->v[i].ptr != NULL) {
+                sb_put(s, v->v[i].ptr, v->v[i].len);
+            }
+        }
+    } else {
+        sb_put(s, "<NA>", 4);
+    }
+}
+
+/* Render the output text and the output fields JSON of r for the current event. */
+static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a,
+                  struct kt_str *text, struct kt_str *json)
+{
+    struct sbuf t = {0}, j = {0};
+    size_t k = 0;
+    sb_put(&j, "{", 1);
+    for (const char *p = r->output; *p != '\0';) {
+        const char *pc = strchr(p, '%');
+        if (pc == NULL || k >= r->noutf) {
+            sb_put(&t, p, strlen(p));
+            break;
+        }
+        sb_put(&t, p, (size_t)(pc - p));
+        if (!isalpha((unsigned char)pc[1])) { /* a literal '%' */
+            sb_put(&t, "%", 1);
+            p = pc + 1;
+            continue;
+        }
+        const struct fref *f = &r->outf[k++];
+        const struct kt_value *v = get(m, f);
+        size_t before = t.len;
+        sb_value(&t, v);
+        if (k > 1) {
+            sb_put(&j, ",", 1);
+        }
+        const char *name = field_name(f->id);
+        if (f->arg != NULL) {
+            char full[256];
+            snprintf(full, sizeof(full), "%s[%s]", name, f->arg);
+            sb_json_str(&j, full, strlen(full));
+        } else {
+            sb_json_str(&j, name, strlen(name));
+        }
+        sb_put(&j, ":", 1);
+        if (v->kind == KT_V_NONE) {
+            sb_put(&j, "null", 4);
+        } else {
+            sb_json_str(&j, t.p + before, t.len - before);
+        }
+        /* skip the field name in the output text */
+        p = pc + 1;
+        while (*p != '\0' && (isalnum((unsigned char)*p) || *p == '.' || *p == '_')) {
+            p++;
+        }
+        if (*p == '[') {
+            const char *close = strchr(p, ']');
+            p = close != NULL ? close + 1 : p + strlen(p);
+        }
+    }
+    sb_put(&j, "}", 1);
+    int rc = 0;
+    if (t.err || j.err) {
+        rc = KT_ENOMEM;
+    } else {
+        text->ptr = kt_arena_dup(a, t.p != NULL ? t.p : "", t.len);
+        text->len = t.len;
+        json->ptr = kt_arena_dup(a, j.p, j.len);
+        json->len = j.len;
+        if (text->ptr == NULL || json->ptr == NULL) {
+            rc = KT_ENOMEM;
+        }
+    }
+    free(t.p);
+    free(j.p);
+    return rc;
+}
+
+static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r, struct kt_str text,
+                     struct kt_str json)
+{
+    if (b->nalerts == b->capalerts) {
+        size_t cap = b->capalerts ? b->capalerts * 2 : 64;
+        struct kt_alert *na = realloc(b->alerts, cap * sizeof(*na));
+        if (na == NULL) {
+            return KT_ENOMEM;
+        }
+        b->alerts = na;
+        b->capalerts = cap;
+    }
+    b->alerts[b->nalerts++] = (struct kt_alert){.event = ev,
+                                                .rule = r->name,
+                                                .priority = r->priority,
+                                                .tags = r->tags,
+                                                .output = text,
+                                                .fields = json};
+    return 0;
+}
+
+int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
+{
+    const struct kt_ruleset *rs = m->rs;
+    m->b = b;
+    m->err = 0;
+    for (size_t i = 0; i < b->nrecs; i++) {
+        struct kt_event *ev = &b->events[i];
+        if (ev->reject != NULL) {
+            continue;
+        }
+        m->ev = ev;
+        m->gen++;
+        for (size_t k = 0; k < rs->nrules; k++) {
+            const struct rule *r = &rs->rules[k];
+            if (!r->enabled || r->priority > rs->opts.min_priority || !eval(m, r->root)) {
+                continue;
+            }
+            struct kt_str text, json;
+            if (render(m, r, &b->arena, &text, &json) != 0 ||
+                add_alert(b, (uint32_t)i, r, text, json) != 0) {
+                return KT_ENOMEM;
+            }
+            ev->flags |= KT_EV_KEEP_RAW;
+        }
+        if (m->err != 0) {
+            return m->err;
+        }
+    }
+    return 0;
+}
+
+void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json)
+{
+    const struct kt_event *ev = &b->events[a->event];
+    const struct kt_str ts = ev->f[KT_F_STAGE_TS];
+    if (!json) {
+        fprintf(out, "%.*s %s %s: %.*s\n", (int)ts.len, ts.ptr, kt_priority_name(a->priority),
+                a->rule, (int)a->output.len, a->output.ptr);
+        return;
+    }
+    struct sbuf s = {0};
+    sb_put(&s, "{\"time\":", 8);
+    sb_json_str(&s, ts.ptr, ts.len);
+    sb_put(&s, ",\"rule\":", 8);
+    sb_json_str(&s, a->rule, strlen(a->rule));
+    sb_put(&s, ",\"priority\":", 12);
+    const char *pn = kt_priority_name(a->priority);
+    sb_json_str(&s, pn, strlen(pn));
+    sb_put(&s, ",\"output\":", 10);
+    sb_json_str(&s, a->output.ptr, a->output.len);
+    sb_put(&s, ",\"output_fields\":", 17);
+    sb_put(&s, a->fields.ptr, a->fields.len);
+    sb_put(&s, ",\"tags\":[", 9);
+    const char *t = a->tags != NULL ? a->tags : "";
+    for (int first = 1; *t != '\0'; first = 0) {
+        const char *c = strchr(t, ',');
+        size_t n = c != NULL ? (size_t)(c - t) : strlen(t);
+        if (!first) {
+            sb_put(&s, ",", 1);
+        }
+        sb_json_str(&s, t, n);
+        t += n + (c != NULL);
+    }
+    sb_put(&s, "],\"source\":\"k8s_audit\",\"audit_id\":", 33);
+    sb_json_str(&s, ev->f[KT_F_AUDIT_ID].ptr, ev->f[KT_F_AUDIT_ID].len);
+    sb_put(&s, ",\"stage\":", 9);
+    sb_json_str(&s, ev->f[KT_F_STAGE].ptr, ev->f[KT_F_STAGE].len);
+    sb_put(&s, "}\n", 2);
+    if (!s.err) {
+        fwrite(s.p, 1, s.len, out);
+    }
+    free(s.p);
+}

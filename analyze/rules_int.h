@@ -1,0 +1,98 @@
+/*
+ * rules_int.h: what the rule loader, compiler and evaluator share (module-private).
+ */
+#ifndef KT_ANALYZE_RULES_INT_H
+#define KT_ANALYZE_RULES_INT_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "event.h"
+#include "rules.h"
+#include "value.h"
+
+/* A list or macro item as loaded (before compilation). */
+struct item {
+    char *name;      /* item name */
+    char *cond;      /* macro: condition text */
+    char **values;   /* list: items (may name other lists) */
+    size_t nvalues;  /* count */
+    char where[256]; /* "file:line" of its definition, for errors */
+};
+
+enum op {
+    OP_EQ,
+    OP_NE,
+    OP_LT,
+    OP_LE,
+    OP_GT,
+    OP_GE,
+    OP_CONTAINS,
+    OP_ICONTAINS,
+    OP_STARTSWITH,
+    OP_ENDSWITH,
+    OP_GLOB,
+    OP_IN,
+    OP_INTERSECTS,
+    OP_PMATCH,
+    OP_EXISTS,
+    OP_REGEX,
+};
+
+enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_TRUE };
+
+/* A field reference, resolved at compile time: no name lookups per event. */
+struct fref {
+    int id;    /* index in the field table (fields.c) */
+    char *arg; /* [ARG] of fields that take one, or NULL */
+    char *ptr; /* JSON pointer these fields read (jevt.value, body fields), or NULL */
+    int slot;  /* per-event cache slot in the matcher */
+};
+
+struct node {
+    int kind;           /* enum node_kind */
+    struct node *a, *b; /* children (NOT: a only) */
+    int op;             /* N_CMP: enum op */
+    struct fref f;      /* N_CMP: the field */
+    char **vals;        /* N_CMP: the value(s), lists expanded */
+    size_t nvals;       /* count */
+    pcre2_code *re;     /* OP_REGEX: compiled (and JIT-compiled) pattern */
+};
+
+/* A compiled rule. */
+struct rule {
+    char *name, *desc, *cond, *output, *tags, *source;
+    int priority;      /* enum kt_priority */
+    int enabled;       /* 0: skipped */
+    struct node *root; /* compiled condition (with exceptions) */
+    struct fref *outf; /* fields named in the output, in order */
+    size_t noutf;
+    char **exc; /* exceptions: compiled into root, kept as text for appends */
+    size_t nexc;
+};
+
+struct kt_ruleset {
+    struct rule *rules; /* in load order */
+    size_t nrules;
+    struct item *lists; /* lists by name */
+    size_t nlists;
+    struct item *macros; /* macros by name */
+    size_t nmacros;
+    int nslots; /* distinct field references (cache slots) */
+    struct kt_rules_opts opts;
+};
+
+/* Fields (fields.c). */
+int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr);
+/* Fill the value of f for ev; borrowed strings point into the batch or its arena. */
+int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
+              struct kt_value *out);
+const char *field_name(int id);
+
+/* Compile condition text into a tree; errors go to err ("item: message"). */
+struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen);
+void node_free(struct node *n);
+/* Resolve a field name (with [arg]) into f, assigning a cache slot. 0 or -1 (unknown). */
+int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f);
+
+#endif

@@ -1,0 +1,554 @@
+/*
+ * rules_load.c: reading rule files (libyaml) and merging their items as Falco does, then
+ * compiling every rule. An error anywhere loads nothing.
+ *
+ * Items: `- list: NAME` with items; `- macro: NAME` with condition; `- rule: NAME` with desc,
+ * condition, output, priority, tags, enabled, source, exceptions. A later item of the same
+ * name replaces the earlier one, or with `append: true` (or `override: {KEY: append}`) adds
+ * to it: list items, condition text, exceptions. A rule item with only `enabled` toggles it.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "rules_int.h"
+
+struct loader {
+    struct kt_ruleset *rs;
+    yaml_document_t doc;
+    const char *file;
+    char *err;
+    size_t errlen;
+};
+
+static const char *scalar(yaml_document_t *doc, yaml_node_t *n)
+{
+    return n != NULL && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *key)
+{
+    if (map == NULL || map->type != YAML_MAPPING_NODE) {
+        return NULL;
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const char *k = scalar(doc, yaml_document_get_node(doc, p->key));
+        if (k != NULL && strcmp(k, key) == 0) {
+            return yaml_document_get_node(doc, p->value);
+        }
+    }
+    return NULL;
+}
+
+static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(ld->err, ld->errlen, "%s:%lu: %s%s%s", ld->file,
+             n != NULL ? (unsigned long)n->start_mark.line + 1 : 0UL, item ? "item " : "",
+             item ? item : "", msg);
+    return KT_EPARSE;
+}
+
+/* A sequence of scalars as a NULL-terminated heap array; count in *n. */
+static char **strings_of(yaml_document_t *doc, yaml_node_t *seq, size_t *n)
+{
+    *n = 0;
+    if (seq == NULL || seq->type != YAML_SEQUENCE_NODE) {
+        return NULL;
+    }
+    size_t cap = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    char **out = calloc(cap + 1, sizeof(*out));
+    for (yaml_node_item_t *it = seq->data.sequence.items.start;
+         out != NULL && it < seq->data.sequence.items.top; it++) {
+        yaml_node_t *v = yaml_document_get_node(doc, *it);
+        const char *s = scalar(doc, v);
+        if (s != NULL) {
+            out[(*n)++] = strdup(s);
+        }
+    }
+    return out;
+}
+
+static void free_strings(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+    }
+    free(v);
+}
+
+static struct item *item_find(struct item *items, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i].name, name) == 0) {
+            return &items[i];
+        }
+    }
+    return NULL;
+}
+
+static struct item *item_add(struct item **items, size_t *n, const char *name)
+{
+    struct item *it = realloc(*items, (*n + 1) * sizeof(**items));
+    if (it == NULL) {
+        return NULL;
+    }
+    *items = it;
+    memset(&it[*n], 0, sizeof(it[*n]));
+    it[*n].name = strdup(name);
+    return &it[(*n)++];
+}
+
+/* Is KEY appended: `append: true`, or `override: {KEY: append}`? */
+static int appends(struct loader *ld, yaml_node_t *m, const char *key)
+{
+    const char *a = scalar(&ld->doc, map_get(&ld->doc, m, "append"));
+    if (a != NULL && strcmp(a, "true") == 0) {
+        return 1;
+    }
+    const char *o = scalar(&ld->doc, map_get(&ld->doc, map_get(&ld->doc, m, "override"), key));
+    return o != NULL && strcmp(o, "append") == 0;
+}
+
+static char *concat(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+    if (s != NULL) {
+        snprintf(s, n, "%s %s", a, b);
+    }
+    return s;
+}
+
+static int check_keys(struct loader *ld, yaml_node_t *m, const char *item,
+                      const char *const *allowed)
+{
+    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(&ld->doc, p->key);
+        const char *k = scalar(&ld->doc, kn);
+        int ok = 0;
+        for (const char *const *a = allowed; *a != NULL && k != NULL; a++) {
+            ok |= strcmp(*a, k) == 0;
+        }
+        if (!ok) {
+            return fail(ld, kn, item, ": unknown key '%s'", k != NULL ? k : "?");
+        }
+    }
+    return 0;
+}
+
+static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
+{
+    static const char *const keys[] = {"list", "items", "append", "override", NULL};
+    struct kt_ruleset *rs = ld->rs;
+    if (check_keys(ld, m, name, keys) != 0) {
+        return KT_EPARSE;
+    }
+    size_t n = 0;
+    char **vals = strings_of(&ld->doc, map_get(&ld->doc, m, "items"), &n);
+    struct item *it = item_find(rs->lists, rs->nlists, name);
+    if (appends(ld, m, "items")) {
+        if (it == NULL) {
+            free_strings(vals, n);
+            return fail(ld, m, name, ": append to an undefined list");
+        }
+        char **nv = realloc(it->values, (it->nvalues + n + 1) * sizeof(*nv));
+        if (nv == NULL) {
+            free_strings(vals, n);
+            return KT_ENOMEM;
+        }
+        memcpy(nv + it->nvalues, vals, n * sizeof(*nv));
+        it->values = nv;
+        it->nvalues += n;
+        free(vals);
+        return 0;
+    }
+    if (it == NULL && (it = item_add(&rs->lists, &rs->nlists, name)) == NULL) {
+        free_strings(vals, n);
+        return KT_ENOMEM;
+    }
+    free_strings(it->values, it->nvalues);
+    it->values = vals;
+    it->nvalues = n;
+    return 0;
+}
+
+static int load_macro(struct loader *ld, yaml_node_t *m, const char *name)
+{
+    static const char *const keys[] = {"macro", "condition", "append", "override", NULL};
+    struct kt_ruleset *rs = ld->rs;
+    if (check_keys(ld, m, name, keys) != 0) {
+        return KT_EPARSE;
+    }
+    const char *cond = scalar(&ld->doc, map_get(&ld->doc, m, "condition"));
+    if (cond == NULL) {
+        return fail(ld, m, name, ": a macro needs a condition");
+    }
+    struct item *it = item_find(rs->macros, rs->nmacros, name);
+    char *text = NULL;
+    if (appends(ld, m, "condition")) {
+        if (it == NULL) {
+            return fail(ld, m, name, ": append to an undefined macro");
+        }
+        text = concat(it->cond, cond);
+    } else {
+        if (it == NULL && (it = item_add(&rs->macros, &rs->nmacros, name)) == NULL) {
+            return KT_ENOMEM;
+        }
+        text = strdup(cond);
+    }
+    if (text == NULL) {
+        return KT_ENOMEM;
+    }
+    free(it->cond);
+    it->cond = text;
+    snprintf(it->where, sizeof(it->where), "%s:%lu", ld->file,
+             (unsigned long)m->start_mark.line + 1);
+    return 0;
+}
+
+static void rule_free_fields(struct rule *r)
+{
+    free(r->name);
+    free(r->desc);
+    free(r->cond);
+    free(r->output);
+    free(r->tags);
+    free(r->source);
+    free_strings(r->exc, r->nexc);
+    node_free(r->root);
+    for (size_t i = 0; i < r->noutf; i++) {
+        free(r->outf[i].arg);
+    }
+    free(r->outf);
+}
+
+/* Exceptions as condition text: "(f1 = v1 and f2 startswith v2) or ...", one per value row. */
+static int exceptions_text(struct loader *ld, yaml_node_t *list, const char *name, char ***out,
+                           size_t *nout)
+{
+    yaml_document_t *doc = &ld->doc;
+    if (list == NULL || list->type != YAML_SEQUENCE_NODE) {
+        return 0;
+    }
+    for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
+         it++) {
+        yaml_node_t *e = yaml_document_get_node(doc, *it);
+        size_t nf = 0, nc = 0;
+        char **fields = strings_of(doc, map_get(doc, e, "fields"), &nf);
+        char **comps = strings_of(doc, map_get(doc, e, "comps"), &nc);
+        const char *single = scalar(doc, map_get(doc, e, "fields"));
+        const char *scomp = scalar(doc, map_get(doc, e, "comps"));
+        yaml_node_t *values = map_get(doc, e, "values");
+        if (values != NULL && values->type == YAML_SEQUENCE_NODE) {
+            for (yaml_node_item_t *vi = values->data.sequence.items.start;
+                 vi < values->data.sequence.items.top; vi++) {
+                yaml_node_t *row = yaml_document_get_node(doc, *vi);
+                char buf[4096];
+                size_t len = 0;
+                if (single != NULL) { /* one field: values are a list for `in` or one value */
+                    const char *v = scalar(doc, row);
+                    len = (size_t)snprintf(buf, sizeof(buf), "%s %s (\"%s\")", single,
+                                           scomp ? scomp : "in", v ? v : "");
+                } else {
+                    size_t nv = 0;
+                    char **vals = strings_of(doc, row, &nv);
+                    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "(");
+                    for (size_t k = 0; k < nf && k < nv; k++) {
+                        const char *c = k < nc ? comps[k] : "=";
+                        int is_set = strcmp(c, "in") == 0 || strcmp(c, "intersects") == 0 ||
+                                     strcmp(c, "pmatch") == 0;
+                        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s\"%s\"%s",
+                                                k ? " and " : "", fields[k], c, is_set ? "(" : "",
+                                                vals[k], is_set ? ")" : "");
+                    }
+                    len += (size_t)snprintf(buf + len, sizeof(buf) - len, ")");
+                    free_strings(vals, nv);
+                }
+                char **nx = realloc(*out, (*nout + 1) * sizeof(*nx));
+                if (nx == NULL) {
+                    free_strings(fields, nf);
+                    free_strings(comps, nc);
+                    return KT_ENOMEM;
+                }
+                *out = nx;
+                (*out)[(*nout)++] = strndup(buf, len);
+            }
+        }
+        free_strings(fields, nf);
+        free_strings(comps, nc);
+    }
+    (void)name;
+    return 0;
+}
+
+static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
+{
+    static const char *const keys[] = {"rule",
+                                       "desc",
+                                       "condition",
+                                       "output",
+                                       "priority",
+                                       "tags",
+                                       "enabled",
+                                       "source",
+                                       "exceptions",
+                                       "append",
+                                       "override",
+                                       "warn_evttypes",
+                                       "skip-if-unknown-filter",
+                                       NULL};
+    struct kt_ruleset *rs = ld->rs;
+    yaml_document_t *doc = &ld->doc;
+    if (check_keys(ld, m, name, keys) != 0) {
+        return KT_EPARSE;
+    }
+    const char *source = scalar(doc, map_get(doc, m, "source"));
+    if (source != NULL && strcmp(source, "k8s_audit") != 0) {
+        kt_info("rules", "%s: rule %s is for source %s, skipped", ld->file, name, source);
+        return 0;
+    }
+    struct rule *r = NULL;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        if (strcmp(rs->rules[i].name, name) == 0) {
+            r = &rs->rules[i];
+        }
+    }
+    const char *cond = scalar(doc, map_get(doc, m, "condition"));
+    const char *enabled = scalar(doc, map_get(doc, m, "enabled"));
+    int append = appends(ld, m, "condition") || appends(ld, m, "exceptions");
+    if (r != NULL && (append || cond == NULL)) {
+        /* append to, or enable/disable, an existing rule */
+        if (cond != NULL) {
+            char *c = concat(r->cond, cond);
+            if (c == NULL) {
+                return KT_ENOMEM;
+            }
+            free(r->cond);
+            r->cond = c;
+        }
+        if (enabled != NULL) {
+            r->enabled = strcmp(enabled, "false") != 0;
+        }
+        return exceptions_text(ld, map_get(doc, m, "exceptions"), name, &r->exc, &r->nexc);
+    }
+    if (r == NULL && (append || cond == NULL)) {
+        return fail(ld, m, name, ": %s an undefined rule",
+                    append ? "append to" : "no condition, or changes");
+    }
+    const char *output = scalar(doc, map_get(doc, m, "output"));
+    const char *prio = scalar(doc, map_get(doc, m, "priority"));
+    int p = prio != NULL ? kt_priority_parse(prio) : -1;
+    if (output == NULL || p < 0) {
+        return fail(ld, m, name, ": a rule needs an output and a priority (emergency ... debug)%s",
+                    prio != NULL && p < 0 ? ", not that priority" : "");
+    }
+    if (r == NULL) {
+        struct rule *nr = realloc(rs->rules, (rs->nrules + 1) * sizeof(*nr));
+        if (nr == NULL) {
+            return KT_ENOMEM;
+        }
+        rs->rules = nr;
+        r = &rs->rules[rs->nrules++];
+    } else {
+        rule_free_fields(r);
+    }
+    memset(r, 0, sizeof(*r));
+    size_t nt = 0;
+    char **tags = strings_of(doc, map_get(doc, m, "tags"), &nt);
+    char tagbuf[1024] = "";
+    for (size_t i = 0, len = 0; i < nt; i++) {
+        len += (size_t)snprintf(tagbuf + len, sizeof(tagbuf) - len, "%s%s", i ? "," : "", tags[i]);
+        if (len >= sizeof(tagbuf)) {
+            break;
+        }
+    }
+    free_strings(tags, nt);
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%lu", ld->file, (unsigned long)m->start_mark.line + 1);
+    const char *desc = scalar(doc, map_get(doc, m, "desc"));
+    r->name = strdup(name);
+    r->desc = strdup(desc != NULL ? desc : "");
+    r->cond = strdup(cond);
+    r->output = strdup(output);
+    r->tags = strdup(tagbuf);
+    r->source = strdup(where);
+    r->priority = p;
+    r->enabled = enabled == NULL || strcmp(enabled, "false") != 0;
+    if (!r->name || !r->desc || !r->cond || !r->output || !r->tags || !r->source) {
+        return KT_ENOMEM;
+    }
+    return exceptions_text(ld, map_get(doc, m, "exceptions"), name, &r->exc, &r->nexc);
+}
+
+static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t errlen)
+{
+    FILE *fp = fopen(file, "r");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
+        return KT_EPARSE;
+    }
+    struct loader ld = {.rs = rs, .file = file, .err = err, .errlen = errlen};
+    yaml_parser_t parser;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+    int rc = 0;
+    if (!yaml_parser_load(&parser, &ld.doc)) {
+        snprintf(err, errlen, "%s:%lu: malformed YAML: %s", file,
+                 (unsigned long)parser.problem_mark.line + 1,
+                 parser.problem != NULL ? parser.problem : "parse error");
+        yaml_parser_delete(&parser);
+        fclose(fp);
+        return KT_EPARSE;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&ld.doc);
+    if (root != NULL && root->type != YAML_SEQUENCE_NODE) {
+        rc = fail(&ld, root, NULL, "a rules file is a YAML sequence of items");
+    }
+    for (yaml_node_item_t *it = root != NULL && rc == 0 ? root->data.sequence.items.start : NULL;
+         it != NULL && it < root->data.sequence.items.top && rc == 0; it++) {
+        yaml_node_t *m = yaml_document_get_node(&ld.doc, *it);
+        const char *name;
+        if (m->type != YAML_MAPPING_NODE) {
+            rc = fail(&ld, m, NULL, "an item must be a mapping");
+        } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "rule"))) != NULL) {
+            rc = load_rule(&ld, m, name);
+        } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "macro"))) != NULL) {
+            rc = load_macro(&ld, m, name);
+        } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "list"))) != NULL) {
+            rc = load_list(&ld, m, name);
+        } else if (map_get(&ld.doc, m, "required_engine_version") == NULL &&
+                   map_get(&ld.doc, m, "required_plugin_versions") == NULL) {
+            rc = fail(&ld, m, NULL, "unknown item (not a rule, macro or list)");
+        }
+    }
+    yaml_document_delete(&ld.doc);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    return rc;
+}
+
+/* Compile one rule: condition and exceptions into a tree, output fields resolved. */
+static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t errlen)
+{
+    char msg[512];
+    size_t len = strlen(r->cond) + 16;
+    for (size_t i = 0; i < r->nexc; i++) {
+        len += strlen(r->exc[i]) + 8;
+    }
+    char *text = malloc(len);
+    if (text == NULL) {
+        return KT_ENOMEM;
+    }
+    size_t n = (size_t)snprintf(text, len, "(%s)", r->cond);
+    for (size_t i = 0; i < r->nexc; i++) {
+        n += (size_t)snprintf(text + n, len - n, "%s%s", i == 0 ? " and not (" : " or ", r->exc[i]);
+    }
+    if (r->nexc > 0) {
+        snprintf(text + n, len - n, ")");
+    }
+    r->root = cond_compile(rs, text, msg, sizeof(msg));
+    free(text);
+    if (r->root == NULL) {
+        snprintf(err, errlen, "%s: rule %s: %s", r->source, r->name, msg);
+        return KT_EPARSE;
+    }
+    for (const char *p = strchr(r->output, '%'); p != NULL; p = strchr(p + 1, '%')) {
+        if (!isalpha((unsigned char)p[1])) {
+            continue;
+        }
+        size_t wl = 0;
+        while (isalnum((unsigned char)p[1 + wl]) || p[1 + wl] == '.' || p[1 + wl] == '_') {
+            wl++;
+        }
+        if (p[1 + wl] == '[') {
+            const char *close = strchr(p + 1 + wl, ']');
+            wl = close != NULL ? (size_t)(close - p) : wl;
+        }
+        struct fref *nf = realloc(r->outf, (r->noutf + 1) * sizeof(*nf));
+        if (nf == NULL) {
+            return KT_ENOMEM;
+        }
+        r->outf = nf;
+        if (fref_resolve(rs, p + 1, wl, &r->outf[r->noutf]) != 0) {
+            snprintf(err, errlen, "%s: rule %s: unknown field in output: %.*s", r->source, r->name,
+                     (int)wl, p + 1);
+            return KT_EPARSE;
+        }
+        r->noutf++;
+    }
+    return 0;
+}
+
+int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rules_opts *opts,
+                    struct kt_ruleset **out, char *errstr, size_t errlen)
+{
+    struct kt_ruleset *rs = calloc(1, sizeof(*rs));
+    int rc = 0;
+    *out = NULL;
+    if (rs == NULL) {
+        snprintf(errstr, errlen, "out of memory");
+        return KT_ENOMEM;
+    }
+    rs->opts.min_priority = opts != NULL ? opts->min_priority : KT_PRIO_DEBUG;
+    for (size_t i = 0; i < nfiles && rc == 0; i++) {
+        rc = load_file(rs, files[i], errstr, errlen);
+    }
+    for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
+        rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
+    }
+    if (rc != 0) {
+        kt_ruleset_destroy(rs);
+        return rc;
+    }
+    *out = rs;
+    return 0;
+}
+
+static void items_free(struct item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(items[i].name);
+        free(items[i].cond);
+        free_strings(items[i].values, items[i].nvalues);
+    }
+    free(items);
+}
+
+void kt_ruleset_destroy(struct kt_ruleset *rs)
+{
+    if (rs == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < rs->nrules; i++) {
+        rule_free_fields(&rs->rules[i]);
+    }
+    free(rs->rules);
+    items_free(rs->lists, rs->nlists);
+    items_free(rs->macros, rs->nmacros);
+    free(rs);
+}
+
+size_t kt_ruleset_count(const struct kt_ruleset *rs)
+{
+    return rs->nrules;
+}
+
+void kt_ruleset_info(const struct kt_ruleset *rs, size_t i, struct kt_rule_info *out)
+{
+    const struct rule *r = &rs->rules[i];
+    *out = (struct kt_rule_info){r->name, r->desc, r->tags, r->source, r->priority, r->enabled};
+}
