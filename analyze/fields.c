@@ -193,99 +193,106 @@ static int uri_params(struct kt_arena *a, struct kt_str uri, const char *name, i
     return 0;
 }
 
-/* ---- JSON pointers with '*' ---- */
+/* ---- JSON pointers with '*', many at once ---- */
 
 enum { MAX_SEGS = 16 };
 
-struct walk {
-    const char *json;           /* text walked */
-    const char *json_end;       /* its end */
-    yajl_handle h;              /* for byte offsets */
-    const char *segs[MAX_SEGS]; /* pointer segments (unescaped, NUL-terminated copies) */
+/* One pointer being looked for during a walk. */
+struct target {
+    const char *segs[MAX_SEGS]; /* segments, unescaped (in the arena) */
     size_t seglen[MAX_SEGS];
     int nsegs;
-    int depth;                  /* containers entered */
-    int matched;                /* leading depths whose path matches the pointer */
-    int in_array[MAX_SEGS + 2]; /* per depth: an array (1) or object (0) */
-    long index[MAX_SEGS + 2];   /* per depth: next array index */
-    int key_ok;                 /* the last key at this depth matched its segment */
-    int wild;                   /* the pointer has a '*': the value is a list */
-    size_t cap_start;           /* a matched container's first byte */
-    int cap_depth;              /* depth of that container, or -1 */
-    struct kt_arena *arena;
-    struct kt_str *vals; /* collected values */
+    int wild;            /* has a '*': the value is a list */
+    int matched;         /* leading depths whose path matches */
+    int key_ok;          /* the last key matched its segment */
+    int cap_depth;       /* depth of a matched container being captured, or -1 */
+    size_t cap_start;    /* its first byte */
+    struct kt_str *vals; /* collected values (arena) */
     uint32_t n, cap;
+};
+
+struct walk {
+    const char *json, *json_end; /* text walked */
+    yajl_handle h;               /* for byte offsets */
+    int depth;                   /* containers entered */
+    int in_array[MAX_SEGS + 2];  /* per depth: array (1) or object (0) */
+    long index[MAX_SEGS + 2];    /* per depth: next array index */
+    struct target *t;            /* pointers looked for */
+    int nt;
+    struct kt_arena *arena;
     int err;
 };
 
-static int seg_match(const struct walk *w, int d, const char *s, size_t len)
+static int seg_match(const struct target *t, int d, const char *s, size_t len)
 {
-    return (w->seglen[d] == 1 && w->segs[d][0] == '*') ||
-           (w->seglen[d] == len && memcmp(w->segs[d], s, len) == 0);
+    return (t->seglen[d] == 1 && t->segs[d][0] == '*') ||
+           (t->seglen[d] == len && memcmp(t->segs[d], s, len) == 0);
 }
 
-static void collect(struct walk *w, const char *s, size_t len)
+static void collect(struct walk *w, struct target *t, const char *s, size_t len)
 {
-    if (w->n == w->cap) {
-        uint32_t cap = w->cap ? w->cap * 2 : 8;
+    if (t->n == t->cap) {
+        uint32_t cap = t->cap ? t->cap * 2 : 8;
         struct kt_str *nv = kt_arena_alloc(w->arena, cap * sizeof(*nv));
         if (nv == NULL) {
             w->err = KT_ENOMEM;
             return;
         }
-        if (w->n > 0) {
-            memcpy(nv, w->vals, w->n * sizeof(*nv));
+        if (t->n > 0) {
+            memcpy(nv, t->vals, t->n * sizeof(*nv));
         }
-        w->vals = nv;
-        w->cap = cap;
+        t->vals = nv;
+        t->cap = cap;
     }
-    /* strings from yajl may live in its buffer: copy when outside the input */
+    /* strings with escapes live in yajl's buffer: copy them */
     if (s < w->json || s >= w->json_end) {
         s = kt_arena_dup(w->arena, s, len);
     }
-    w->vals[w->n++] = (struct kt_str){s, len};
+    t->vals[t->n++] = (struct kt_str){s, len};
 }
 
-/* Does the value about to come sit on the pointer's path? 2: it is the target, 1: on the
- * way there, 0: elsewhere. Counts array elements whatever the answer. */
-static int at_target(struct walk *w)
+/* The array index of the value about to come (counting it), or -1 inside an object. */
+static long next_index(struct walk *w)
 {
-    int d = w->depth; /* the value is a child of the container at depth d */
-    long idx = -1;
-    if (d >= 1 && d <= MAX_SEGS + 1 && w->in_array[d]) {
-        idx = w->index[d]++;
+    int d = w->depth;
+    return d >= 1 && d <= MAX_SEGS + 1 && w->in_array[d] ? w->index[d]++ : -1;
+}
+
+/* Is the value about to come on t's path? 2: its target, 1: on the way, 0: elsewhere. */
+static int on_path(const struct walk *w, const struct target *t, long idx)
+{
+    int d = w->depth;
+    if (d == 0) {
+        return 1; /* the root is on every path */
     }
-    if (d == 0 || w->matched < d || d > w->nsegs) {
+    if (t->cap_depth >= 0 || t->matched < d || d > t->nsegs) {
         return 0;
     }
-    int ok = w->key_ok;
+    int ok = t->key_ok;
     if (idx >= 0) {
         char num[24];
         int n = snprintf(num, sizeof(num), "%ld", idx);
-        ok = seg_match(w, d - 1, num, (size_t)n);
+        ok = seg_match(t, d - 1, num, (size_t)n);
     }
-    return ok ? (d == w->nsegs ? 2 : 1) : 0;
+    return ok ? (d == t->nsegs ? 2 : 1) : 0;
 }
 
 static int w_scalar(struct walk *w, const char *s, size_t len)
 {
-    if (w->cap_depth >= 0) {
-        return 1;
+    long idx = next_index(w);
+    for (int i = 0; i < w->nt; i++) {
+        struct target *t = &w->t[i];
+        if (s != NULL && on_path(w, t, idx) == 2) {
+            collect(w, t, s, len);
+        }
+        t->key_ok = 0;
     }
-    if (at_target(w) == 2) {
-        collect(w, s, len);
-    }
-    w->key_ok = 0;
     return w->err == 0;
 }
 
 static int w_null(void *ctx)
 {
-    struct walk *w = ctx;
-    if (w->cap_depth < 0) {
-        at_target(w);
-    }
-    return 1;
+    return w_scalar(ctx, NULL, 0);
 }
 static int w_bool(void *ctx, int b)
 {
@@ -302,36 +309,42 @@ static int w_string(void *ctx, const unsigned char *s, size_t len)
 
 static int w_start(struct walk *w, int array)
 {
-    if (w->cap_depth < 0) {
-        int t = w->depth == 0 ? 1 : at_target(w); /* the root is on every path */
-        if (t == 2) {
-            w->cap_start = yajl_get_bytes_consumed(w->h) - 1;
-            w->cap_depth = w->depth + 1;
-        } else if (t == 1 && w->matched == w->depth) {
-            w->matched = w->depth + 1;
+    long idx = next_index(w);
+    for (int i = 0; i < w->nt; i++) {
+        struct target *t = &w->t[i];
+        int p = on_path(w, t, idx);
+        if (p == 2) {
+            t->cap_start = yajl_get_bytes_consumed(w->h) - 1;
+            t->cap_depth = w->depth + 1;
+        } else if (p == 1 && t->matched == w->depth) {
+            t->matched = w->depth + 1;
         }
+        t->key_ok = 0;
     }
     w->depth++;
     if (w->depth <= MAX_SEGS + 1) {
         w->in_array[w->depth] = array;
         w->index[w->depth] = 0;
     }
-    w->key_ok = 0;
     return 1;
 }
 
-static int w_end(struct walk *w)
+static int w_end(void *ctx)
 {
-    if (w->cap_depth == w->depth) {
-        size_t end = yajl_get_bytes_consumed(w->h);
-        collect(w, w->json + w->cap_start, end - w->cap_start);
-        w->cap_depth = -1;
-    }
-    if (w->matched == w->depth) {
-        w->matched = w->depth - 1;
+    struct walk *w = ctx;
+    for (int i = 0; i < w->nt; i++) {
+        struct target *t = &w->t[i];
+        if (t->cap_depth == w->depth) {
+            size_t end = yajl_get_bytes_consumed(w->h);
+            collect(w, t, w->json + t->cap_start, end - t->cap_start);
+            t->cap_depth = -1;
+        }
+        if (t->matched == w->depth) {
+            t->matched = w->depth - 1;
+        }
+        t->key_ok = 0;
     }
     w->depth--;
-    w->key_ok = 0;
     return w->err == 0;
 }
 
@@ -343,35 +356,34 @@ static int w_start_array(void *ctx)
 {
     return w_start(ctx, 1);
 }
-static int w_end_any(void *ctx)
-{
-    return w_end(ctx);
-}
 static int w_key(void *ctx, const unsigned char *s, size_t len)
 {
     struct walk *w = ctx;
     int d = w->depth;
-    w->key_ok = w->cap_depth < 0 && w->matched >= d && d >= 1 && d <= w->nsegs &&
-                seg_match(w, d - 1, (const char *)s, len);
+    for (int i = 0; i < w->nt; i++) {
+        struct target *t = &w->t[i];
+        t->key_ok = t->cap_depth < 0 && t->matched >= d && d >= 1 && d <= t->nsegs &&
+                    seg_match(t, d - 1, (const char *)s, len);
+    }
     return 1;
 }
 
 static const yajl_callbacks walk_cbs = {
-    w_null,      w_bool, NULL,      NULL,          w_number,  w_string,
-    w_start_map, w_key,  w_end_any, w_start_array, w_end_any,
+    w_null, w_bool, NULL, NULL, w_number, w_string, w_start_map, w_key, w_end, w_start_array, w_end,
 };
 
-/* Split pointer into w->segs (RFC 6901: ~1 is '/', ~0 is '~'), into the arena. */
-static int split_pointer(struct walk *w, const char *ptr)
+/* Split pointer into t->segs (RFC 6901: ~1 is '/', ~0 is '~'), into the arena. */
+static int split_pointer(struct kt_arena *a, struct target *t, const char *ptr)
 {
-    w->nsegs = 0;
+    memset(t, 0, sizeof(*t));
+    t->cap_depth = -1;
     if (*ptr != '/') {
         return -1;
     }
-    while (*ptr == '/' && w->nsegs < MAX_SEGS) {
+    while (*ptr == '/' && t->nsegs < MAX_SEGS) {
         const char *s = ptr + 1, *e = strchr(s, '/');
         size_t len = e != NULL ? (size_t)(e - s) : strlen(s);
-        char *seg = kt_arena_alloc(w->arena, len + 1);
+        char *seg = kt_arena_alloc(a, len + 1);
         size_t n = 0;
         if (seg == NULL) {
             return -1;
@@ -385,30 +397,36 @@ static int split_pointer(struct walk *w, const char *ptr)
             }
         }
         seg[n] = '\0';
-        if (n == 1 && seg[0] == '*') {
-            w->wild = 1;
-        }
-        w->segs[w->nsegs] = seg;
-        w->seglen[w->nsegs++] = n;
+        t->wild |= n == 1 && seg[0] == '*';
+        t->segs[t->nsegs] = seg;
+        t->seglen[t->nsegs++] = n;
         ptr = s + len;
     }
     return 0;
 }
 
-/* Values at pointer ptr inside json (NUL not required: len bytes). */
-static int pointer_get(struct kt_arena *a, const char *json, size_t len, const char *ptr,
-                       struct kt_value *out)
+int field_walk(struct kt_arena *a, const char *json, size_t len, const char *const *ptrs, int n,
+               struct kt_value *outs)
 {
+    struct target ts[64];
     struct walk w;
     memset(&w, 0, sizeof(w));
     w.json = json;
+    w.json_end = json + len;
     w.arena = a;
-    w.cap_depth = -1;
-    out->kind = KT_V_NONE;
-    if (json == NULL || split_pointer(&w, ptr) != 0) {
+    w.t = ts;
+    w.nt = n < 64 ? n : 64;
+    for (int i = 0; i < n; i++) {
+        memset(&outs[i], 0, sizeof(outs[i]));
+    }
+    if (json == NULL) {
         return 0;
     }
-    w.json_end = json + len;
+    for (int i = 0; i < w.nt; i++) {
+        if (split_pointer(a, &ts[i], ptrs[i]) != 0) {
+            ts[i].nsegs = -1; /* never matches */
+        }
+    }
     w.h = yajl_alloc(&walk_cbs, NULL, &w);
     if (w.h == NULL) {
         return KT_ENOMEM;
@@ -420,34 +438,44 @@ static int pointer_get(struct kt_arena *a, const char *json, size_t len, const c
     if (w.err != 0) {
         return w.err;
     }
-    if (w.wild) {
-        out->kind = KT_V_LIST;
-        out->v = w.vals;
-        out->n = w.n;
-        if (w.n == 0) {
-            out->kind = KT_V_NONE;
+    for (int i = 0; i < w.nt; i++) {
+        if (ts[i].wild && ts[i].n > 0) {
+            outs[i] = (struct kt_value){.kind = KT_V_LIST, .v = ts[i].vals, .n = ts[i].n};
+        } else if (ts[i].n > 0) {
+            outs[i] = (struct kt_value){.kind = KT_V_STR, .s = ts[i].vals[0]};
         }
-    } else if (w.n > 0) {
-        out->kind = KT_V_STR;
-        out->s = w.vals[0];
     }
     return 0;
 }
 
-/* A pointer into the event: walk only the body it names when it names one. */
-static int event_pointer(const struct kt_batch *b, const struct kt_event *ev, const char *ptr,
-                         struct kt_value *out)
+int field_body(const char *ptr, const char **rel)
 {
-    struct kt_arena *a = (struct kt_arena *)&b->arena;
     static const char req[] = "/requestObject", resp[] = "/responseObject";
+    if (ptr == NULL) {
+        return -1;
+    }
     if (strncmp(ptr, req, sizeof(req) - 1) == 0 && ptr[sizeof(req) - 1] == '/') {
-        return pointer_get(a, ev->req_obj.ptr, ev->req_obj.len, ptr + sizeof(req) - 1, out);
+        *rel = ptr + sizeof(req) - 1;
+        return BODY_REQ;
     }
     if (strncmp(ptr, resp, sizeof(resp) - 1) == 0 && ptr[sizeof(resp) - 1] == '/') {
-        return pointer_get(a, ev->resp_obj.ptr, ev->resp_obj.len, ptr + sizeof(resp) - 1, out);
+        *rel = ptr + sizeof(resp) - 1;
+        return BODY_RESP;
+    }
+    *rel = ptr;
+    return BODY_EVENT;
+}
+
+struct kt_str field_body_text(const struct kt_batch *b, const struct kt_event *ev, int body)
+{
+    if (body == BODY_REQ) {
+        return ev->req_obj;
+    }
+    if (body == BODY_RESP) {
+        return ev->resp_obj;
     }
     const struct kt_record *r = &b->recs[ev->rec];
-    return pointer_get(a, b->buf + r->pos, r->len, ptr, out);
+    return (struct kt_str){b->buf + r->pos, r->len};
 }
 
 /* ---- the getter ---- */
@@ -523,8 +551,12 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         from_str((struct kt_str){s, n}, out);
         return 0;
     }
-    case G_POINTER:
-        return event_pointer(b, ev, f->ptr, out);
+    case G_POINTER: {
+        const char *rel = NULL;
+        int body = field_body(f->ptr, &rel);
+        struct kt_str text = field_body_text(b, ev, body);
+        return field_walk(a, text.ptr, text.len, &rel, 1, out);
+    }
     case G_OBJ: {
         const struct kt_record *r = &b->recs[ev->rec];
         from_str((struct kt_str){b->buf + r->pos, r->len}, out);

@@ -225,6 +225,22 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
     }
     f->ptr = ptr != NULL && ptr[0] == '\0' ? f->arg : (char *)ptr;
     f->slot = rs->nslots++; /* each reference caches its own value per event */
+    f->body = field_body(f->ptr, &f->rel);
+    if (f->body >= 0) {
+        /* pointer fields of one body are read together, in one walk */
+        struct ptr_group *g = &rs->groups[f->body];
+        const char **rel = realloc(g->rel, (size_t)(g->n + 1) * sizeof(*rel));
+        int *slot = rel != NULL ? realloc(g->slot, (size_t)(g->n + 1) * sizeof(*slot)) : NULL;
+        if (rel != NULL) {
+            g->rel = rel;
+        }
+        if (slot == NULL) {
+            return -1;
+        }
+        g->slot = slot;
+        g->rel[g->n] = f->rel;
+        g->slot[g->n++] = f->slot;
+    }
     return 0;
 }
 

@@ -79,9 +79,32 @@ void kt_matcher_destroy(struct kt_matcher *m)
     free(m);
 }
 
+/* Read every pointer field of one body in a single walk, into their slots. */
+static void fill_group(struct kt_matcher *m, int body)
+{
+    const struct ptr_group *g = &m->rs->groups[body];
+    struct kt_str text = field_body_text(m->b, m->ev, body);
+    struct kt_arena *a = (struct kt_arena *)&m->b->arena;
+    for (int off = 0; off < g->n; off += 64) {
+        struct kt_value outs[64];
+        int n = g->n - off < 64 ? g->n - off : 64;
+        if (field_walk(a, text.ptr, text.len, g->rel + off, n, outs) != 0) {
+            m->err = KT_ENOMEM;
+            memset(outs, 0, sizeof(outs));
+        }
+        for (int i = 0; i < n; i++) {
+            m->slots[g->slot[off + i]].val = outs[i];
+            m->slots[g->slot[off + i]].gen = m->gen;
+        }
+    }
+}
+
 static const struct kt_value *get(struct kt_matcher *m, const struct fref *f)
 {
     struct slot *s = &m->slots[f->slot];
+    if (s->gen != m->gen && f->body >= 0) {
+        fill_group(m, f->body);
+    }
     if (s->gen != m->gen) {
         s->gen = m->gen;
         if (field_get(f, m->b, m->ev, &s->val) != 0) {

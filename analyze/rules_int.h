@@ -11,6 +11,9 @@
 #include "rules.h"
 #include "value.h"
 
+/* Pointer fields read one of three texts. */
+enum { BODY_REQ = 0, BODY_RESP = 1, BODY_EVENT = 2, BODY_COUNT = 3 };
+
 /* A list or macro item as loaded (before compilation). */
 struct item {
     char *name;      /* item name */
@@ -43,10 +46,19 @@ enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_TRUE };
 
 /* A field reference, resolved at compile time: no name lookups per event. */
 struct fref {
-    int id;    /* index in the field table (fields.c) */
-    char *arg; /* [ARG] of fields that take one, or NULL */
-    char *ptr; /* JSON pointer these fields read (jevt.value, body fields), or NULL */
-    int slot;  /* per-event cache slot in the matcher */
+    int id;          /* index in the field table (fields.c) */
+    char *arg;       /* [ARG] of fields that take one, or NULL */
+    char *ptr;       /* JSON pointer these fields read (jevt.value, body fields), or NULL */
+    int slot;        /* per-event cache slot in the matcher */
+    int body;        /* pointer fields: BODY_* they read, else -1 */
+    const char *rel; /* pointer fields: the pointer relative to that body */
+};
+
+/* The pointer fields of a rule set, grouped by the text they read (one walk per group). */
+struct ptr_group {
+    const char **rel; /* relative pointers */
+    int *slot;        /* their cache slots */
+    int n;            /* count */
 };
 
 struct node {
@@ -78,11 +90,18 @@ struct kt_ruleset {
     size_t nlists;
     struct item *macros; /* macros by name */
     size_t nmacros;
-    int nslots; /* distinct field references (cache slots) */
+    int nslots;                          /* field references (cache slots) */
+    struct ptr_group groups[BODY_COUNT]; /* pointer fields by body */
     struct kt_rules_opts opts;
 };
 
 /* Fields (fields.c). */
+/* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */
+int field_body(const char *ptr, const char **rel);
+struct kt_str field_body_text(const struct kt_batch *b, const struct kt_event *ev, int body);
+/* Walk json once for n pointers (relative to it), filling outs[i]. 0 or KT_ENOMEM. */
+int field_walk(struct kt_arena *a, const char *json, size_t len, const char *const *ptrs, int n,
+               struct kt_value *outs);
 int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr);
 /* Fill the value of f for ev; borrowed strings point into the batch or its arena. */
 int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,

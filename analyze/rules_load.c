@@ -539,6 +539,10 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
     free(rs->rules);
     items_free(rs->lists, rs->nlists);
     items_free(rs->macros, rs->nmacros);
+    for (int i = 0; i < BODY_COUNT; i++) {
+        free(rs->groups[i].rel);
+        free(rs->groups[i].slot);
+    }
     free(rs);
 }
 
