@@ -209,6 +209,9 @@ struct target {
     size_t cap_start;    /* its first byte */
     struct kt_str *vals; /* collected values (arena) */
     uint32_t n, cap;
+    int wseg;       /* the only '*' segment when not last (one entry per element), else -1 */
+    int elem_depth; /* depth of the element of that array being walked, or -1 */
+    int elem_hit;   /* the element produced a value */
 };
 
 struct walk {
@@ -244,11 +247,12 @@ static void collect(struct walk *w, struct target *t, const char *s, size_t len)
         t->vals = nv;
         t->cap = cap;
     }
-    /* strings with escapes live in yajl's buffer: copy them */
-    if (s < w->json || s >= w->json_end) {
+    /* strings with escapes live in yajl's buffer: copy them (NULL: a missing entry) */
+    if (s != NULL && (s < w->json || s >= w->json_end)) {
         s = kt_arena_dup(w->arena, s, len);
     }
     t->vals[t->n++] = (struct kt_str){s, len};
+    t->elem_hit = 1;
 }
 
 /* The array index of the value about to come (counting it), or -1 inside an object. */
@@ -318,6 +322,11 @@ static int w_start(struct walk *w, int array)
             t->cap_depth = w->depth + 1;
         } else if (p == 1 && t->matched == w->depth) {
             t->matched = w->depth + 1;
+            if (t->wseg >= 0 && w->depth == t->wseg + 1) {
+                /* an element of the '*' array: it yields a value or a missing entry */
+                t->elem_depth = w->depth + 1;
+                t->elem_hit = 0;
+            }
         }
         t->key_ok = 0;
     }
@@ -338,6 +347,12 @@ static int w_end(void *ctx)
             size_t end = yajl_get_bytes_consumed(w->h);
             collect(w, t, w->json + t->cap_start, end - t->cap_start);
             t->cap_depth = -1;
+        }
+        if (t->elem_depth == w->depth) {
+            if (!t->elem_hit) {
+                collect(w, t, NULL, 0);
+            }
+            t->elem_depth = -1;
         }
         if (t->matched == w->depth) {
             t->matched = w->depth - 1;
@@ -377,6 +392,8 @@ static int split_pointer(struct kt_arena *a, struct target *t, const char *ptr)
 {
     memset(t, 0, sizeof(*t));
     t->cap_depth = -1;
+    t->elem_depth = -1;
+    t->wseg = -1;
     if (*ptr != '/') {
         return -1;
     }
@@ -397,10 +414,16 @@ static int split_pointer(struct kt_arena *a, struct target *t, const char *ptr)
             }
         }
         seg[n] = '\0';
-        t->wild |= n == 1 && seg[0] == '*';
+        if (n == 1 && seg[0] == '*') {
+            t->wseg = t->wild ? -1 : t->nsegs; /* aligned only with a single '*' */
+            t->wild = 1;
+        }
         t->segs[t->nsegs] = seg;
         t->seglen[t->nsegs++] = n;
         ptr = s + len;
+    }
+    if (t->wseg == t->nsegs - 1) {
+        t->wseg = -1; /* a trailing '*' flattens: no entries for missing values */
     }
     return 0;
 }

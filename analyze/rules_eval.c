@@ -234,8 +234,16 @@ static int eval_cmp(struct kt_matcher *m, const struct node *nd)
     if (v->kind == KT_V_NONE) {
         return 0;
     }
-    if (nd->op == OP_EXISTS) {
-        return v->kind == KT_V_STR || v->n > 0;
+    if (nd->op == OP_EXISTS) { /* a list exists when some element has the value */
+        if (v->kind == KT_V_STR) {
+            return 1;
+        }
+        for (uint32_t i = 0; i < v->n; i++) {
+            if (v->v[i].ptr != NULL) {
+                return 1;
+            }
+        }
+        return 0;
     }
     if (v->kind == KT_V_STR) {
         return cmp_one(m, nd, v->s);
@@ -322,6 +330,8 @@ static void sb_json_str(struct sbuf *s, const char *p, size_t n)
     sb_put(s, "\"", 1);
 }
 
+#define SB_LIT(sb, lit) sb_put((sb), (lit), sizeof(lit) - 1)
+
 /* A value as text: lists joined with ','; missing as <NA>. */
 static void sb_value(struct sbuf *s, const struct kt_value *v)
 {
@@ -347,7 +357,7 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
 {
     struct sbuf t = {0}, j = {0};
     size_t k = 0;
-    sb_put(&j, "{", 1);
+    SB_LIT(&j, "{");
     for (const char *p = r->output; *p != '\0';) {
         const char *pc = strchr(p, '%');
         if (pc == NULL || k >= r->noutf) {
@@ -356,7 +366,7 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
         }
         sb_put(&t, p, (size_t)(pc - p));
         if (!isalpha((unsigned char)pc[1])) { /* a literal '%' */
-            sb_put(&t, "%", 1);
+            SB_LIT(&t, "%");
             p = pc + 1;
             continue;
         }
@@ -365,7 +375,7 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
         size_t before = t.len;
         sb_value(&t, v);
         if (k > 1) {
-            sb_put(&j, ",", 1);
+            SB_LIT(&j, ",");
         }
         const char *name = field_name(f->id);
         if (f->arg != NULL) {
@@ -375,9 +385,9 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
         } else {
             sb_json_str(&j, name, strlen(name));
         }
-        sb_put(&j, ":", 1);
+        SB_LIT(&j, ":");
         if (v->kind == KT_V_NONE) {
-            sb_put(&j, "null", 4);
+            SB_LIT(&j, "null");
         } else {
             sb_json_str(&j, t.p + before, t.len - before);
         }
@@ -391,7 +401,7 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
             p = close != NULL ? close + 1 : p + strlen(p);
         }
     }
-    sb_put(&j, "}", 1);
+    SB_LIT(&j, "}");
     int rc = 0;
     if (t.err || j.err) {
         rc = KT_ENOMEM;
@@ -471,33 +481,33 @@ void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *
         return;
     }
     struct sbuf s = {0};
-    sb_put(&s, "{\"time\":", 8);
+    SB_LIT(&s, "{\"time\":");
     sb_json_str(&s, ts.ptr, ts.len);
-    sb_put(&s, ",\"rule\":", 8);
+    SB_LIT(&s, ",\"rule\":");
     sb_json_str(&s, a->rule, strlen(a->rule));
-    sb_put(&s, ",\"priority\":", 12);
+    SB_LIT(&s, ",\"priority\":");
     const char *pn = kt_priority_name(a->priority);
     sb_json_str(&s, pn, strlen(pn));
-    sb_put(&s, ",\"output\":", 10);
+    SB_LIT(&s, ",\"output\":");
     sb_json_str(&s, a->output.ptr, a->output.len);
-    sb_put(&s, ",\"output_fields\":", 17);
+    SB_LIT(&s, ",\"output_fields\":");
     sb_put(&s, a->fields.ptr, a->fields.len);
-    sb_put(&s, ",\"tags\":[", 9);
+    SB_LIT(&s, ",\"tags\":[");
     const char *t = a->tags != NULL ? a->tags : "";
     for (int first = 1; *t != '\0'; first = 0) {
         const char *c = strchr(t, ',');
         size_t n = c != NULL ? (size_t)(c - t) : strlen(t);
         if (!first) {
-            sb_put(&s, ",", 1);
+            SB_LIT(&s, ",");
         }
         sb_json_str(&s, t, n);
         t += n + (c != NULL);
     }
-    sb_put(&s, "],\"source\":\"k8s_audit\",\"audit_id\":", 33);
+    SB_LIT(&s, "],\"source\":\"k8s_audit\",\"audit_id\":");
     sb_json_str(&s, ev->f[KT_F_AUDIT_ID].ptr, ev->f[KT_F_AUDIT_ID].len);
-    sb_put(&s, ",\"stage\":", 9);
+    SB_LIT(&s, ",\"stage\":");
     sb_json_str(&s, ev->f[KT_F_STAGE].ptr, ev->f[KT_F_STAGE].len);
-    sb_put(&s, "}\n", 2);
+    SB_LIT(&s, "}\n");
     if (!s.err) {
         fwrite(s.p, 1, s.len, out);
     }

@@ -1,0 +1,385 @@
+/*
+ * test_rules.c: the rule language end to end: YAML items, conditions, fields, operators,
+ * list semantics, overrides, exceptions, errors, outputs. Events are real JSON, decoded by
+ * the decoder, so fields are read exactly as in the pipeline.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "decode.h"
+#include "rules.h"
+
+static const char *const POD_EVENT =
+    "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"RequestResponse\","
+    "\"auditID\":\"a1\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+    "\"requestURI\":\"/api/v1/namespaces/web/pods/p/exec?command=sh&command=-c&command=id%20-u"
+    "&container=app\",\"user\":{\"username\":\"alice\",\"groups\":[\"dev\",\"system:"
+    "authenticated\"]},"
+    "\"sourceIPs\":[\"10.0.0.1\"],\"userAgent\":\"kubectl/v1.29\","
+    "\"objectRef\":{\"resource\":\"pods\",\"namespace\":\"web\",\"name\":\"p\"},"
+    "\"responseStatus\":{\"code\":201},"
+    "\"requestObject\":{\"metadata\":{\"name\":\"p\",\"labels\":{\"a/b\":\"x\"}},\"spec\":{"
+    "\"hostNetwork\":true,\"containers\":[{\"name\":\"c0\",\"image\":\"nginx\","
+    "\"securityContext\":{\"privileged\":true}},{\"name\":\"c1\",\"image\":\"busybox\"}],"
+    "\"volumes\":[{\"name\":\"h\",\"hostPath\":{\"path\":\"/etc\"}}]}},"
+    "\"stageTimestamp\":\"2024-05-01T00:00:00.000001Z\","
+    "\"annotations\":{\"authorization.k8s.io/decision\":\"allow\"}}";
+
+static char rules_path[64];
+
+static void write_rules(const char *path, const char *yaml)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(yaml, fp);
+    fclose(fp);
+}
+
+/* Load yaml (and optional second file) and run it on event; returns fired rule names. */
+static char *fire2(const char *yaml, const char *yaml2, const char *event, int min_prio)
+{
+    static char out[1024];
+    char second[80];
+    strcpy(rules_path, "/tmp/kt-rules-XXXXXX");
+    int fd = mkstemp(rules_path);
+    assert_true(fd >= 0);
+    close(fd);
+    write_rules(rules_path, yaml);
+    const char *files[2] = {rules_path, second};
+    if (yaml2 != NULL) {
+        snprintf(second, sizeof(second), "%s-2", rules_path);
+        write_rules(second, yaml2);
+    }
+    struct kt_rules_opts o = {.min_priority = min_prio};
+    struct kt_ruleset *rs = NULL;
+    char err[512] = "";
+    int rc = kt_ruleset_load(files, yaml2 != NULL ? 2 : 1, &o, &rs, err, sizeof(err));
+    unlink(rules_path);
+    if (yaml2 != NULL) {
+        unlink(second);
+    }
+    if (rc != 0) {
+        snprintf(out, sizeof(out), "ERROR %s", err);
+        return out;
+    }
+    struct kt_batch *b = kt_batch_create();
+    size_t len = strlen(event);
+    kt_batch_reserve(b, len);
+    memcpy(b->buf, event, len);
+    b->len = len;
+    struct kt_record *r = kt_batch_add_record(b);
+    r->len = len;
+    struct kt_decoder *d = kt_decoder_create();
+    assert_int_equal(kt_decode_batch(d, b), 0);
+    struct kt_matcher *m = kt_matcher_create(rs);
+    assert_int_equal(kt_matcher_run(m, b), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < b->nalerts; i++) {
+        size_t n = strlen(out);
+        snprintf(out + n, sizeof(out) - n, "%s%s", i ? "," : "", b->alerts[i].rule);
+    }
+    kt_matcher_destroy(m);
+    kt_decoder_destroy(d);
+    kt_batch_destroy(b);
+    kt_ruleset_destroy(rs);
+    return out;
+}
+
+static char *fire(const char *yaml, const char *event)
+{
+    return fire2(yaml, NULL, event, KT_PRIO_DEBUG);
+}
+
+/* A file of one rule per condition, named r0, r1, ...; returns which fired. */
+static char *conds(const char *const *c, size_t n)
+{
+    static char yaml[8192];
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+                                "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
+                                "  priority: WARNING\n",
+                                i, c[i]);
+    }
+    return fire(yaml, POD_EVENT);
+}
+
+static void test_rules_operators(void **state)
+{
+    (void)state;
+    static const char *const c[] = {
+        "ka.verb = create",                                           /* r0 yes */
+        "ka.verb != create",                                          /* r1 no */
+        "ka.response.code < 300",                                     /* r2 yes: numeric */
+        "ka.response.code > 1000",                                    /* r3 no */
+        "ka.useragent contains ctl",                                  /* r4 yes */
+        "ka.useragent icontains KUBECTL",                             /* r5 yes */
+        "ka.user.name startswith ali",                                /* r6 yes */
+        "ka.user.name endswith ice",                                  /* r7 yes */
+        "ka.target.namespace glob \"w*b\"",                           /* r8 yes */
+        "ka.target.resource in (secrets, pods)",                      /* r9 yes */
+        "ka.req.pod.volumes.hostpath pmatch (/etc/kubernetes, /etc)", /* r10 yes */
+        "ka.impuser.name exists",                                     /* r11 no */
+        "ka.useragent regex \"^kube[a-z]+/v1\\\\.\"",                 /* r12 yes */
+        "ka.response.code >= 201 and ka.response.code <= 201",        /* r13 yes */
+    };
+    assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])), "r0,r2,r4,r5,r6,r7,r8,r9,r10,r12,r13");
+}
+
+static void test_rules_list_and_missing_field_semantics(void **state)
+{
+    (void)state;
+    static const char *const c[] = {
+        "ka.user.groups in (dev, system:authenticated)",      /* r0 every value: yes */
+        "ka.user.groups in (dev)",                            /* r1 not every: no */
+        "ka.user.groups intersects (dev, ops)",               /* r2 any: yes */
+        "ka.req.pod.containers.privileged intersects (true)", /* r3 c0 is: yes */
+        "ka.req.pod.containers.privileged in (true)",         /* r4 c1 leaves it unset: no */
+        "ka.impuser.name = x",                                /* r5 missing: no */
+        "not ka.impuser.name = x",                            /* r6 missing, negated: yes */
+        "ka.req.pod.containers.image = busybox",              /* r7 any element: yes */
+        "ka.user.groups exists",                              /* r8 yes */
+        "ka.target.name intersects (p, q)",                   /* r9 scalar: like in: yes */
+    };
+    assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])), "r0,r2,r3,r6,r7,r8,r9");
+}
+
+static void test_rules_precedence_not_and_or(void **state)
+{
+    (void)state;
+    static const char *const c[] = {
+        "ka.verb = get or ka.verb = create and ka.user.name = bob",     /* or(get, and(...)): no */
+        "(ka.verb = get or ka.verb = create) and ka.user.name = alice", /* yes */
+        "not ka.verb = get and ka.user.name = alice",                   /* (not a) and b: yes */
+        "not (ka.verb = create and ka.user.name = alice)",              /* no */
+    };
+    assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])), "r1,r2");
+}
+
+static void test_rules_fields_uri_exec_pointer_body(void **state)
+{
+    (void)state;
+    static const char *const c[] = {
+        "ka.uri.param[container] = app",                                /* r0 */
+        "ka.exec.command = \"sh -c id -u\"",                            /* r1 decoded, joined */
+        "ka.uri.params[command] intersects (\"id -u\")",                /* r2 */
+        "jevt.value[/requestObject/metadata/labels/a~1b] = x",          /* r3 ~1 is '/' */
+        "jevt.value[/requestObject/spec/containers/1/image] = busybox", /* r4 index */
+        "jevt.value[/user/groups/0] = dev",                             /* r5 whole event */
+        "ka.req.pod.host_network = true",                               /* r6 */
+        "ka.req.pod.containers.image in (nginx, busybox)",              /* r7 */
+        "jevt.value[/requestObject/spec/nothing] exists",               /* r8 no */
+    };
+    assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])), "r0,r1,r2,r3,r4,r5,r6,r7");
+}
+
+static void test_rules_macros_lists_append_override_disable(void **state)
+{
+    (void)state;
+    const char *base = "- list: base_users\n  items: [bob]\n"
+                       "- list: users\n  items: [base_users, carol]\n"
+                       "- macro: m_user\n  condition: ka.user.name in (users)\n"
+                       "- macro: m_pod\n  condition: ka.target.resource = pods\n"
+                       "- macro: m_both\n  condition: m_user and m_pod\n"
+                       "- rule: by macro\n  desc: d\n  condition: m_both\n  output: o\n"
+                       "  priority: WARNING\n"
+                       "- rule: to replace\n  desc: d\n  condition: ka.verb = get\n  output: o\n"
+                       "  priority: WARNING\n"
+                       "- rule: to disable\n  desc: d\n  condition: m_pod\n  output: o\n"
+                       "  priority: WARNING\n"
+                       "- rule: to append\n  desc: d\n  condition: m_pod\n  output: o\n"
+                       "  priority: WARNING\n";
+    /* alice is not in users: nothing but the plain m_pod rules */
+    assert_string_equal(fire(base, POD_EVENT), "to disable,to append");
+    const char *later = "- list: base_users\n  items: [alice]\n  append: true\n"
+                        "- rule: to replace\n  desc: d\n  condition: ka.verb = create\n"
+                        "  output: o\n  priority: WARNING\n"
+                        "- rule: to disable\n  enabled: false\n"
+                        "- rule: to append\n  condition: and ka.verb = delete\n"
+                        "  override:\n    condition: append\n";
+    assert_string_equal(fire2(base, later, POD_EVENT, KT_PRIO_DEBUG), "by macro,to replace");
+}
+
+static void test_rules_exceptions(void **state)
+{
+    (void)state;
+    const char *yaml = "- rule: ex\n  desc: d\n  condition: ka.verb = create\n  output: o\n"
+                       "  priority: WARNING\n  exceptions:\n"
+                       "  - name: known\n    fields: [ka.user.name, ka.target.namespace]\n"
+                       "    comps: [=, startswith]\n    values:\n    - [bob, we]\n";
+    assert_string_equal(fire(yaml, POD_EVENT), "ex");
+    const char *more = "- rule: ex\n  exceptions:\n"
+                       "  - name: alice_web\n    fields: [ka.user.name, ka.target.namespace]\n"
+                       "    comps: [=, startswith]\n    values:\n    - [alice, we]\n"
+                       "  append: true\n";
+    assert_string_equal(fire2(yaml, more, POD_EVENT, KT_PRIO_DEBUG), "");
+    const char *single = "- rule: ex\n  desc: d\n  condition: ka.verb = create\n  output: o\n"
+                         "  priority: WARNING\n  exceptions:\n"
+                         "  - name: users\n    fields: ka.user.name\n    comps: in\n"
+                         "    values: [alice, bob]\n";
+    assert_string_equal(fire(single, POD_EVENT), "");
+}
+
+static void test_rules_errors_name_file_line_and_item(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"- rule: r\n  desc: d\n  condition: ka.nope = 1\n  output: o\n  priority: INFO\n",
+         ":1: rule r: unknown field: ka.nope"},
+        {"- rule: r\n  desc: d\n  condition: no_such_macro\n  output: o\n  priority: INFO\n",
+         "rule r: undefined macro or missing operator: no_such_macro"},
+        {"- rule: r\n  desc: d\n  condition: ka.verb === get\n  output: o\n  priority: INFO\n",
+         "rule r: "},
+        {"- rule: r\n  desc: d\n  condition: ka.verb regex \"(\"\n  output: o\n"
+         "  priority: INFO\n",
+         "rule r: bad regex"},
+        {"- rule: r\n  desc: d\n  condition: [oops\n", "malformed YAML"},
+        {"- macro: m\n  condition: ka.verb = get\n  colour: red\n",
+         ":3: item m: unknown key 'colour'"},
+        {"- rule: r\n  desc: d\n  condition: ka.verb = get\n  output: o\n  priority: LOUD\n",
+         "item r: a rule needs an output and a priority"},
+        {"- rule: r\n  desc: d\n  condition: ka.verb = get\n  output: \"%ka.bogus\"\n"
+         "  priority: INFO\n",
+         "unknown field in output: ka.bogus"},
+        {"- macro: a\n  condition: b\n- macro: b\n  condition: a\n- rule: r\n  desc: d\n"
+         "  condition: a\n  output: o\n  priority: INFO\n",
+         "refers to itself"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = fire(cases[i].yaml, POD_EVENT);
+        if (strncmp(got, "ERROR ", 6) != 0 || strstr(got, cases[i].want) == NULL) {
+            fail_msg("case %zu: got [%s], want [%s]", i, got, cases[i].want);
+        }
+        /* every error names the file it is in */
+        assert_non_null(strstr(got, "/tmp/kt-rules-"));
+    }
+}
+
+static void test_rules_regex_limits_make_catastrophic_patterns_false(void **state)
+{
+    (void)state;
+    char event[70000];
+    char ua[60001];
+    memset(ua, 'a', 60000);
+    ua[60000] = '\0';
+    ua[59999] = 'b';
+    snprintf(event, sizeof(event),
+             "{\"auditID\":\"x\",\"stage\":\"ResponseComplete\",\"stageTimestamp\":"
+             "\"2024-05-01T00:00:00Z\",\"userAgent\":\"%s\"}",
+             ua);
+    const char *yaml = "- rule: slow\n  desc: d\n  condition: ka.useragent regex \"^(a+)+$\"\n"
+                       "  output: o\n  priority: INFO\n";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_string_equal(fire(yaml, event), "");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* bounded by the match limit, not exponential (a generous bound, not a benchmark) */
+    assert_true(t1.tv_sec - t0.tv_sec < 5);
+}
+
+static void test_rules_output_and_alert_json(void **state)
+{
+    (void)state;
+    const char *yaml =
+        "- rule: out\n  desc: d\n  condition: ka.verb = create\n"
+        "  output: \"%ka.user.name made %ka.target.name images=%ka.req.pod.containers."
+        "image as %ka.impuser.name (100%)\"\n  priority: CRITICAL\n"
+        "  tags: [k8s, T1610]\n";
+    char path[] = "/tmp/kt-rules-out-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    write_rules(path, yaml);
+    const char *files[] = {path};
+    struct kt_ruleset *rs = NULL;
+    char err[256];
+    assert_int_equal(kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)), 0);
+    unlink(path);
+    struct kt_batch *b = kt_batch_create();
+    size_t len = strlen(POD_EVENT);
+    kt_batch_reserve(b, len);
+    memcpy(b->buf, POD_EVENT, len);
+    kt_batch_add_record(b)->len = len;
+    struct kt_decoder *d = kt_decoder_create();
+    kt_decode_batch(d, b);
+    struct kt_matcher *m = kt_matcher_create(rs);
+    assert_int_equal(kt_matcher_run(m, b), 0);
+    assert_int_equal(b->nalerts, 1);
+    const struct kt_alert *a = &b->alerts[0];
+    assert_int_equal(a->priority, KT_PRIO_CRITICAL);
+    assert_memory_equal(a->output.ptr, "alice made p images=nginx,busybox as <NA> (100%)",
+                        a->output.len);
+    assert_true(b->events[0].flags & KT_EV_KEEP_RAW);
+    char buf[2048] = "";
+    FILE *mem = fmemopen(buf, sizeof(buf), "w");
+    kt_alert_print(mem, b, a, 1);
+    fclose(mem);
+    assert_non_null(strstr(buf, "\"rule\":\"out\",\"priority\":\"Critical\""));
+    assert_non_null(strstr(buf, "\"output_fields\":{\"ka.user.name\":\"alice\",\"ka.target.name\""
+                                ":\"p\",\"ka.req.pod.containers.image\":\"nginx,busybox\","
+                                "\"ka.impuser.name\":null}"));
+    assert_non_null(strstr(buf, "\"tags\":[\"k8s\",\"T1610\"]"));
+    assert_non_null(strstr(buf, "\"audit_id\":\"a1\""));
+    kt_matcher_destroy(m);
+    kt_decoder_destroy(d);
+    kt_batch_destroy(b);
+    kt_ruleset_destroy(rs);
+}
+
+static void test_rules_min_priority_skips_lower_rules(void **state)
+{
+    (void)state;
+    const char *yaml = "- rule: low\n  desc: d\n  condition: ka.verb = create\n  output: o\n"
+                       "  priority: INFO\n"
+                       "- rule: high\n  desc: d\n  condition: ka.verb = create\n  output: o\n"
+                       "  priority: ERROR\n";
+    assert_string_equal(fire2(yaml, NULL, POD_EVENT, KT_PRIO_WARNING), "high");
+    assert_string_equal(fire2(yaml, NULL, POD_EVENT, KT_PRIO_DEBUG), "low,high");
+}
+
+static void test_rules_default_pack_loads_and_fires(void **state)
+{
+    (void)state;
+    const char *files[] = {KT_TEST_FIXTURES "/../../rules/k8s_audit_rules.yaml"};
+    struct kt_ruleset *rs = NULL;
+    char err[512] = "";
+    if (kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_true(kt_ruleset_count(rs) >= 40);
+    for (size_t i = 0; i < kt_ruleset_count(rs); i++) {
+        struct kt_rule_info ri;
+        kt_ruleset_info(rs, i, &ri);
+        assert_true(strlen(ri.desc) > 0);
+        assert_true(strlen(ri.tags) > 0);
+    }
+    kt_ruleset_destroy(rs);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rules_operators),
+        cmocka_unit_test(test_rules_list_and_missing_field_semantics),
+        cmocka_unit_test(test_rules_precedence_not_and_or),
+        cmocka_unit_test(test_rules_fields_uri_exec_pointer_body),
+        cmocka_unit_test(test_rules_macros_lists_append_override_disable),
+        cmocka_unit_test(test_rules_exceptions),
+        cmocka_unit_test(test_rules_errors_name_file_line_and_item),
+        cmocka_unit_test(test_rules_regex_limits_make_catastrophic_patterns_false),
+        cmocka_unit_test(test_rules_output_and_alert_json),
+        cmocka_unit_test(test_rules_min_priority_skips_lower_rules),
+        cmocka_unit_test(test_rules_default_pack_loads_and_fires),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
