@@ -54,6 +54,14 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b);
 int kt_priority_parse(const char *s);
 const char *kt_priority_name(int prio);
 
+/*
+ * Run the test cases of a YAML file (name, event, fires, not_fires) against rs, printing a
+ * "FAIL file:line: ..." line per broken expectation to out and counting cases. Returns 0,
+ * KT_EIO, KT_EPARSE (errstr says where) or KT_ENOMEM.
+ */
+int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out, int *passed,
+                       int *failed, char *errstr, size_t errlen);
+
 /* Print one alert as a JSON line (Falco's shape plus audit_id and stage) or as text. */
 void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json);
 

@@ -49,6 +49,7 @@ static void usage(FILE *out)
           "                             directories, .gz or -\n"
           "  rules check FILE...        load rule files and report errors (exit 3)\n"
           "  rules list [--rules FILE]  the rules that would run: priority, name, tags\n"
+          "  rules test [--rules FILE] TESTS...  run rule test cases (event, fires, not_fires)\n"
           "  version                    print the version\n"
           "\n"
           "replay options:\n"
@@ -237,7 +238,40 @@ static int cmd_rules(int argc, char **argv)
         kt_ruleset_destroy(rs);
         return EXIT_OK;
     }
-    fprintf(stderr, "ktrail: unknown rules command '%s' (check, list)\n", argv[1]);
+    if (strcmp(argv[1], "test") == 0) {
+        static const struct option longopts[] = {
+            {"rules", required_argument, NULL, 'R'},
+            {"no-default-rules", no_argument, NULL, 'N'},
+            {NULL, 0, NULL, 0},
+        };
+        int c;
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+            if (rule_option(c, optarg, &ra) <= 0) {
+                return EXIT_USAGE;
+            }
+        }
+        if (optind >= argc) {
+            fputs("ktrail: rules test needs at least one test FILE\n", stderr);
+            return EXIT_USAGE;
+        }
+        struct kt_ruleset *rs = load_rules(&ra, argv[0]);
+        if (rs == NULL) {
+            return EXIT_RULES;
+        }
+        int passed = 0, failed = 0, code = EXIT_OK;
+        for (int i = optind; i < argc; i++) {
+            char err[512] = "";
+            if (kt_rules_test_file(rs, argv[i], stdout, &passed, &failed, err, sizeof(err)) != 0) {
+                fprintf(stderr, "ktrail: %s\n", err);
+                code = EXIT_RUNTIME;
+            }
+        }
+        printf("%d passed, %d failed\n", passed, failed);
+        kt_ruleset_destroy(rs);
+        return failed > 0 ? EXIT_RUNTIME : code;
+    }
+    fprintf(stderr, "ktrail: unknown rules command '%s' (check, list, test)\n", argv[1]);
     return EXIT_USAGE;
 }
 
