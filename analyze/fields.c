@@ -35,7 +35,9 @@ struct field {
     const char *ptr;  /* G_POINTER: the pointer ("" for jevt.value[ARG]) */
 };
 
-#define POD "/requestObject/spec"
+#define POD                                                                                        \
+    "@pod" /* the pod spec: of a pod, a workload template or a cronjob; see fref_resolve           \
+            */
 #define CONT POD "/containers/*"
 static const struct field fields[] = {
     {"ka.auditid", G_STR, KT_F_AUDIT_ID, 0, NULL},
@@ -80,8 +82,8 @@ static const struct field fields[] = {
      "/requestObject/rules/*/nonResourceURLs/*"},
     {"ka.req.configmap.name", G_POINTER, 0, 0, "/requestObject/metadata/name"},
     {"ka.req.configmap.obj", G_POINTER, 0, 0, "/requestObject/data"},
-    {"ka.req.service.type", G_POINTER, 0, 0, "/requestObject/spec/type"},
-    {"ka.req.service.external_ips", G_POINTER, 0, 0, "/requestObject/spec/externalIPs/*"},
+    {"ka.req.service.type", G_POINTER, 0, 0, "@obj/spec/type"},
+    {"ka.req.service.external_ips", G_POINTER, 0, 0, "@obj/spec/externalIPs/*"},
     {"ka.req.pod.host_network", G_POINTER, 0, 0, POD "/hostNetwork"},
     {"ka.req.pod.host_pid", G_POINTER, 0, 0, POD "/hostPID"},
     {"ka.req.pod.host_ipc", G_POINTER, 0, 0, POD "/hostIPC"},

@@ -206,6 +206,25 @@ void node_free(struct node *n)
     free(n);
 }
 
+/* Pointer fields of one body are read together, in one walk: register rel under slot. */
+static int group_add(struct kt_ruleset *rs, int body, const char *rel, int slot)
+{
+    struct ptr_group *g = &rs->groups[body];
+    const char **nrel = realloc(g->rel, (size_t)(g->n + 1) * sizeof(*nrel));
+    if (nrel == NULL) {
+        return -1;
+    }
+    g->rel = nrel;
+    int *nslot = realloc(g->slot, (size_t)(g->n + 1) * sizeof(*nslot));
+    if (nslot == NULL) {
+        return -1;
+    }
+    g->slot = nslot;
+    g->rel[g->n] = rel;
+    g->slot[g->n++] = slot;
+    return 0;
+}
+
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
 {
     const char *br = memchr(name, '[', len);
@@ -225,21 +244,42 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
     }
     f->ptr = ptr != NULL && ptr[0] == '\0' ? f->arg : (char *)ptr;
     f->slot = rs->nslots++; /* each reference caches its own value per event */
+    f->body = -1;
+    if (f->ptr != NULL && f->ptr[0] == '@') {
+        /* An object field: the pod spec of a pod, a workload template or a cronjob ("@pod"),
+         * or the object itself ("@obj"); in the request body, or for patch in the response
+         * body (the request is then a patch document). */
+        static const char *const pod_prefix[] = {"/spec", "/spec/template/spec",
+                                                 "/spec/jobTemplate/spec/template/spec"};
+        static const char *const obj_prefix[] = {""};
+        int pod = strncmp(f->ptr, "@pod", 4) == 0;
+        const char *const *prefix = pod ? pod_prefix : obj_prefix;
+        int np = pod ? 3 : 1;
+        for (int body = BODY_REQ; body <= BODY_RESP; body++) {
+            for (int i = 0; i < np; i++) {
+                char buf[512];
+                snprintf(buf, sizeof(buf), "%s%s", prefix[i], f->ptr + 4);
+                char **owned = realloc(rs->owned, (rs->nowned + 1) * sizeof(*owned));
+                if (owned == NULL) {
+                    return -1;
+                }
+                rs->owned = owned;
+                if ((owned[rs->nowned] = strdup(buf)) == NULL) {
+                    return -1;
+                }
+                int slot = rs->nslots++;
+                if (group_add(rs, body, owned[rs->nowned++], slot) != 0) {
+                    return -1;
+                }
+                f->alt_slot[f->nalt] = slot;
+                f->alt_body[f->nalt++] = body;
+            }
+        }
+        return 0;
+    }
     f->body = field_body(f->ptr, &f->rel);
-    if (f->body >= 0) {
-        /* pointer fields of one body are read together, in one walk */
-        struct ptr_group *g = &rs->groups[f->body];
-        const char **rel = realloc(g->rel, (size_t)(g->n + 1) * sizeof(*rel));
-        int *slot = rel != NULL ? realloc(g->slot, (size_t)(g->n + 1) * sizeof(*slot)) : NULL;
-        if (rel != NULL) {
-            g->rel = rel;
-        }
-        if (slot == NULL) {
-            return -1;
-        }
-        g->slot = slot;
-        g->rel[g->n] = f->rel;
-        g->slot[g->n++] = f->slot;
+    if (f->body >= 0 && group_add(rs, f->body, f->rel, f->slot) != 0) {
+        return -1;
     }
     return 0;
 }

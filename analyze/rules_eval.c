@@ -101,6 +101,26 @@ static void fill_group(struct kt_matcher *m, int body)
 
 static const struct kt_value *get(struct kt_matcher *m, const struct fref *f)
 {
+    if (f->nalt > 0) {
+        /* an object field: the first alternative present, from the request body, or from the
+         * response body for a patch */
+        int body = kt_str_eq(m->ev->f[KT_F_VERB], "patch", 5) ? BODY_RESP : BODY_REQ;
+        const struct kt_value *v = NULL;
+        for (int i = 0; i < f->nalt; i++) {
+            if (f->alt_body[i] != body) {
+                continue;
+            }
+            struct slot *s = &m->slots[f->alt_slot[i]];
+            if (s->gen != m->gen) {
+                fill_group(m, body);
+            }
+            v = &s->val;
+            if (v->kind != KT_V_NONE) {
+                break;
+            }
+        }
+        return v;
+    }
     struct slot *s = &m->slots[f->slot];
     if (s->gen != m->gen && f->body >= 0) {
         fill_group(m, f->body);

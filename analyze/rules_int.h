@@ -51,6 +51,9 @@ struct fref {
     char *ptr;       /* JSON pointer these fields read (jevt.value, body fields), or NULL */
     int slot;        /* per-event cache slot in the matcher */
     int body;        /* pointer fields: BODY_* they read, else -1 */
+    int nalt;        /* object fields ("@pod", "@obj"): alternatives, first present wins */
+    int alt_slot[6]; /* their cache slots */
+    int alt_body[6]; /* BODY_REQ, or BODY_RESP (read for patch: the result, not the patch) */
     const char *rel; /* pointer fields: the pointer relative to that body */
 };
 
@@ -92,6 +95,8 @@ struct kt_ruleset {
     size_t nmacros;
     int nslots;                          /* field references (cache slots) */
     struct ptr_group groups[BODY_COUNT]; /* pointer fields by body */
+    char **owned;                        /* pointer strings made for alternatives */
+    size_t nowned;                       /* count */
     struct kt_rules_opts opts;
 };
 

@@ -543,6 +543,10 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
         free(rs->groups[i].rel);
         free(rs->groups[i].slot);
     }
+    for (size_t i = 0; i < rs->nowned; i++) {
+        free(rs->owned[i]);
+    }
+    free(rs->owned);
     free(rs);
 }
 
