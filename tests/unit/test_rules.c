@@ -182,6 +182,39 @@ static void test_rules_fields_uri_exec_pointer_body(void **state)
     assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])), "r0,r1,r2,r3,r4,r5,r6,r7");
 }
 
+static void test_rules_container_groups_and_alignment(void **state)
+{
+    (void)state;
+    static const char *const ev =
+        "{\"auditID\":\"i\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+        "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":\"jobs\"},"
+        "\"requestObject\":{\"spec\":{\"template\":{\"spec\":{"
+        "\"initContainers\":[{\"name\":\"init\",\"image\":\"busybox\",\"securityContext\":"
+        "{\"capabilities\":{\"add\":[\"NET_ADMIN\"],\"drop\":[\"ALL\"]}}}],"
+        "\"containers\":[{\"name\":\"a\",\"image\":\"x\",\"securityContext\":"
+        "{\"allowPrivilegeEscalation\":false}},{\"name\":\"b\",\"image\":\"y\","
+        "\"ports\":[{\"containerPort\":80,\"hostPort\":8080}]}]}}}}}";
+    static const char *const c[] = {
+        "ka.req.pod.initContainers.add_capabilities intersects (NET_ADMIN)",   /* r0 yes */
+        "ka.req.pod.initContainers.drop_capabilities in (ALL)",                /* r1 yes */
+        "ka.req.pod.containers.allow_privilege_escalation in (false)",         /* r2 b unset: no */
+        "ka.req.pod.containers.allow_privilege_escalation intersects (false)", /* r3 yes */
+        "ka.req.pod.containers.host_port intersects (8080)",                   /* r4 yes */
+        "ka.req.pod.containers.name in (a, b)",                                /* r5 yes */
+        "ka.req.pod.ephemeralContainers.image exists",                         /* r6 no */
+        "ka.req.container.image = x",                                          /* r7 first: yes */
+    };
+    static char yaml[4096];
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+                                "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
+                                "  priority: WARNING\n",
+                                i, c[i]);
+    }
+    assert_string_equal(fire(yaml, ev), "r0,r1,r3,r4,r5,r7");
+}
+
 static void test_rules_macros_lists_append_override_disable(void **state)
 {
     (void)state;
@@ -373,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_rules_list_and_missing_field_semantics),
         cmocka_unit_test(test_rules_precedence_not_and_or),
         cmocka_unit_test(test_rules_fields_uri_exec_pointer_body),
+        cmocka_unit_test(test_rules_container_groups_and_alignment),
         cmocka_unit_test(test_rules_macros_lists_append_override_disable),
         cmocka_unit_test(test_rules_exceptions),
         cmocka_unit_test(test_rules_errors_name_file_line_and_item),
