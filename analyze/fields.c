@@ -25,6 +25,9 @@ enum getter {
     G_EXEC_CMD,   /* exec command= parameters joined by spaces */
     G_POINTER,    /* a JSON pointer into the event */
     G_OBJ,        /* jevt.obj: the whole event text */
+    G_IMAGE_REPO, /* container images without tag or digest (ptr: pod-relative images) */
+    G_SUBJECTS,   /* binding subjects of one kind (ptr: the kind; ev_field: with namespace) */
+    G_HOSTPATH,   /* ka.req.volume.hostpath[PATH]: "true" or "false" */
 };
 
 struct field {
@@ -172,6 +175,16 @@ static const struct field fields[] = {
      POD "/ephemeralContainers/*/securityContext/capabilities/drop/*"},
     {"ka.req.pod.ephemeralContainers.host_port", G_POINTER, 0, 0,
      POD "/ephemeralContainers/*/ports/*/hostPort"},
+    {"ka.req.pod.containers.image.repository", G_IMAGE_REPO, 0, 0, "/containers/*/image"},
+    {"ka.req.pod.initContainers.image.repository", G_IMAGE_REPO, 0, 0, "/initContainers/*/image"},
+    {"ka.req.pod.ephemeralContainers.image.repository", G_IMAGE_REPO, 0, 0,
+     "/ephemeralContainers/*/image"},
+    {"ka.req.container.image.repository", G_IMAGE_REPO, 0, 0, "/containers/0/image"},
+    {"ka.req.binding.subjects.user_names", G_SUBJECTS, 0, 0, "User"},
+    {"ka.req.binding.subjects.group_names", G_SUBJECTS, 0, 0, "Group"},
+    {"ka.req.binding.subjects.serviceaccount_names", G_SUBJECTS, 0, 0, "ServiceAccount"},
+    {"ka.req.binding.subjects.serviceaccount_ns_names", G_SUBJECTS, 1, 0, "ServiceAccount"},
+    {"ka.req.volume.hostpath", G_HOSTPATH, 0, 1, "/volumes/*/hostPath/path"},
     /* deprecated singletons */
     {"ka.req.container.image", G_POINTER, 0, 0, POD "/containers/0/image"},
     {"ka.req.container.privileged", G_POINTER, 0, 0,
@@ -192,7 +205,7 @@ int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr)
     for (int i = 0; i < NFIELDS; i++) {
         if (strlen(fields[i].name) == len && memcmp(fields[i].name, name, len) == 0) {
             *takes_arg = fields[i].takes_arg;
-            *ptr = fields[i].ptr;
+            *ptr = fields[i].getter == G_POINTER ? fields[i].ptr : NULL; /* walked by the matcher */
             return i;
         }
     }
@@ -600,6 +613,98 @@ static void from_str(struct kt_str s, struct kt_value *out)
     out->s = s;
 }
 
+/* Values at a pod-spec-relative pointer: the pod's, a workload template's or a cronjob's,
+ * from the request, or for patch the response. */
+static int pod_values(const struct kt_batch *b, const struct kt_event *ev, const char *rel,
+                      struct kt_value *out)
+{
+    static const char *const prefix[] = {"/spec", "/spec/template/spec",
+                                         "/spec/jobTemplate/spec/template/spec"};
+    struct kt_arena *a = (struct kt_arena *)&b->arena;
+    struct kt_str text = kt_str_eq(ev->f[KT_F_VERB], "patch", 5) ? ev->resp_obj : ev->req_obj;
+    const char *ptrs[3];
+    char bufs[3][256];
+    struct kt_value outs[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(bufs[i], sizeof(bufs[i]), "%s%s", prefix[i], rel);
+        ptrs[i] = bufs[i];
+    }
+    int rc = field_walk(a, text.ptr, text.len, ptrs, 3, outs);
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        if (outs[i].kind != KT_V_NONE) {
+            *out = outs[i];
+            break;
+        }
+    }
+    return rc;
+}
+
+/* An image reference without its tag or digest: "host:5000/team/app:1.2@sha256:..." ->
+ * "host:5000/team/app" (a ':' after the last '/' starts the tag; a registry port does not). */
+static struct kt_str image_repository(struct kt_str img)
+{
+    if (img.ptr == NULL) {
+        return img;
+    }
+    size_t n = img.len;
+    const char *at = memchr(img.ptr, '@', n);
+    if (at != NULL) {
+        n = (size_t)(at - img.ptr);
+    }
+    size_t slash = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (img.ptr[i] == '/') {
+            slash = i + 1;
+        }
+    }
+    const char *colon = memchr(img.ptr + slash, ':', n - slash);
+    if (colon != NULL) {
+        n = (size_t)(colon - img.ptr);
+    }
+    return (struct kt_str){img.ptr, n};
+}
+
+/* Subjects of one kind: their names, or "namespace:name" for service accounts with ns. */
+static int subjects_of_kind(struct kt_arena *a, const struct kt_event *ev, const char *kind,
+                            int with_ns, struct kt_value *out)
+{
+    static const char *const ptrs[] = {"/subjects/*/kind", "/subjects/*/name",
+                                       "/subjects/*/namespace"};
+    struct kt_value v[3];
+    int rc = field_walk(a, ev->req_obj.ptr, ev->req_obj.len, ptrs, 3, v);
+    memset(out, 0, sizeof(*out));
+    if (rc != 0 || v[0].kind != KT_V_LIST || v[1].kind != KT_V_LIST) {
+        return rc;
+    }
+    struct kt_str *list = kt_arena_alloc(a, (v[0].n + 1) * sizeof(*list));
+    if (list == NULL) {
+        return KT_ENOMEM;
+    }
+    uint32_t n = 0;
+    size_t klen = strlen(kind);
+    for (uint32_t i = 0; i < v[0].n && i < v[1].n; i++) {
+        if (!kt_str_eq(v[0].v[i], kind, klen) || v[1].v[i].ptr == NULL) {
+            continue;
+        }
+        struct kt_str name = v[1].v[i];
+        if (with_ns) {
+            struct kt_str ns = v[2].kind == KT_V_LIST && i < v[2].n ? v[2].v[i] : KT_STR_NULL;
+            char *s = kt_arena_alloc(a, ns.len + name.len + 2);
+            if (s == NULL) {
+                return KT_ENOMEM;
+            }
+            memcpy(s, ns.ptr != NULL ? ns.ptr : "", ns.len);
+            s[ns.len] = ':';
+            memcpy(s + ns.len + 1, name.ptr, name.len);
+            name = (struct kt_str){s, ns.len + 1 + name.len};
+        }
+        list[n++] = name;
+    }
+    *out = (struct kt_value){.kind = KT_V_LIST, .v = list, .n = n};
+    return 0;
+}
+
 int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
               struct kt_value *out)
 {
@@ -663,6 +768,38 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         int body = field_body(f->ptr, &rel);
         struct kt_str text = field_body_text(b, ev, body);
         return field_walk(a, text.ptr, text.len, &rel, 1, out);
+    }
+    case G_IMAGE_REPO: {
+        int rc = pod_values(b, ev, fd->ptr, out);
+        if (rc == 0 && out->kind == KT_V_STR) {
+            out->s = image_repository(out->s);
+        } else if (rc == 0 && out->kind == KT_V_LIST) {
+            struct kt_str *list = kt_arena_alloc(a, (out->n + 1) * sizeof(*list));
+            if (list == NULL) {
+                return KT_ENOMEM;
+            }
+            for (uint32_t i = 0; i < out->n; i++) {
+                list[i] = image_repository(out->v[i]);
+            }
+            out->v = list;
+        }
+        return rc;
+    }
+    case G_SUBJECTS:
+        return subjects_of_kind(a, ev, fd->ptr, fd->ev_field, out);
+    case G_HOSTPATH: {
+        struct kt_value paths;
+        int rc = pod_values(b, ev, fd->ptr, &paths);
+        size_t alen = strlen(f->arg);
+        int prefix = alen > 0 && f->arg[alen - 1] == '*', hit = 0;
+        for (uint32_t i = 0; rc == 0 && paths.kind == KT_V_LIST && i < paths.n; i++) {
+            struct kt_str p = paths.v[i];
+            hit |=
+                p.ptr != NULL && (prefix ? p.len >= alen - 1 && memcmp(p.ptr, f->arg, alen - 1) == 0
+                                         : kt_str_eq(p, f->arg, alen));
+        }
+        from_str(hit ? KT_STR_LIT("true") : KT_STR_LIT("false"), out);
+        return rc;
     }
     case G_OBJ: {
         const struct kt_record *r = &b->recs[ev->rec];

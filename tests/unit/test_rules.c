@@ -215,6 +215,41 @@ static void test_rules_container_groups_and_alignment(void **state)
     assert_string_equal(fire(yaml, ev), "r0,r1,r3,r4,r5,r7");
 }
 
+static void test_rules_derived_fields(void **state)
+{
+    (void)state;
+    static const char *const ev =
+        "{\"auditID\":\"d\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+        "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":\"pods\"},"
+        "\"requestObject\":{\"spec\":{\"containers\":["
+        "{\"image\":\"registry.example.com:5000/team/api:2.1\"},"
+        "{\"image\":\"gcr.io/p/app@sha256:0123\"},{\"image\":\"busybox\"}],"
+        "\"volumes\":[{\"hostPath\":{\"path\":\"/var/lib/kubelet/pods\"}}]},"
+        "\"subjects\":[{\"kind\":\"User\",\"name\":\"bob\"},{\"kind\":\"Group\","
+        "\"name\":\"system:masters\"},{\"kind\":\"ServiceAccount\",\"name\":\"ci\","
+        "\"namespace\":\"build\"}]}}";
+    static const char *const c[] = {
+        "ka.req.pod.containers.image.repository in (registry.example.com:5000/team/api, "
+        "gcr.io/p/app, busybox)",                                                 /* r0 yes */
+        "ka.req.container.image.repository = registry.example.com:5000/team/api", /* r1 yes */
+        "ka.req.binding.subjects.user_names in (bob)",                            /* r2 yes */
+        "ka.req.binding.subjects.group_names intersects (system:masters)",        /* r3 yes */
+        "ka.req.binding.subjects.serviceaccount_ns_names = \"build:ci\"",         /* r4 yes */
+        "ka.req.binding.subjects.serviceaccount_names = ci",                      /* r5 yes */
+        "ka.req.volume.hostpath[/var/lib/kubelet*] = true", /* r6 prefix: yes */
+        "ka.req.volume.hostpath[/var/lib/kubelet] = true",  /* r7 exact: no */
+    };
+    static char yaml[4096];
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+                                "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
+                                "  priority: WARNING\n",
+                                i, c[i]);
+    }
+    assert_string_equal(fire(yaml, ev), "r0,r1,r2,r3,r4,r5,r6");
+}
+
 static void test_rules_macros_lists_append_override_disable(void **state)
 {
     (void)state;
@@ -407,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_rules_precedence_not_and_or),
         cmocka_unit_test(test_rules_fields_uri_exec_pointer_body),
         cmocka_unit_test(test_rules_container_groups_and_alignment),
+        cmocka_unit_test(test_rules_derived_fields),
         cmocka_unit_test(test_rules_macros_lists_append_override_disable),
         cmocka_unit_test(test_rules_exceptions),
         cmocka_unit_test(test_rules_errors_name_file_line_and_item),
