@@ -28,6 +28,7 @@ enum getter {
     G_IMAGE_REPO, /* container images without tag or digest (ptr: pod-relative images) */
     G_SUBJECTS,   /* binding subjects of one kind (ptr: the kind; ev_field: with namespace) */
     G_HOSTPATH,   /* ka.req.volume.hostpath[PATH]: "true" or "false" */
+    G_PSS,        /* Pod Security Standards violations (ev_field: 1 for restricted) */
 };
 
 struct field {
@@ -185,6 +186,8 @@ static const struct field fields[] = {
     {"ka.req.binding.subjects.serviceaccount_names", G_SUBJECTS, 0, 0, "ServiceAccount"},
     {"ka.req.binding.subjects.serviceaccount_ns_names", G_SUBJECTS, 1, 0, "ServiceAccount"},
     {"ka.req.volume.hostpath", G_HOSTPATH, 0, 1, "/volumes/*/hostPath/path"},
+    {"ka.req.pod.pss.baseline", G_PSS, 0, 0, NULL},
+    {"ka.req.pod.pss.restricted", G_PSS, 1, 0, NULL},
     /* deprecated singletons */
     {"ka.req.container.image", G_POINTER, 0, 0, POD "/containers/0/image"},
     {"ka.req.container.privileged", G_POINTER, 0, 0,
@@ -801,6 +804,8 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         from_str(hit ? KT_STR_LIT("true") : KT_STR_LIT("false"), out);
         return rc;
     }
+    case G_PSS:
+        return pss_evaluate(b, ev, fd->ev_field, out);
     case G_OBJ: {
         const struct kt_record *r = &b->recs[ev->rec];
         from_str((struct kt_str){b->buf + r->pos, r->len}, out);

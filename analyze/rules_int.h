@@ -112,6 +112,10 @@ int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr)
 int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
               struct kt_value *out);
 const char *field_name(int id);
+/* Pod Security Standards checks the event's pod spec violates (pss.c): a list, empty when
+ * compliant; missing when the event has no pod spec. restricted includes baseline. */
+int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, int restricted,
+                 struct kt_value *out);
 
 /* Compile condition text into a tree; errors go to err ("item: message"). */
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen);

@@ -250,6 +250,105 @@ static void test_rules_derived_fields(void **state)
     assert_string_equal(fire(yaml, ev), "r0,r1,r2,r3,r4,r5,r6");
 }
 
+/* The rendered value of field for a pod create with the given spec JSON. */
+static char *field_text(const char *field, const char *spec)
+{
+    static char out[1024];
+    char yaml[512], event[4096];
+    snprintf(yaml, sizeof(yaml),
+             "- rule: show\n  desc: d\n  condition: ka.verb = create\n  output: \"%%%s\"\n"
+             "  priority: INFO\n",
+             field);
+    snprintf(event, sizeof(event),
+             "{\"auditID\":\"p\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+             "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":"
+             "\"pods\"},\"requestObject\":{\"spec\":%s}}",
+             spec);
+    char path[] = "/tmp/kt-pss-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    write_rules(path, yaml);
+    const char *files[] = {path};
+    struct kt_ruleset *rs = NULL;
+    char err[256];
+    assert_int_equal(kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)), 0);
+    unlink(path);
+    struct kt_batch *b = kt_batch_create();
+    size_t len = strlen(event);
+    kt_batch_reserve(b, len);
+    memcpy(b->buf, event, len);
+    kt_batch_add_record(b)->len = len;
+    struct kt_decoder *d = kt_decoder_create();
+    kt_decode_batch(d, b);
+    struct kt_matcher *m = kt_matcher_create(rs);
+    assert_int_equal(kt_matcher_run(m, b), 0);
+    assert_int_equal(b->nalerts, 1);
+    snprintf(out, sizeof(out), "%.*s", (int)b->alerts[0].output.len, b->alerts[0].output.ptr);
+    kt_matcher_destroy(m);
+    kt_decoder_destroy(d);
+    kt_batch_destroy(b);
+    kt_ruleset_destroy(rs);
+    return out;
+}
+
+#define RESTRICTED_OK                                                                              \
+    "\"securityContext\":{\"runAsNonRoot\":true,\"seccompProfile\":{\"type\":"                     \
+    "\"RuntimeDefault\"}},\"volumes\":[{\"name\":\"c\",\"configMap\":{\"name\":\"x\"}}]"
+
+static void test_rules_pod_security_standards(void **state)
+{
+    (void)state;
+    const char *ok_container = "{\"name\":\"a\",\"image\":\"x\",\"securityContext\":{"
+                               "\"allowPrivilegeEscalation\":false,\"capabilities\":{\"drop\":"
+                               "[\"ALL\"],\"add\":[\"NET_BIND_SERVICE\"]}}}";
+    char spec[2048];
+    snprintf(spec, sizeof(spec), "{" RESTRICTED_OK ",\"containers\":[%s]}", ok_container);
+    assert_string_equal(field_text("ka.req.pod.pss.restricted", spec), "<NA>");
+    assert_string_equal(field_text("ka.req.pod.pss.baseline", spec), "<NA>");
+
+    static const struct {
+        const char *spec, *baseline, *restricted;
+    } cases[] = {
+        {"{\"hostNetwork\":true,\"containers\":[{\"name\":\"a\"}]}", "hostNamespaces",
+         "hostNamespaces,allowPrivilegeEscalation,runAsNonRoot,seccompProfile_restricted,"
+         "capabilities_restricted"},
+        {"{" RESTRICTED_OK ",\"containers\":[{\"name\":\"a\",\"securityContext\":{"
+         "\"privileged\":true,\"allowPrivilegeEscalation\":false,\"capabilities\":"
+         "{\"drop\":[\"ALL\"]}}}]}",
+         "privileged", "privileged"},
+        {"{" RESTRICTED_OK ",\"containers\":[{\"name\":\"a\",\"securityContext\":{"
+         "\"allowPrivilegeEscalation\":false,\"capabilities\":{\"drop\":[\"ALL\"],"
+         "\"add\":[\"SYS_ADMIN\"]}}}]}",
+         "capabilities_baseline", "capabilities_baseline,capabilities_restricted"},
+        {"{" RESTRICTED_OK ",\"containers\":[{\"name\":\"a\",\"securityContext\":{"
+         "\"allowPrivilegeEscalation\":false,\"capabilities\":{\"drop\":[\"ALL\"]}}},"
+         "{\"name\":\"b\",\"securityContext\":{\"capabilities\":{\"drop\":[\"ALL\"]}}}]}",
+         "<NA>", "allowPrivilegeEscalation"},
+        {"{\"securityContext\":{\"runAsNonRoot\":true,\"runAsUser\":0,\"seccompProfile\":"
+         "{\"type\":\"RuntimeDefault\"}},\"containers\":[{\"name\":\"a\",\"securityContext\":"
+         "{\"allowPrivilegeEscalation\":false,\"capabilities\":{\"drop\":[\"ALL\"]}}}],"
+         "\"volumes\":[{\"name\":\"h\",\"hostPath\":{\"path\":\"/\"}}]}",
+         "hostPathVolumes", "hostPathVolumes,restrictedVolumes,runAsUser"},
+        {"{\"securityContext\":{\"runAsNonRoot\":true,\"seccompProfile\":{\"type\":"
+         "\"Unconfined\"},\"sysctls\":[{\"name\":\"kernel.msgmax\",\"value\":\"1\"}]},"
+         "\"containers\":[{\"name\":\"a\",\"ports\":[{\"hostPort\":80}],"
+         "\"securityContext\":{\"allowPrivilegeEscalation\":false,\"procMount\":\"Unmasked\","
+         "\"capabilities\":{\"drop\":[\"ALL\"]}}}]}",
+         "seccompProfile_baseline,sysctls,hostPorts,procMount",
+         "seccompProfile_baseline,sysctls,hostPorts,procMount,seccompProfile_restricted"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = field_text("ka.req.pod.pss.baseline", cases[i].spec);
+        if (strcmp(got, cases[i].baseline) != 0) {
+            fail_msg("case %zu baseline: got [%s] want [%s]", i, got, cases[i].baseline);
+        }
+        got = field_text("ka.req.pod.pss.restricted", cases[i].spec);
+        if (strcmp(got, cases[i].restricted) != 0) {
+            fail_msg("case %zu restricted: got [%s] want [%s]", i, got, cases[i].restricted);
+        }
+    }
+}
+
 static void test_rules_macros_lists_append_override_disable(void **state)
 {
     (void)state;
@@ -443,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_rules_fields_uri_exec_pointer_body),
         cmocka_unit_test(test_rules_container_groups_and_alignment),
         cmocka_unit_test(test_rules_derived_fields),
+        cmocka_unit_test(test_rules_pod_security_standards),
         cmocka_unit_test(test_rules_macros_lists_append_override_disable),
         cmocka_unit_test(test_rules_exceptions),
         cmocka_unit_test(test_rules_errors_name_file_line_and_item),
