@@ -301,6 +301,7 @@ enum { MAX_SEGS = 16 };
 struct target {
     const char *segs[MAX_SEGS]; /* segments, unescaped (in the arena) */
     size_t seglen[MAX_SEGS];
+    long segidx[MAX_SEGS]; /* a segment's array index when it is a number, -2 for '*', else -1 */
     int nsegs;
     int wild;            /* has a '*': the value is a list */
     int matched;         /* leading depths whose path matches */
@@ -374,9 +375,7 @@ static int on_path(const struct walk *w, const struct target *t, long idx)
     }
     int ok = t->key_ok;
     if (idx >= 0) {
-        char num[24];
-        int n = snprintf(num, sizeof(num), "%ld", idx);
-        ok = seg_match(t, d - 1, num, (size_t)n);
+        ok = t->segidx[d - 1] == -2 || t->segidx[d - 1] == idx;
     }
     return ok ? (d == t->nsegs ? 2 : 1) : 0;
 }
@@ -518,6 +517,11 @@ static int split_pointer(struct kt_arena *a, struct target *t, const char *ptr)
             t->wseg = t->wild ? -1 : t->nsegs; /* aligned only with a single '*' */
             t->wild = 1;
         }
+        long idx = n > 0 && n < 10 ? 0 : -1;
+        for (size_t i = 0; i < n && idx >= 0; i++) {
+            idx = seg[i] >= '0' && seg[i] <= '9' ? idx * 10 + (seg[i] - '0') : -1;
+        }
+        t->segidx[t->nsegs] = n == 1 && seg[0] == '*' ? -2 : idx;
         t->segs[t->nsegs] = seg;
         t->seglen[t->nsegs++] = n;
         ptr = s + len;

@@ -225,6 +225,8 @@ static int group_add(struct kt_ruleset *rs, int body, const char *rel, int slot)
     return 0;
 }
 
+static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char *ptr);
+
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
 {
     const char *br = memchr(name, '[', len);
@@ -236,14 +238,51 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
     if (f->id < 0 || (takes_arg != (br != NULL))) {
         return -1;
     }
+    char *arg = NULL; /* the ruleset's copy: pointers into it live as long as the ruleset */
     if (br != NULL) {
-        f->arg = strndup(br + 1, len - base - 2);
-        if (f->arg == NULL) {
+        char **owned = realloc(rs->owned, (rs->nowned + 1) * sizeof(*owned));
+        if (owned == NULL) {
             return -1;
         }
+        rs->owned = owned;
+        if ((arg = owned[rs->nowned] = strndup(br + 1, len - base - 2)) == NULL) {
+            return -1;
+        }
+        rs->nowned++;
     }
-    f->ptr = ptr != NULL && ptr[0] == '\0' ? f->arg : (char *)ptr;
-    f->slot = rs->nslots++; /* each reference caches its own value per event */
+    /* the same field (and argument) named again shares its cache slot and its walk target:
+     * read once per event however many rules name it */
+    for (size_t i = 0; i < rs->nrefs; i++) {
+        const struct fref *r = &rs->refs[i];
+        if (r->id == f->id &&
+            (r->arg == NULL ? arg == NULL : arg != NULL && strcmp(r->arg, arg) == 0)) {
+            *f = *r;
+            f->arg = arg != NULL ? strdup(arg) : NULL; /* the node's own copy */
+            return arg != NULL && f->arg == NULL ? -1 : 0;
+        }
+    }
+    int rc = fref_new(rs, f, arg, ptr);
+    if (rc != 0) {
+        return rc;
+    }
+    struct fref *refs = realloc(rs->refs, (rs->nrefs + 1) * sizeof(*refs));
+    if (refs == NULL) {
+        return -1;
+    }
+    rs->refs = refs;
+    refs[rs->nrefs] = *f;
+    refs[rs->nrefs++].arg = arg;
+    f->arg = arg != NULL ? strdup(arg) : NULL;
+    return arg != NULL && f->arg == NULL ? -1 : 0;
+}
+
+/* Resolve a field seen for the first time: its cache slot and, for pointer fields, its walk
+ * targets. arg is the ruleset's copy. */
+static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char *ptr)
+{
+    f->arg = arg;
+    f->ptr = ptr != NULL && ptr[0] == '\0' ? arg : (char *)ptr;
+    f->slot = rs->nslots++;
     f->body = -1;
     if (f->ptr != NULL && f->ptr[0] == '@') {
         /* An object field: the pod spec of a pod, a workload template or a cronjob ("@pod"),

@@ -95,7 +95,9 @@ struct kt_ruleset {
     size_t nmacros;
     int nslots;                          /* field references (cache slots) */
     struct ptr_group groups[BODY_COUNT]; /* pointer fields by body */
-    char **owned;                        /* pointer strings made for alternatives */
+    struct fref *refs;                   /* each distinct field reference, resolved once */
+    size_t nrefs;                        /* count */
+    char **owned;                        /* strings pointers point into (arguments, paths) */
     size_t nowned;                       /* count */
     struct kt_rules_opts opts;
 };

@@ -547,6 +547,7 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
         free(rs->owned[i]);
     }
     free(rs->owned);
+    free(rs->refs);
     free(rs);
 }
 
