@@ -713,7 +713,7 @@ static int subjects_of_kind(struct kt_arena *a, const struct kt_event *ev, const
 }
 
 int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
-              struct kt_value *out)
+              struct field_memo *memo, struct kt_value *out)
 {
     const struct field *fd = &fields[f->id];
     struct kt_arena *a = (struct kt_arena *)&b->arena;
@@ -808,8 +808,16 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         from_str(hit ? KT_STR_LIT("true") : KT_STR_LIT("false"), out);
         return rc;
     }
-    case G_PSS:
-        return pss_evaluate(b, ev, fd->ev_field, out);
+    case G_PSS: /* both levels from one evaluation, shared by the two fields */
+        if (memo->pss_gen != memo->gen) {
+            int rc = pss_evaluate(b, ev, memo->pss);
+            if (rc != 0) {
+                return rc;
+            }
+            memo->pss_gen = memo->gen;
+        }
+        *out = memo->pss[fd->ev_field];
+        return 0;
     case G_OBJ: {
         const struct kt_record *r = &b->recs[ev->rec];
         from_str((struct kt_str){b->buf + r->pos, r->len}, out);

@@ -223,33 +223,23 @@ static int volume_allowed(struct kt_str v)
     return 1;
 }
 
-int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, int restricted,
-                 struct kt_value *out)
+int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_value out[2])
 {
     static const char *const prefix[] = {"/spec", "/spec/template/spec",
                                          "/spec/jobTemplate/spec/template/spec"};
     struct kt_arena *a = (struct kt_arena *)&b->arena;
     struct kt_str body = kt_str_eq(ev->f[KT_F_VERB], "patch", 5) ? ev->resp_obj : ev->req_obj;
-    memset(out, 0, sizeof(*out));
+    memset(out, 0, 2 * sizeof(*out));
     if (body.ptr == NULL) {
         return 0;
     }
-    /* which pod spec: the first prefix that has containers */
+    /* which pod spec: a pod's, a cronjob's job template's, or a workload template's */
     char bufs[NPTR][160];
     const char *ptrs[NPTR];
     struct kt_value v[NPTR];
-    for (int i = 0; i < 3; i++) {
-        snprintf(bufs[i], sizeof(bufs[i]), "%s/containers", prefix[i]);
-        ptrs[i] = bufs[i];
-    }
-    int rc = field_walk(a, body.ptr, body.len, ptrs, 3, v);
-    int p = 0;
-    while (rc == 0 && p < 3 && v[p].kind == KT_V_NONE) {
-        p++;
-    }
-    if (rc != 0 || p == 3) {
-        return rc; /* no pod spec here: the field is missing */
-    }
+    struct kt_str res = ev->f[KT_F_RESOURCE];
+    int p = kt_str_eq(res, "pods", 4) ? 0 : kt_str_eq(res, "cronjobs", 8) ? 2 : 1;
+    int rc;
     for (int i = 0; i < P_GROUP0; i++) {
         snprintf(bufs[i], sizeof(bufs[i]), "%s%s", prefix[p], pod_rel[i]);
         ptrs[i] = bufs[i];
@@ -263,6 +253,9 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, int restri
     }
     if ((rc = field_walk(a, body.ptr, body.len, ptrs, NPTR, v)) != 0) {
         return rc;
+    }
+    if (v[P_GROUP0 + C_NAME].kind == KT_V_NONE) {
+        return 0; /* no containers: not a pod spec, the fields are missing */
     }
     struct found f = {kt_arena_alloc(a, 32 * sizeof(struct kt_str)), 0};
     if (f.v == NULL) {
@@ -323,7 +316,15 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, int restri
             add(&f, "windowsHostProcess");
         }
     }
-    if (restricted) {
+    out[0] = (struct kt_value){.kind = KT_V_LIST, .v = f.v, .n = f.n};
+    {
+        /* restricted: baseline's checks, then its own */
+        struct kt_str *copy = kt_arena_alloc(a, 32 * sizeof(struct kt_str));
+        if (copy == NULL) {
+            return KT_ENOMEM;
+        }
+        memcpy(copy, f.v, f.n * sizeof(*copy));
+        f.v = copy;
         for (uint32_t i = 0; v[P_VOLUMES].kind == KT_V_LIST && i < v[P_VOLUMES].n; i++) {
             if (v[P_VOLUMES].v[i].ptr != NULL && !volume_allowed(v[P_VOLUMES].v[i])) {
                 add(&f, "restrictedVolumes");
@@ -375,6 +376,6 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, int restri
             }
         }
     }
-    *out = (struct kt_value){.kind = KT_V_LIST, .v = f.v, .n = f.n};
+    out[1] = (struct kt_value){.kind = KT_V_LIST, .v = f.v, .n = f.n};
     return 0;
 }

@@ -28,6 +28,7 @@ struct kt_matcher {
     const struct kt_batch *b;    /* the batch being evaluated */
     const struct kt_event *ev;   /* the event being evaluated */
     int err;                     /* KT_ENOMEM seen */
+    struct field_memo memo;      /* per-event results shared by fields */
 };
 
 static const char *const prio_names[] = {"Emergency", "Alert",  "Critical",      "Error",
@@ -127,7 +128,7 @@ static const struct kt_value *get(struct kt_matcher *m, const struct fref *f)
     }
     if (s->gen != m->gen) {
         s->gen = m->gen;
-        if (field_get(f, m->b, m->ev, &s->val) != 0) {
+        if (field_get(f, m->b, m->ev, &m->memo, &s->val) != 0) {
             m->err = KT_ENOMEM;
             s->val.kind = KT_V_NONE;
         }
@@ -472,6 +473,7 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
         }
         m->ev = ev;
         m->gen++;
+        m->memo.gen = m->gen;
         for (size_t k = 0; k < rs->nrules; k++) {
             const struct rule *r = &rs->rules[k];
             if (!r->enabled || r->priority > rs->opts.min_priority || !eval(m, r->root)) {

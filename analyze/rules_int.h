@@ -102,6 +102,13 @@ struct kt_ruleset {
     struct kt_rules_opts opts;
 };
 
+/* Per-event scratch the matcher lends to field getters: results shared by several fields. */
+struct field_memo {
+    uint64_t gen;           /* the event being evaluated (the matcher's generation) */
+    uint64_t pss_gen;       /* pss[] belongs to this generation */
+    struct kt_value pss[2]; /* Pod Security Standards: baseline, restricted */
+};
+
 /* Fields (fields.c). */
 /* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */
 int field_body(const char *ptr, const char **rel);
@@ -112,12 +119,12 @@ int field_walk(struct kt_arena *a, const char *json, size_t len, const char *con
 int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr);
 /* Fill the value of f for ev; borrowed strings point into the batch or its arena. */
 int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
-              struct kt_value *out);
+              struct field_memo *memo, struct kt_value *out);
 const char *field_name(int id);
-/* Pod Security Standards checks the event's pod spec violates (pss.c): a list, empty when
- * compliant; missing when the event has no pod spec. restricted includes baseline. */
-int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, int restricted,
-                 struct kt_value *out);
+/* Pod Security Standards checks the event's pod spec violates (pss.c): out[0] baseline,
+ * out[1] restricted (which includes baseline's); a list, empty when compliant; missing when
+ * the event has no pod spec. */
+int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_value out[2]);
 
 /* Compile condition text into a tree; errors go to err ("item: message"). */
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen);
