@@ -29,6 +29,7 @@ enum getter {
     G_SUBJECTS,   /* binding subjects of one kind (ptr: the kind; ev_field: with namespace) */
     G_HOSTPATH,   /* ka.req.volume.hostpath[PATH]: "true" or "false" */
     G_PSS,        /* Pod Security Standards violations (ev_field: 1 for restricted) */
+    G_EFF,        /* effective per-container value: the container's, else the pod's (eff[]) */
 };
 
 struct field {
@@ -37,6 +38,18 @@ struct field {
     int ev_field;     /* G_STR: enum kt_field */
     int takes_arg;    /* name[ARG] */
     const char *ptr;  /* G_POINTER: the pointer ("" for jevt.value[ARG]) */
+};
+
+/* Effective settings: per container, the container's value, else the pod's, else a default
+ * (NULL: a missing entry). */
+static const struct {
+    const char *setting; /* below securityContext, in the container and in the pod */
+    const char *dflt;    /* when neither sets it */
+} eff[] = {
+    {"/runAsUser", "0"},
+    {"/runAsGroup", "0"},
+    {"/seccompProfile/type", NULL},
+    {"/runAsNonRoot", "false"},
 };
 
 /* "@pod": the pod spec of a pod, a workload template or a cronjob (see fref_resolve). */
@@ -186,6 +199,18 @@ static const struct field fields[] = {
     {"ka.req.binding.subjects.serviceaccount_names", G_SUBJECTS, 0, 0, "ServiceAccount"},
     {"ka.req.binding.subjects.serviceaccount_ns_names", G_SUBJECTS, 1, 0, "ServiceAccount"},
     {"ka.req.volume.hostpath", G_HOSTPATH, 0, 1, "/volumes/*/hostPath/path"},
+    {"ka.req.pod.containers.eff_run_as_user", G_EFF, 0, 0, "/containers/*"},
+    {"ka.req.pod.containers.eff_run_as_group", G_EFF, 1, 0, "/containers/*"},
+    {"ka.req.pod.containers.eff_seccomp_profile", G_EFF, 2, 0, "/containers/*"},
+    {"ka.req.pod.containers.eff_run_as_non_root", G_EFF, 3, 0, "/containers/*"},
+    {"ka.req.pod.initContainers.eff_run_as_user", G_EFF, 0, 0, "/initContainers/*"},
+    {"ka.req.pod.initContainers.eff_run_as_group", G_EFF, 1, 0, "/initContainers/*"},
+    {"ka.req.pod.initContainers.eff_seccomp_profile", G_EFF, 2, 0, "/initContainers/*"},
+    {"ka.req.pod.initContainers.eff_run_as_non_root", G_EFF, 3, 0, "/initContainers/*"},
+    {"ka.req.pod.ephemeralContainers.eff_run_as_user", G_EFF, 0, 0, "/ephemeralContainers/*"},
+    {"ka.req.pod.ephemeralContainers.eff_run_as_group", G_EFF, 1, 0, "/ephemeralContainers/*"},
+    {"ka.req.pod.ephemeralContainers.eff_seccomp_profile", G_EFF, 2, 0, "/ephemeralContainers/*"},
+    {"ka.req.pod.ephemeralContainers.eff_run_as_non_root", G_EFF, 3, 0, "/ephemeralContainers/*"},
     {"ka.req.pod.pss.baseline", G_PSS, 0, 0, NULL},
     {"ka.req.pod.pss.restricted", G_PSS, 1, 0, NULL},
     /* deprecated singletons */
@@ -807,6 +832,32 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         }
         from_str(hit ? KT_STR_LIT("true") : KT_STR_LIT("false"), out);
         return rc;
+    }
+    case G_EFF: {
+        char cont[128], pod[64];
+        struct kt_value cv, pv;
+        snprintf(cont, sizeof(cont), "%s/securityContext%s", fd->ptr, eff[fd->ev_field].setting);
+        snprintf(pod, sizeof(pod), "/securityContext%s", eff[fd->ev_field].setting);
+        int rc = pod_values(b, ev, cont, &cv);
+        if (rc == 0) {
+            rc = pod_values(b, ev, pod, &pv);
+        }
+        if (rc != 0 || cv.kind != KT_V_LIST) {
+            return rc; /* no containers in that group: missing */
+        }
+        struct kt_str dflt =
+            eff[fd->ev_field].dflt != NULL
+                ? (struct kt_str){eff[fd->ev_field].dflt, strlen(eff[fd->ev_field].dflt)}
+                : KT_STR_NULL;
+        struct kt_str *list = kt_arena_alloc(a, (cv.n + 1) * sizeof(*list));
+        if (list == NULL) {
+            return KT_ENOMEM;
+        }
+        for (uint32_t i = 0; i < cv.n; i++) {
+            list[i] = cv.v[i].ptr != NULL ? cv.v[i] : pv.kind == KT_V_STR ? pv.s : dflt;
+        }
+        *out = (struct kt_value){.kind = KT_V_LIST, .v = list, .n = cv.n};
+        return 0;
     }
     case G_PSS: /* both levels from one evaluation, shared by the two fields */
         if (memo->pss_gen != memo->gen) {

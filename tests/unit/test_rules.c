@@ -239,6 +239,29 @@ static void test_rules_derived_fields(void **state)
         "ka.req.volume.hostpath[/var/lib/kubelet*] = true", /* r6 prefix: yes */
         "ka.req.volume.hostpath[/var/lib/kubelet] = true",  /* r7 exact: no */
     };
+    static const char *const eff_ev =
+        "{\"auditID\":\"e\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+        "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":\"pods\"},"
+        "\"requestObject\":{\"spec\":{\"securityContext\":{\"runAsUser\":1000},\"containers\":["
+        "{\"name\":\"a\",\"securityContext\":{\"runAsUser\":0,\"seccompProfile\":{\"type\":"
+        "\"Unconfined\"}}},{\"name\":\"b\"}]}}}";
+    static const char *const eff_c[] = {
+        "ka.req.pod.containers.eff_run_as_user in (0, 1000)",           /* r0 [0, 1000]: yes */
+        "ka.req.pod.containers.eff_run_as_user in (0)",                 /* r1 b has 1000: no */
+        "ka.req.pod.containers.eff_run_as_group in (0)",                /* r2 default 0: yes */
+        "ka.req.pod.containers.eff_seccomp_profile in (Unconfined)",    /* r3 b missing: no */
+        "ka.req.pod.containers.eff_run_as_non_root intersects (false)", /* r4 default: yes */
+        "ka.req.pod.initContainers.eff_run_as_user exists",             /* r5 no init: no */
+    };
+    static char eff_yaml[4096];
+    size_t elen = 0;
+    for (size_t i = 0; i < sizeof(eff_c) / sizeof(eff_c[0]); i++) {
+        elen += (size_t)snprintf(eff_yaml + elen, sizeof(eff_yaml) - elen,
+                                 "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
+                                 "  priority: WARNING\n",
+                                 i, eff_c[i]);
+    }
+    assert_string_equal(fire(eff_yaml, eff_ev), "r0,r2,r4");
     static char yaml[4096];
     size_t len = 0;
     for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -514,6 +537,34 @@ static void test_rules_min_priority_skips_lower_rules(void **state)
     assert_string_equal(fire2(yaml, NULL, POD_EVENT, KT_PRIO_DEBUG), "low,high");
 }
 
+static void test_rules_falco_style_file_loads_unchanged(void **state)
+{
+    (void)state;
+    const char *files[] = {KT_TEST_FIXTURES "/rules/falco_style.yaml"};
+    struct kt_ruleset *rs = NULL;
+    char err[512] = "";
+    if (kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    /* the syscall rule is skipped; the disabled one is loaded, disabled */
+    assert_int_equal(kt_ruleset_count(rs), 3);
+    struct kt_rule_info ri;
+    kt_ruleset_info(rs, 2, &ri);
+    assert_string_equal(ri.name, "Disabled example");
+    assert_int_equal(ri.enabled, 0);
+    kt_ruleset_destroy(rs);
+    /* nginx and busybox were appended to falco_privileged_images at the end of the file:
+     * every image of the privileged pod is allowed (`in` means every), the host network pod
+     * is not */
+    FILE *fp = fopen(files[0], "r");
+    assert_non_null(fp);
+    static char yaml[16384];
+    size_t n = fread(yaml, 1, sizeof(yaml) - 1, fp);
+    fclose(fp);
+    yaml[n] = '\0';
+    assert_string_equal(fire(yaml, POD_EVENT), "Create HostNetwork Pod");
+}
+
 static void test_rules_default_pack_loads_and_fires(void **state)
 {
     (void)state;
@@ -549,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_rules_regex_limits_make_catastrophic_patterns_false),
         cmocka_unit_test(test_rules_output_and_alert_json),
         cmocka_unit_test(test_rules_min_priority_skips_lower_rules),
+        cmocka_unit_test(test_rules_falco_style_file_loads_unchanged),
         cmocka_unit_test(test_rules_default_pack_loads_and_fires),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
