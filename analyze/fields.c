@@ -645,13 +645,15 @@ static void from_str(struct kt_str s, struct kt_value *out)
     out->s = s;
 }
 
+const char *const pod_spec_prefix[POD_PREFIXES] = {"/spec", "/spec/template/spec",
+                                                   "/spec/jobTemplate/spec/template/spec"};
+
 /* Values at a pod-spec-relative pointer: the pod's, a workload template's or a cronjob's,
  * from the request, or for patch the response. */
 static int pod_values(const struct kt_batch *b, const struct kt_event *ev, const char *rel,
                       struct kt_value *out)
 {
-    static const char *const prefix[] = {"/spec", "/spec/template/spec",
-                                         "/spec/jobTemplate/spec/template/spec"};
+    const char *const *prefix = pod_spec_prefix;
     struct kt_arena *a = (struct kt_arena *)&b->arena;
     struct kt_str text = kt_str_eq(ev->f[KT_F_VERB], "patch", 5) ? ev->resp_obj : ev->req_obj;
     const char *ptrs[3];

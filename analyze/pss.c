@@ -225,8 +225,7 @@ static int volume_allowed(struct kt_str v)
 
 int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_value out[2])
 {
-    static const char *const prefix[] = {"/spec", "/spec/template/spec",
-                                         "/spec/jobTemplate/spec/template/spec"};
+    const char *const *prefix = pod_spec_prefix;
     struct kt_arena *a = (struct kt_arena *)&b->arena;
     struct kt_str body = kt_str_eq(ev->f[KT_F_VERB], "patch", 5) ? ev->resp_obj : ev->req_obj;
     memset(out, 0, 2 * sizeof(*out));

@@ -288,12 +288,10 @@ static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char
         /* An object field: the pod spec of a pod, a workload template or a cronjob ("@pod"),
          * or the object itself ("@obj"); in the request body, or for patch in the response
          * body (the request is then a patch document). */
-        static const char *const pod_prefix[] = {"/spec", "/spec/template/spec",
-                                                 "/spec/jobTemplate/spec/template/spec"};
         static const char *const obj_prefix[] = {""};
         int pod = strncmp(f->ptr, "@pod", 4) == 0;
-        const char *const *prefix = pod ? pod_prefix : obj_prefix;
-        int np = pod ? 3 : 1;
+        const char *const *prefix = pod ? pod_spec_prefix : obj_prefix;
+        int np = pod ? POD_PREFIXES : 1;
         for (int body = BODY_REQ; body <= BODY_RESP; body++) {
             for (int i = 0; i < np; i++) {
                 char buf[512];

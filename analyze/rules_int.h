@@ -11,6 +11,10 @@
 #include "rules.h"
 #include "value.h"
 
+/* Where a pod spec sits in an object: a pod, a workload template, a cronjob's job template. */
+enum { POD_PREFIXES = 3 };
+extern const char *const pod_spec_prefix[POD_PREFIXES];
+
 /* Pointer fields read one of three texts. */
 enum { BODY_REQ = 0, BODY_RESP = 1, BODY_EVENT = 2, BODY_COUNT = 3 };
 

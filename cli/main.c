@@ -188,6 +188,24 @@ static int rule_option(int c, const char *arg, struct rule_args *ra)
     }
 }
 
+/* --rules and --no-default-rules after `rules list|test`; 0, or -1 on a bad option. */
+static int rule_args_parse(int argc, char **argv, struct rule_args *ra)
+{
+    static const struct option longopts[] = {
+        {"rules", required_argument, NULL, 'R'},
+        {"no-default-rules", no_argument, NULL, 'N'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        if (rule_option(c, optarg, ra) <= 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int cmd_rules(int argc, char **argv)
 {
     if (argc < 2) {
@@ -213,17 +231,8 @@ static int cmd_rules(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(argv[1], "list") == 0) {
-        static const struct option longopts[] = {
-            {"rules", required_argument, NULL, 'R'},
-            {"no-default-rules", no_argument, NULL, 'N'},
-            {NULL, 0, NULL, 0},
-        };
-        int c;
-        optind = 2;
-        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-            if (rule_option(c, optarg, &ra) <= 0) {
-                return EXIT_USAGE;
-            }
+        if (rule_args_parse(argc, argv, &ra) != 0) {
+            return EXIT_USAGE;
         }
         struct kt_ruleset *rs = load_rules(&ra, argv[0]);
         if (rs == NULL) {
@@ -239,17 +248,8 @@ static int cmd_rules(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(argv[1], "test") == 0) {
-        static const struct option longopts[] = {
-            {"rules", required_argument, NULL, 'R'},
-            {"no-default-rules", no_argument, NULL, 'N'},
-            {NULL, 0, NULL, 0},
-        };
-        int c;
-        optind = 2;
-        while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-            if (rule_option(c, optarg, &ra) <= 0) {
-                return EXIT_USAGE;
-            }
+        if (rule_args_parse(argc, argv, &ra) != 0) {
+            return EXIT_USAGE;
         }
         if (optind >= argc) {
             fputs("ktrail: rules test needs at least one test FILE\n", stderr);

@@ -34,8 +34,6 @@ static const char *const POD_EVENT =
     "\"stageTimestamp\":\"2024-05-01T00:00:00.000001Z\","
     "\"annotations\":{\"authorization.k8s.io/decision\":\"allow\"}}";
 
-static char rules_path[64];
-
 static void write_rules(const char *path, const char *yaml)
 {
     FILE *fp = fopen(path, "w");
@@ -44,53 +42,71 @@ static void write_rules(const char *path, const char *yaml)
     fclose(fp);
 }
 
-/* Load yaml (and optional second file) and run it on event; returns fired rule names. */
+/* One run of rules on one event: the loaded rules and the batch with its alerts. */
+struct run {
+    struct kt_ruleset *rs;
+    struct kt_batch *b;
+    char err[512]; /* the load error, when loading failed */
+};
+
+/* Load yaml (then yaml2, when not NULL) and run it on event. 0, or the load error. */
+static int run_rules(struct run *r, const char *yaml, const char *yaml2, const char *event,
+                     int min_prio)
+{
+    char first[] = "/tmp/kt-rules-XXXXXX", second[64];
+    int fd = mkstemp(first);
+    assert_true(fd >= 0);
+    close(fd);
+    write_rules(first, yaml);
+    snprintf(second, sizeof(second), "%s-2", first);
+    if (yaml2 != NULL) {
+        write_rules(second, yaml2);
+    }
+    const char *files[2] = {first, second};
+    struct kt_rules_opts o = {.min_priority = min_prio};
+    memset(r, 0, sizeof(*r));
+    int rc = kt_ruleset_load(files, yaml2 != NULL ? 2 : 1, &o, &r->rs, r->err, sizeof(r->err));
+    unlink(first);
+    unlink(second);
+    if (rc != 0) {
+        return rc;
+    }
+    r->b = kt_batch_create();
+    size_t len = strlen(event);
+    assert_int_equal(kt_batch_reserve(r->b, len), 0);
+    memcpy(r->b->buf, event, len);
+    r->b->len = len;
+    kt_batch_add_record(r->b)->len = len;
+    struct kt_decoder *d = kt_decoder_create();
+    assert_int_equal(kt_decode_batch(d, r->b), 0);
+    kt_decoder_destroy(d);
+    struct kt_matcher *m = kt_matcher_create(r->rs);
+    assert_int_equal(kt_matcher_run(m, r->b), 0);
+    kt_matcher_destroy(m);
+    return 0;
+}
+
+static void run_done(struct run *r)
+{
+    kt_batch_destroy(r->b);
+    kt_ruleset_destroy(r->rs);
+}
+
+/* The rules that fired, joined with ',', or "ERROR <load error>". */
 static char *fire2(const char *yaml, const char *yaml2, const char *event, int min_prio)
 {
     static char out[1024];
-    char second[80];
-    strcpy(rules_path, "/tmp/kt-rules-XXXXXX");
-    int fd = mkstemp(rules_path);
-    assert_true(fd >= 0);
-    close(fd);
-    write_rules(rules_path, yaml);
-    const char *files[2] = {rules_path, second};
-    if (yaml2 != NULL) {
-        snprintf(second, sizeof(second), "%s-2", rules_path);
-        write_rules(second, yaml2);
-    }
-    struct kt_rules_opts o = {.min_priority = min_prio};
-    struct kt_ruleset *rs = NULL;
-    char err[512] = "";
-    int rc = kt_ruleset_load(files, yaml2 != NULL ? 2 : 1, &o, &rs, err, sizeof(err));
-    unlink(rules_path);
-    if (yaml2 != NULL) {
-        unlink(second);
-    }
-    if (rc != 0) {
-        snprintf(out, sizeof(out), "ERROR %s", err);
+    struct run r;
+    if (run_rules(&r, yaml, yaml2, event, min_prio) != 0) {
+        snprintf(out, sizeof(out), "ERROR %s", r.err);
         return out;
     }
-    struct kt_batch *b = kt_batch_create();
-    size_t len = strlen(event);
-    kt_batch_reserve(b, len);
-    memcpy(b->buf, event, len);
-    b->len = len;
-    struct kt_record *r = kt_batch_add_record(b);
-    r->len = len;
-    struct kt_decoder *d = kt_decoder_create();
-    assert_int_equal(kt_decode_batch(d, b), 0);
-    struct kt_matcher *m = kt_matcher_create(rs);
-    assert_int_equal(kt_matcher_run(m, b), 0);
     out[0] = '\0';
-    for (size_t i = 0; i < b->nalerts; i++) {
+    for (size_t i = 0; i < r.b->nalerts; i++) {
         size_t n = strlen(out);
-        snprintf(out + n, sizeof(out) - n, "%s%s", i ? "," : "", b->alerts[i].rule);
+        snprintf(out + n, sizeof(out) - n, "%s%s", i ? "," : "", r.b->alerts[i].rule);
     }
-    kt_matcher_destroy(m);
-    kt_decoder_destroy(d);
-    kt_batch_destroy(b);
-    kt_ruleset_destroy(rs);
+    run_done(&r);
     return out;
 }
 
@@ -99,8 +115,8 @@ static char *fire(const char *yaml, const char *event)
     return fire2(yaml, NULL, event, KT_PRIO_DEBUG);
 }
 
-/* A file of one rule per condition, named r0, r1, ...; returns which fired. */
-static char *conds(const char *const *c, size_t n)
+/* A file of one rule per condition, named r0, r1, ...; returns which fired on event. */
+static char *conds_on(const char *const *c, size_t n, const char *event)
 {
     static char yaml[8192];
     size_t len = 0;
@@ -110,7 +126,12 @@ static char *conds(const char *const *c, size_t n)
                                 "  priority: WARNING\n",
                                 i, c[i]);
     }
-    return fire(yaml, POD_EVENT);
+    return fire(yaml, event);
+}
+
+static char *conds(const char *const *c, size_t n)
+{
+    return conds_on(c, n, POD_EVENT);
 }
 
 static void test_rules_operators(void **state)
@@ -204,15 +225,7 @@ static void test_rules_container_groups_and_alignment(void **state)
         "ka.req.pod.ephemeralContainers.image exists",                         /* r6 no */
         "ka.req.container.image = x",                                          /* r7 first: yes */
     };
-    static char yaml[4096];
-    size_t len = 0;
-    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
-                                "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
-                                "  priority: WARNING\n",
-                                i, c[i]);
-    }
-    assert_string_equal(fire(yaml, ev), "r0,r1,r3,r4,r5,r7");
+    assert_string_equal(conds_on(c, sizeof(c) / sizeof(c[0]), ev), "r0,r1,r3,r4,r5,r7");
 }
 
 static void test_rules_derived_fields(void **state)
@@ -253,24 +266,8 @@ static void test_rules_derived_fields(void **state)
         "ka.req.pod.containers.eff_run_as_non_root intersects (false)", /* r4 default: yes */
         "ka.req.pod.initContainers.eff_run_as_user exists",             /* r5 no init: no */
     };
-    static char eff_yaml[4096];
-    size_t elen = 0;
-    for (size_t i = 0; i < sizeof(eff_c) / sizeof(eff_c[0]); i++) {
-        elen += (size_t)snprintf(eff_yaml + elen, sizeof(eff_yaml) - elen,
-                                 "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
-                                 "  priority: WARNING\n",
-                                 i, eff_c[i]);
-    }
-    assert_string_equal(fire(eff_yaml, eff_ev), "r0,r2,r4");
-    static char yaml[4096];
-    size_t len = 0;
-    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
-        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
-                                "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
-                                "  priority: WARNING\n",
-                                i, c[i]);
-    }
-    assert_string_equal(fire(yaml, ev), "r0,r1,r2,r3,r4,r5,r6");
+    assert_string_equal(conds_on(eff_c, sizeof(eff_c) / sizeof(eff_c[0]), eff_ev), "r0,r2,r4");
+    assert_string_equal(conds_on(c, sizeof(c) / sizeof(c[0]), ev), "r0,r1,r2,r3,r4,r5,r6");
 }
 
 /* The rendered value of field for a pod create with the given spec JSON. */
@@ -287,30 +284,11 @@ static char *field_text(const char *field, const char *spec)
              "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":"
              "\"pods\"},\"requestObject\":{\"spec\":%s}}",
              spec);
-    char path[] = "/tmp/kt-pss-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    write_rules(path, yaml);
-    const char *files[] = {path};
-    struct kt_ruleset *rs = NULL;
-    char err[256];
-    assert_int_equal(kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)), 0);
-    unlink(path);
-    struct kt_batch *b = kt_batch_create();
-    size_t len = strlen(event);
-    kt_batch_reserve(b, len);
-    memcpy(b->buf, event, len);
-    kt_batch_add_record(b)->len = len;
-    struct kt_decoder *d = kt_decoder_create();
-    kt_decode_batch(d, b);
-    struct kt_matcher *m = kt_matcher_create(rs);
-    assert_int_equal(kt_matcher_run(m, b), 0);
-    assert_int_equal(b->nalerts, 1);
-    snprintf(out, sizeof(out), "%.*s", (int)b->alerts[0].output.len, b->alerts[0].output.ptr);
-    kt_matcher_destroy(m);
-    kt_decoder_destroy(d);
-    kt_batch_destroy(b);
-    kt_ruleset_destroy(rs);
+    struct run r;
+    assert_int_equal(run_rules(&r, yaml, NULL, event, KT_PRIO_DEBUG), 0);
+    assert_int_equal(r.b->nalerts, 1);
+    snprintf(out, sizeof(out), "%.*s", (int)r.b->alerts[0].output.len, r.b->alerts[0].output.ptr);
+    run_done(&r);
     return out;
 }
 
@@ -486,24 +464,9 @@ static void test_rules_output_and_alert_json(void **state)
         "  output: \"%ka.user.name made %ka.target.name images=%ka.req.pod.containers."
         "image as %ka.impuser.name (100%)\"\n  priority: CRITICAL\n"
         "  tags: [k8s, T1610]\n";
-    char path[] = "/tmp/kt-rules-out-XXXXXX";
-    int fd = mkstemp(path);
-    close(fd);
-    write_rules(path, yaml);
-    const char *files[] = {path};
-    struct kt_ruleset *rs = NULL;
-    char err[256];
-    assert_int_equal(kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)), 0);
-    unlink(path);
-    struct kt_batch *b = kt_batch_create();
-    size_t len = strlen(POD_EVENT);
-    kt_batch_reserve(b, len);
-    memcpy(b->buf, POD_EVENT, len);
-    kt_batch_add_record(b)->len = len;
-    struct kt_decoder *d = kt_decoder_create();
-    kt_decode_batch(d, b);
-    struct kt_matcher *m = kt_matcher_create(rs);
-    assert_int_equal(kt_matcher_run(m, b), 0);
+    struct run r;
+    assert_int_equal(run_rules(&r, yaml, NULL, POD_EVENT, KT_PRIO_DEBUG), 0);
+    struct kt_batch *b = r.b;
     assert_int_equal(b->nalerts, 1);
     const struct kt_alert *a = &b->alerts[0];
     assert_int_equal(a->priority, KT_PRIO_CRITICAL);
@@ -520,10 +483,7 @@ static void test_rules_output_and_alert_json(void **state)
                                 "\"ka.impuser.name\":null}"));
     assert_non_null(strstr(buf, "\"tags\":[\"k8s\",\"T1610\"]"));
     assert_non_null(strstr(buf, "\"audit_id\":\"a1\""));
-    kt_matcher_destroy(m);
-    kt_decoder_destroy(d);
-    kt_batch_destroy(b);
-    kt_ruleset_destroy(rs);
+    run_done(&r);
 }
 
 static void test_rules_min_priority_skips_lower_rules(void **state)
