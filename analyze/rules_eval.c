@@ -353,22 +353,25 @@ static void sb_json_str(struct sbuf *s, const char *p, size_t n)
 
 #define SB_LIT(sb, lit) sb_put((sb), (lit), sizeof(lit) - 1)
 
-/* A value as text: lists joined with ','; missing as <NA>. */
+/* A value as text: lists joined with ',' (missing entries left out); missing as <NA>. */
 static void sb_value(struct sbuf *s, const struct kt_value *v)
 {
+    size_t start = s->len;
     if (v->kind == KT_V_STR) {
         sb_put(s, v->s.ptr, v->s.len);
-    } else if (v->kind == KT_V_LIST && v->n > 0) {
-        for (uint32_t i = 0; i < v->n; i++) {
-            if (i > 0) {
-                sb_put(s, ",", 1);
-            }
-            if (v->v[i].ptr != NULL) {
-                sb_put(s, v->v[i].ptr, v->v[i].len);
-            }
+        return;
+    }
+    for (uint32_t i = 0; v->kind == KT_V_LIST && i < v->n; i++) {
+        if (v->v[i].ptr == NULL) {
+            continue;
         }
-    } else {
-        sb_put(s, "<NA>", 4);
+        if (s->len > start) {
+            SB_LIT(s, ",");
+        }
+        sb_put(s, v->v[i].ptr, v->v[i].len);
+    }
+    if (s->len == start) {
+        SB_LIT(s, "<NA>");
     }
 }
 
