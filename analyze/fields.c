@@ -557,27 +557,22 @@ static int split_pointer(struct kt_arena *a, struct target *t, const char *ptr)
     return 0;
 }
 
-int field_walk(struct kt_arena *a, const char *json, size_t len, const char *const *ptrs, int n,
-               struct kt_value *outs)
+/* Walk json once for the n (at most 64) targets ts, which are ready (split, state reset). */
+static int walk_run(struct target *ts, int n, struct kt_arena *a, const char *json, size_t len,
+                    struct kt_value *outs)
 {
-    struct target ts[64];
     struct walk w;
     memset(&w, 0, sizeof(w));
     w.json = json;
     w.json_end = json + len;
     w.arena = a;
     w.t = ts;
-    w.nt = n < 64 ? n : 64;
+    w.nt = n;
     for (int i = 0; i < n; i++) {
         memset(&outs[i], 0, sizeof(outs[i]));
     }
     if (json == NULL) {
         return 0;
-    }
-    for (int i = 0; i < w.nt; i++) {
-        if (split_pointer(a, &ts[i], ptrs[i]) != 0) {
-            ts[i].nsegs = -1; /* never matches */
-        }
     }
     w.h = yajl_alloc(&walk_cbs, NULL, &w);
     if (w.h == NULL) {
@@ -590,11 +585,71 @@ int field_walk(struct kt_arena *a, const char *json, size_t len, const char *con
     if (w.err != 0) {
         return w.err;
     }
-    for (int i = 0; i < w.nt; i++) {
+    for (int i = 0; i < n; i++) {
         if (ts[i].wild && ts[i].n > 0) {
             outs[i] = (struct kt_value){.kind = KT_V_LIST, .v = ts[i].vals, .n = ts[i].n};
         } else if (ts[i].n > 0) {
             outs[i] = (struct kt_value){.kind = KT_V_STR, .s = ts[i].vals[0]};
+        }
+    }
+    return 0;
+}
+
+int field_walk(struct kt_arena *a, const char *json, size_t len, const char *const *ptrs, int n,
+               struct kt_value *outs)
+{
+    struct target ts[64];
+    n = n < 64 ? n : 64;
+    for (int i = 0; i < n; i++) {
+        if (split_pointer(a, &ts[i], ptrs[i]) != 0) {
+            ts[i].nsegs = -1; /* never matches */
+        }
+    }
+    return walk_run(ts, n, a, json, len, outs);
+}
+
+/* A walker keeps its pointers split once; each run copies the pristine targets. */
+struct field_walker {
+    struct target *tmpl;  /* split pointers, state reset */
+    int n;                /* count */
+    struct kt_arena segs; /* their segments */
+};
+
+struct field_walker *field_walker_create(const char *const *ptrs, int n)
+{
+    struct field_walker *fw = calloc(1, sizeof(*fw));
+    if (fw == NULL || (fw->tmpl = calloc((size_t)n + 1, sizeof(*fw->tmpl))) == NULL) {
+        free(fw);
+        return NULL;
+    }
+    fw->n = n;
+    for (int i = 0; i < n; i++) {
+        if (split_pointer(&fw->segs, &fw->tmpl[i], ptrs[i]) != 0) {
+            fw->tmpl[i].nsegs = -1;
+        }
+    }
+    return fw;
+}
+
+void field_walker_destroy(struct field_walker *fw)
+{
+    if (fw != NULL) {
+        kt_arena_free(&fw->segs);
+        free(fw->tmpl);
+        free(fw);
+    }
+}
+
+int field_walker_run(const struct field_walker *fw, struct kt_arena *a, const char *json,
+                     size_t len, struct kt_value *outs)
+{
+    struct target ts[64];
+    for (int off = 0; off < fw->n; off += 64) {
+        int n = fw->n - off < 64 ? fw->n - off : 64;
+        memcpy(ts, fw->tmpl + off, (size_t)n * sizeof(*ts));
+        int rc = walk_run(ts, n, a, json, len, outs + off);
+        if (rc != 0) {
+            return rc;
         }
     }
     return 0;

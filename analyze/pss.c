@@ -6,6 +6,7 @@
  * One walk over the body collects every setting the checks read (field_walk with many
  * pointers); the checks then run on those values.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,9 +224,33 @@ static int volume_allowed(struct kt_str v)
     return 1;
 }
 
+/* The settings' pointers for each place a pod spec sits, split once for the process. */
+static struct field_walker *walkers[POD_PREFIXES];
+static pthread_once_t walkers_once = PTHREAD_ONCE_INIT;
+
+static void walkers_init(void)
+{
+    for (int p = 0; p < POD_PREFIXES; p++) {
+        static char bufs[NPTR][160];
+        const char *ptrs[NPTR];
+        for (int i = 0; i < P_GROUP0; i++) {
+            snprintf(bufs[i], sizeof(bufs[i]), "%s%s", pod_spec_prefix[p], pod_rel[i]);
+            ptrs[i] = bufs[i];
+        }
+        for (int g = 0; g < 3; g++) {
+            for (int c = 0; c < C_COUNT; c++) {
+                int k = P_GROUP0 + g * C_COUNT + c;
+                snprintf(bufs[k], sizeof(bufs[k]), "%s%s%s", pod_spec_prefix[p], groups[g],
+                         cont_rel[c]);
+                ptrs[k] = bufs[k];
+            }
+        }
+        walkers[p] = field_walker_create(ptrs, NPTR); /* lives as long as the process */
+    }
+}
+
 int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_value out[2])
 {
-    const char *const *prefix = pod_spec_prefix;
     struct kt_arena *a = (struct kt_arena *)&b->arena;
     struct kt_str body = kt_str_eq(ev->f[KT_F_VERB], "patch", 5) ? ev->resp_obj : ev->req_obj;
     memset(out, 0, 2 * sizeof(*out));
@@ -233,24 +258,15 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_
         return 0;
     }
     /* which pod spec: a pod's, a cronjob's job template's, or a workload template's */
-    char bufs[NPTR][160];
-    const char *ptrs[NPTR];
     struct kt_value v[NPTR];
     struct kt_str res = ev->f[KT_F_RESOURCE];
     int p = kt_str_eq(res, "pods", 4) ? 0 : kt_str_eq(res, "cronjobs", 8) ? 2 : 1;
-    int rc;
-    for (int i = 0; i < P_GROUP0; i++) {
-        snprintf(bufs[i], sizeof(bufs[i]), "%s%s", prefix[p], pod_rel[i]);
-        ptrs[i] = bufs[i];
+    pthread_once(&walkers_once, walkers_init);
+    if (walkers[p] == NULL) {
+        return KT_ENOMEM;
     }
-    for (int g = 0; g < 3; g++) {
-        for (int c = 0; c < C_COUNT; c++) {
-            int k = P_GROUP0 + g * C_COUNT + c;
-            snprintf(bufs[k], sizeof(bufs[k]), "%s%s%s", prefix[p], groups[g], cont_rel[c]);
-            ptrs[k] = bufs[k];
-        }
-    }
-    if ((rc = field_walk(a, body.ptr, body.len, ptrs, NPTR, v)) != 0) {
+    int rc = field_walker_run(walkers[p], a, body.ptr, body.len, v);
+    if (rc != 0) {
         return rc;
     }
     if (v[P_GROUP0 + C_NAME].kind == KT_V_NONE) {

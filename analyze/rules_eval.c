@@ -29,6 +29,8 @@ struct kt_matcher {
     const struct kt_event *ev;   /* the event being evaluated */
     int err;                     /* KT_ENOMEM seen */
     struct field_memo memo;      /* per-event results shared by fields */
+    struct kt_value *outs;       /* scratch for a body walk's results */
+    int nouts;                   /* its size */
 };
 
 static const char *const prio_names[] = {"Emergency", "Alert",  "Critical",      "Error",
@@ -75,6 +77,7 @@ void kt_matcher_destroy(struct kt_matcher *m)
         return;
     }
     free(m->slots);
+    free(m->outs);
     pcre2_match_data_free(m->md);
     pcre2_match_context_free(m->mctx);
     free(m);
@@ -86,17 +89,22 @@ static void fill_group(struct kt_matcher *m, int body)
     const struct ptr_group *g = &m->rs->groups[body];
     struct kt_str text = field_body_text(m->b, m->ev, body);
     struct kt_arena *a = (struct kt_arena *)&m->b->arena;
-    for (int off = 0; off < g->n; off += 64) {
-        struct kt_value outs[64];
-        int n = g->n - off < 64 ? g->n - off : 64;
-        if (field_walk(a, text.ptr, text.len, g->rel + off, n, outs) != 0) {
+    if (g->n > m->nouts) {
+        struct kt_value *o = realloc(m->outs, (size_t)g->n * sizeof(*o));
+        if (o == NULL) {
             m->err = KT_ENOMEM;
-            memset(outs, 0, sizeof(outs));
+            return;
         }
-        for (int i = 0; i < n; i++) {
-            m->slots[g->slot[off + i]].val = outs[i];
-            m->slots[g->slot[off + i]].gen = m->gen;
-        }
+        m->outs = o;
+        m->nouts = g->n;
+    }
+    if (field_walker_run(g->walker, a, text.ptr, text.len, m->outs) != 0) {
+        m->err = KT_ENOMEM;
+        memset(m->outs, 0, (size_t)g->n * sizeof(*m->outs));
+    }
+    for (int i = 0; i < g->n; i++) {
+        m->slots[g->slot[i]].val = m->outs[i];
+        m->slots[g->slot[i]].gen = m->gen;
     }
 }
 

@@ -63,9 +63,10 @@ struct fref {
 
 /* The pointer fields of a rule set, grouped by the text they read (one walk per group). */
 struct ptr_group {
-    const char **rel; /* relative pointers */
-    int *slot;        /* their cache slots */
-    int n;            /* count */
+    const char **rel;            /* relative pointers */
+    int *slot;                   /* their cache slots */
+    int n;                       /* count */
+    struct field_walker *walker; /* the pointers, split once (after loading) */
 };
 
 struct node {
@@ -117,7 +118,14 @@ struct field_memo {
 /* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */
 int field_body(const char *ptr, const char **rel);
 struct kt_str field_body_text(const struct kt_batch *b, const struct kt_event *ev, int body);
-/* Walk json once for n pointers (relative to it), filling outs[i]. 0 or KT_ENOMEM. */
+/* Pointers split once, walked many times (fields.c). */
+struct field_walker;
+struct field_walker *field_walker_create(const char *const *ptrs, int n);
+void field_walker_destroy(struct field_walker *fw);
+/* Walk json once for the walker's pointers, filling outs[0 .. n). 0 or KT_ENOMEM. */
+int field_walker_run(const struct field_walker *fw, struct kt_arena *a, const char *json,
+                     size_t len, struct kt_value *outs);
+/* Walk json once for n (at most 64) pointers (relative to it), filling outs[i]. 0 or KT_ENOMEM. */
 int field_walk(struct kt_arena *a, const char *json, size_t len, const char *const *ptrs, int n,
                struct kt_value *outs);
 int field_lookup(const char *name, size_t len, int *takes_arg, const char **ptr);

@@ -510,6 +510,13 @@ int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rul
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
         rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
     }
+    for (int i = 0; i < BODY_COUNT && rc == 0; i++) {
+        struct ptr_group *g = &rs->groups[i];
+        if (g->n > 0 && (g->walker = field_walker_create(g->rel, g->n)) == NULL) {
+            snprintf(errstr, errlen, "out of memory");
+            rc = KT_ENOMEM;
+        }
+    }
     if (rc != 0) {
         kt_ruleset_destroy(rs);
         return rc;
@@ -542,6 +549,7 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
     for (int i = 0; i < BODY_COUNT; i++) {
         free(rs->groups[i].rel);
         free(rs->groups[i].slot);
+        field_walker_destroy(rs->groups[i].walker);
     }
     for (size_t i = 0; i < rs->nowned; i++) {
         free(rs->owned[i]);
