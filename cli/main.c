@@ -56,7 +56,7 @@ static void usage(FILE *out)
           "  --db FILE               SQLite database (default ktrail.db)\n"
           "  --follow                follow the single PATH like tail -F\n"
           "  --keep-raw flagged|all  keep raw JSON of flagged events (default) or of all\n"
-          "  --max-event-size BYTES  larger events are rejected (default 16777216)\n"
+          "  --max-event-size SIZE   larger events are rejected (default 16M; K, M, G suffixes)\n"
           "  --no-resume             ignore checkpoints: read every file from its start\n"
           "  --quiet                 no progress line\n"
           "  --verbose               debug logging\n"
