@@ -118,6 +118,12 @@ static int push_val(struct node *nd, const char *s, size_t len)
         return -1;
     }
     nd->vals = v;
+    size_t *l = realloc(nd->lens, (nd->nvals + 1) * sizeof(*l));
+    if (l == NULL) {
+        return -1;
+    }
+    nd->lens = l;
+    nd->lens[nd->nvals] = len;
     nd->vals[nd->nvals] = strndup(s, len);
     return nd->vals[nd->nvals++] != NULL ? 0 : -1;
 }
@@ -201,6 +207,7 @@ void node_free(struct node *n)
         free(n->vals[i]);
     }
     free(n->vals);
+    free(n->lens);
     free(n->f.arg);
     pcre2_code_free(n->re);
     free(n);

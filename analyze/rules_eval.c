@@ -179,7 +179,7 @@ static int contains(struct kt_str s, const char *p, size_t n, int icase)
 static int in_set(const struct node *nd, struct kt_str s)
 {
     for (size_t i = 0; i < nd->nvals; i++) {
-        if (strlen(nd->vals[i]) == s.len && memcmp(nd->vals[i], s.ptr, s.len) == 0) {
+        if (nd->lens[i] == s.len && memcmp(nd->vals[i], s.ptr, s.len) == 0) {
             return 1;
         }
     }
@@ -193,7 +193,7 @@ static int cmp_one(struct kt_matcher *m, const struct node *nd, struct kt_str s)
         return 0;
     }
     const char *v = nd->nvals > 0 ? nd->vals[0] : "";
-    size_t vn = strlen(v);
+    size_t vn = nd->nvals > 0 ? nd->lens[0] : 0;
     double a, b;
     switch (nd->op) {
     case OP_EQ:
@@ -241,7 +241,7 @@ static int cmp_one(struct kt_matcher *m, const struct node *nd, struct kt_str s)
         return in_set(nd, s);
     case OP_PMATCH:
         for (size_t i = 0; i < nd->nvals; i++) {
-            size_t n = strlen(nd->vals[i]);
+            size_t n = nd->lens[i];
             if (has_prefix(s, nd->vals[i], n) &&
                 (s.len == n || s.ptr[n] == '/' || (n > 0 && nd->vals[i][n - 1] == '/'))) {
                 return 1;

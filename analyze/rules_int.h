@@ -75,6 +75,7 @@ struct node {
     int op;             /* N_CMP: enum op */
     struct fref f;      /* N_CMP: the field */
     char **vals;        /* N_CMP: the value(s), lists expanded */
+    size_t *lens;       /* their lengths */
     size_t nvals;       /* count */
     pcre2_code *re;     /* OP_REGEX: compiled (and JIT-compiled) pattern */
 };
