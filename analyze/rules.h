@@ -56,11 +56,12 @@ const char *kt_priority_name(int prio);
 
 /*
  * Run the test cases of a YAML file (name, event, fires, not_fires) against rs, printing a
- * "FAIL file:line: ..." line per broken expectation to out and counting cases. Returns 0,
- * KT_EIO, KT_EPARSE (errstr says where) or KT_ENOMEM.
+ * "FAIL file:line: ..." line per broken expectation to out and counting cases. When cover is
+ * not NULL (one byte per rule of rs), it records which rules have a case that must fire (1)
+ * and one that must not (2). Returns 0, KT_EIO, KT_EPARSE (errstr says where) or KT_ENOMEM.
  */
 int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out, int *passed,
-                       int *failed, char *errstr, size_t errlen);
+                       int *failed, unsigned char *cover, char *errstr, size_t errlen);
 
 /* Print one alert as a JSON line (Falco's shape plus audit_id and stage) or as text. */
 void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json);

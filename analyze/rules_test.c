@@ -43,9 +43,22 @@ static int fired(const struct kt_batch *b, const char *rule)
     return 0;
 }
 
+/* Note in cover that the rule named rule has a case of kind bit (1 fires, 2 must not). */
+static void covered(const struct kt_ruleset *rs, unsigned char *cover, const char *rule, int bit)
+{
+    for (size_t i = 0; cover != NULL && i < kt_ruleset_count(rs); i++) {
+        struct kt_rule_info ri;
+        kt_ruleset_info(rs, i, &ri);
+        if (strcmp(ri.name, rule) == 0) {
+            cover[i] |= (unsigned char)bit;
+        }
+    }
+}
+
 /* Check one case's expectations; prints failures; returns 1 when all hold. */
 static int check(yaml_document_t *doc, yaml_node_t *list, int want, const struct kt_batch *b,
-                 const char *file, unsigned long line, const char *name, FILE *out)
+                 const char *file, unsigned long line, const char *name, FILE *out,
+                 const struct kt_ruleset *rs, unsigned char *cover)
 {
     int ok = 1;
     if (list == NULL || list->type != YAML_SEQUENCE_NODE) {
@@ -58,6 +71,7 @@ static int check(yaml_document_t *doc, yaml_node_t *list, int want, const struct
             continue;
         }
         const char *rule = (const char *)v->data.scalar.value;
+        covered(rs, cover, rule, want ? 1 : 2);
         if (fired(b, rule) != want) {
             fprintf(out, "FAIL %s:%lu: %s: rule \"%s\" %s\n", file, line, name, rule,
                     want ? "did not fire" : "fired");
@@ -68,7 +82,7 @@ static int check(yaml_document_t *doc, yaml_node_t *list, int want, const struct
 }
 
 int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out, int *passed,
-                       int *failed, char *errstr, size_t errlen)
+                       int *failed, unsigned char *cover, char *errstr, size_t errlen)
 {
     FILE *fp = fopen(file, "r");
     if (fp == NULL) {
@@ -132,8 +146,8 @@ int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out,
             (*failed)++;
             continue;
         }
-        int ok = check(&doc, fires, 1, b, file, line, name, out);
-        ok &= check(&doc, not_fires, 0, b, file, line, name, out);
+        int ok = check(&doc, fires, 1, b, file, line, name, out, rs, cover);
+        ok &= check(&doc, not_fires, 0, b, file, line, name, out, rs, cover);
         if (ok) {
             (*passed)++;
         } else {

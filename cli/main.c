@@ -49,7 +49,10 @@ static void usage(FILE *out)
           "                             directories, .gz or -\n"
           "  rules check FILE...        load rule files and report errors (exit 3)\n"
           "  rules list [--rules FILE]  the rules that would run: priority, name, tags\n"
-          "  rules test [--rules FILE] TESTS...  run rule test cases (event, fires, not_fires)\n"
+          "  rules test [--rules FILE] [--coverage] TESTS...\n"
+          "                             run rule test cases (event, fires, not_fires);\n"
+          "                             --coverage: every enabled rule needs a case that\n"
+          "                             fires and one that must not\n"
           "  version                    print the version\n"
           "\n"
           "replay options:\n"
@@ -106,6 +109,7 @@ struct rule_args {
     size_t n;              /* count */
     int no_default;        /* --no-default-rules */
     int min_priority;      /* --min-priority */
+    int coverage;          /* rules test --coverage */
 };
 
 /* The default pack: $KTRAIL_RULES_DIR, the source tree next to the binary, or installed. */
@@ -194,12 +198,15 @@ static int rule_args_parse(int argc, char **argv, struct rule_args *ra)
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
+        {"coverage", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     int c;
     optind = 2;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (rule_option(c, optarg, ra) <= 0) {
+        if (c == 'C') {
+            ra->coverage = 1;
+        } else if (rule_option(c, optarg, ra) <= 0) {
             return -1;
         }
     }
@@ -260,13 +267,26 @@ static int cmd_rules(int argc, char **argv)
             return EXIT_RULES;
         }
         int passed = 0, failed = 0, code = EXIT_OK;
+        unsigned char *cover = calloc(kt_ruleset_count(rs) + 1, 1);
         for (int i = optind; i < argc; i++) {
             char err[512] = "";
-            if (kt_rules_test_file(rs, argv[i], stdout, &passed, &failed, err, sizeof(err)) != 0) {
+            if (kt_rules_test_file(rs, argv[i], stdout, &passed, &failed, cover, err,
+                                   sizeof(err)) != 0) {
                 fprintf(stderr, "ktrail: %s\n", err);
                 code = EXIT_RUNTIME;
             }
         }
+        /* with --coverage, every enabled rule needs a case that fires and one that must not */
+        for (size_t i = 0; ra.coverage && cover != NULL && i < kt_ruleset_count(rs); i++) {
+            struct kt_rule_info ri;
+            kt_ruleset_info(rs, i, &ri);
+            if (ri.enabled && cover[i] != 3) {
+                printf("FAIL %s: rule \"%s\" has no case that %s\n", ri.source, ri.name,
+                       (cover[i] & 1) == 0 ? "fires" : "must not fire");
+                failed++;
+            }
+        }
+        free(cover);
         printf("%d passed, %d failed\n", passed, failed);
         kt_ruleset_destroy(rs);
         return failed > 0 ? EXIT_RUNTIME : code;
