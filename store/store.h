@@ -2,9 +2,10 @@
  * store.h: durability. The SQLite schema, its migrations, the dictionary of repeated strings,
  * checkpoints and the single writer.
  *
- * A batch is written in one transaction: its events (INSERT OR IGNORE on (audit_id, stage)),
- * the raw JSON of events flagged KT_EV_KEEP_RAW, its rejects, its alerts and the source's
- * checkpoint. Nothing in this header exposes SQLite.
+ * A batch is written in one transaction: its events (INSERT OR IGNORE on (ts, audit_id,
+ * stage): see store_sql.h for why the time is part of the key), the raw JSON of events
+ * flagged KT_EV_KEEP_RAW or alerted on, its rejects, its alerts and the source's checkpoint.
+ * Nothing in this header exposes SQLite.
  */
 #ifndef KT_STORE_STORE_H
 #define KT_STORE_STORE_H
@@ -21,10 +22,10 @@ struct kt_store_opts {
 /* Counters, cumulative per store, also returned per batch. */
 struct kt_store_stats {
     uint64_t events;     /* events inserted */
-    uint64_t duplicates; /* events already present (audit_id, stage) */
+    uint64_t duplicates; /* events already present (same ts, audit_id, stage) */
     uint64_t rejects;    /* records kept in rejects */
-    uint64_t alerts;     /* alerts inserted (duplicates of (audit_id, stage, rule) not counted) */
-    uint64_t batches;    /* transactions committed */
+    uint64_t alerts;     /* alerts inserted (a rule already stored for the event not counted) */
+    uint64_t batches;    /* batches committed (the writer may commit several in one transaction) */
 };
 
 /*
@@ -39,7 +40,8 @@ void kt_store_close(struct kt_store *s);
 
 /*
  * Write b in one transaction (see above) and commit. Borrows b. Adds what was written to
- * *delta when not NULL. Returns 0 or KT_EIO (rolled back: nothing of b is stored).
+ * *delta when not NULL. Returns 0, KT_EIO (rolled back: nothing of b is stored) or KT_EINVAL
+ * (b is inconsistent: records without events, an alert naming no event; nothing stored).
  */
 int kt_store_write(struct kt_store *s, struct kt_batch *b, struct kt_store_stats *delta);
 
@@ -55,7 +57,9 @@ int kt_store_schema_version(void);
 /*
  * The writer: one thread that owns all writes. submit() queues a batch, blocking while
  * `depth` batches wait (that is the backpressure); after the batch's transaction the writer
- * calls b->on_done(b, status, b->on_done_ctx) from its thread.
+ * calls b->on_done(b, status, b->on_done_ctx) from its thread, in submission order. Batches
+ * that queued up while it was busy are committed together in one transaction (each one still
+ * all or nothing with its checkpoint; a failed group is retried batch by batch).
  */
 struct kt_writer;
 int kt_writer_create(struct kt_store *s, size_t depth, struct kt_writer **out);

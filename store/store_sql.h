@@ -1,32 +1,60 @@
 /*
  * store_sql.h: every SQL statement of the store, by name (fluent-bit's tail_sql.h idea).
  *
- * The schema carries its own comments (SQL "--" lines), so `.schema events` in sqlite3 shows
- * an analyst what each column holds. Migrations are a list in store.c: entry i takes
- * PRAGMA user_version from i to i + 1.
+ * The schema carries its own comments (SQL "--" lines are kept in sqlite_schema), so
+ * `sqlite3 ktrail.db '.schema events'` tells an analyst what each column holds. Migrations
+ * are a list in store.c: entry N - 1 takes PRAGMA user_version from N - 1 to N, in one
+ * transaction. PRAGMA application_id marks the file as ktrail's, so a database of another
+ * program is refused by name, whatever its user_version says.
  */
-#ifndef KT_STORE_SQL_H
-#define KT_STORE_SQL_H
+#ifndef KT_STORE_STORE_SQL_H
+#define KT_STORE_STORE_SQL_H
 
 /* clang-format off */
 
-/* Connection settings. The writer does not checkpoint the WAL itself: a checkpointer thread on
- * its own connection does, so the fsyncs of a checkpoint never stall the writer. */
-#define SQL_PRAGMAS                                                                                \
-    "PRAGMA journal_mode=WAL;"                                                                     \
-    "PRAGMA temp_store=MEMORY;"                                                                    \
-    "PRAGMA cache_size=-16384;"                                                                    \
-    "PRAGMA wal_autocheckpoint=0;"
+/* "ktrl" in ASCII: PRAGMA application_id of every ktrail database. */
+#define SQL_APP_ID 0x6b74726c
+
+/* ---- opening: identify the file, then tune the connection ---- */
+/* Pragmas that end in '=' take an integer appended by the code. */
+
+#define SQL_GET_USER_VERSION "PRAGMA user_version"
+#define SQL_GET_APP_ID "PRAGMA application_id"
+#define SQL_COUNT_OBJECTS "SELECT count(*) FROM sqlite_schema"
+#define SQL_SET_USER_VERSION "PRAGMA user_version="
+#define SQL_SET_APP_ID "PRAGMA application_id="
+
+/* page_size only takes effect on a new, empty database, so it is set before anything else. */
+#define SQL_PAGE_SIZE "PRAGMA page_size="
+#define SQL_WAL "PRAGMA journal_mode=WAL"
+#define SQL_SYNC_NORMAL "PRAGMA synchronous=NORMAL"
+#define SQL_SYNC_FULL "PRAGMA synchronous=FULL"
+/* negative: KiB, not pages */
+#define SQL_CACHE_SIZE_KIB "PRAGMA cache_size=-"
+#define SQL_TEMP_STORE "PRAGMA temp_store=MEMORY"
+#define SQL_MMAP_SIZE "PRAGMA mmap_size="
+/* the store's own checkpointer replaces SQLite's automatic one (see store.c) */
+#define SQL_NO_AUTOCKPT "PRAGMA wal_autocheckpoint=0"
+/* bytes the WAL file is truncated back to when it restarts */
+#define SQL_JOURNAL_SIZE_LIMIT "PRAGMA journal_size_limit="
+#define SQL_GET_PAGE_SIZE "PRAGMA page_size"
+
+/* ---- schema version 1 ---- */
 
 /*
- * Version 1: the dictionary, events, raw JSON, alerts, rejects, file checkpoints, views.
+ * Events are unique on (ts, audit_id, stage), not on (audit_id, stage) alone, for two reasons.
+ * Safety: the apiserver takes the auditID from the client's Audit-ID request header when one
+ * is sent (k8s.io/apiserver WithAuditInit; aggregated apiservers get it that way on purpose),
+ * so a unique key of (audit_id, stage) would let any client make its requests vanish as
+ * "duplicates" of an earlier one by reusing that request's ID. Speed: a replayed event (log
+ * reread, webhook retry, Kafka redelivery) is the same event with the same stageTimestamp, so
+ * leading with ts dedupes replays exactly while keeping the index appended in time order; a
+ * unique index led by random UUIDs dirties a different page for nearly every insert (measured
+ * in store.c's header comment). The same index answers time-range queries, so events(ts)
+ * needs no index of its own. Alerts follow the event row: unique on (event_id, rule).
  *
- * Events are unique on (ts, audit_id, stage). The key of an event is (auditID, stage); a
- * duplicate (a replay, a webhook retry, Kafka's at-least-once) is the same event and carries
- * the same stageTimestamp, so leading with ts dedupes exactly the same and keeps inserts in
- * time order: a unique index led by random UUIDs rewrites pages all over the index on every
- * batch and, measured at a million events, halved the insert rate. The same index serves
- * queries by time.
+ * The stage column is 0 (no such strings row) when an event has no stage, never NULL: NULLs
+ * are distinct in a UNIQUE constraint, so a NULL stage would defeat deduplication.
  */
 #define SQL_SCHEMA_V1                                                                              \
     "CREATE TABLE strings (\n"                                                                     \
@@ -34,88 +62,102 @@
     "  id INTEGER PRIMARY KEY,\n"                                                                  \
     "  s  TEXT NOT NULL UNIQUE);\n"                                                                \
     "CREATE TABLE events (\n"                                                                      \
-    "  -- one row per audit event and stage; INTEGER string columns are strings.id\n"             \
+    "  -- one row per audit event and stage. INTEGER columns marked 'dict' hold strings.id,\n"    \
+    "  -- NULL when the event had no such value; query v_events to see the text\n"                \
     "  id           INTEGER PRIMARY KEY,\n"                                                        \
     "  ts           INTEGER NOT NULL, -- stageTimestamp, microseconds since the epoch (UTC)\n"    \
-    "  received_ts  INTEGER,          -- requestReceivedTimestamp, microseconds\n"                \
-    "  audit_id     TEXT NOT NULL,    -- auditID\n"                                                \
-    "  stage        INTEGER,          -- RequestReceived, ResponseStarted, ResponseComplete, Panic\n" \
-    "  level        INTEGER,          -- Metadata, Request, RequestResponse\n"                    \
-    "  verb         INTEGER,\n"                                                                    \
-    "  user         INTEGER,          -- user.username\n"                                          \
-    "  groups       INTEGER,          -- user.groups joined with ','\n"                            \
-    "  imp_user     INTEGER,          -- impersonatedUser.username\n"                              \
-    "  source_ips   INTEGER,          -- sourceIPs joined with ','\n"                              \
-    "  user_agent   INTEGER,\n"                                                                    \
-    "  resource     INTEGER,          -- objectRef.resource\n"                                     \
-    "  subresource  INTEGER,\n"                                                                    \
-    "  namespace    INTEGER,\n"                                                                    \
-    "  name         INTEGER,\n"                                                                    \
-    "  api_group    INTEGER,\n"                                                                    \
-    "  api_version  INTEGER,\n"                                                                    \
-    "  code         INTEGER,          -- responseStatus.code (HTTP status)\n"                      \
-    "  decision     INTEGER,          -- annotation authorization.k8s.io/decision\n"               \
-    "  authz_reason INTEGER,          -- annotation authorization.k8s.io/reason\n"                 \
-    "  request_uri  TEXT,\n"                                                                       \
-    "  cluster      INTEGER,          -- the source's cluster tag, else annotation cluster_name\n" \
-    "  origin       INTEGER,          -- where it was read: a file path, '-' for stdin\n"         \
+    "  received_ts  INTEGER,          -- requestReceivedTimestamp, microseconds; NULL if absent\n" \
+    "  audit_id     TEXT NOT NULL,    -- auditID (client-settable through the Audit-ID header)\n" \
+    "  stage        INTEGER NOT NULL, -- dict: RequestReceived, ResponseStarted, ResponseComplete, Panic; 0 if absent\n" \
+    "  level        INTEGER,          -- dict: None, Metadata, Request, RequestResponse\n"       \
+    "  verb         INTEGER,          -- dict: get, list, watch, create, update, patch, delete...\n" \
+    "  user         INTEGER,          -- dict: user.username\n"                                    \
+    "  groups       INTEGER,          -- dict: user.groups joined with ','\n"                      \
+    "  imp_user     INTEGER,          -- dict: impersonatedUser.username\n"                        \
+    "  source_ips   INTEGER,          -- dict: sourceIPs joined with ','; the last one is the apiserver's peer\n" \
+    "  user_agent   INTEGER,          -- dict: userAgent (client-supplied)\n"                      \
+    "  resource     INTEGER,          -- dict: objectRef.resource\n"                               \
+    "  subresource  INTEGER,          -- dict: objectRef.subresource (exec, log, status...)\n"    \
+    "  namespace    INTEGER,          -- dict: objectRef.namespace\n"                              \
+    "  name         INTEGER,          -- dict: objectRef.name\n"                                   \
+    "  api_group    INTEGER,          -- dict: objectRef.apiGroup ('' or absent: core)\n"          \
+    "  api_version  INTEGER,          -- dict: objectRef.apiVersion\n"                             \
+    "  code         INTEGER,          -- responseStatus.code (HTTP status); NULL if absent\n"      \
+    "  decision     INTEGER,          -- dict: annotation authorization.k8s.io/decision\n"         \
+    "  authz_reason INTEGER,          -- dict: annotation authorization.k8s.io/reason\n"           \
+    "  request_uri  TEXT,             -- requestURI as sent, query string included\n"             \
+    "  cluster      INTEGER,          -- dict: the source's cluster tag, else annotation cluster_name\n" \
+    "  origin       INTEGER,          -- dict: where it was read: a file path, '-' for stdin\n"   \
     "  offset       INTEGER,          -- byte offset of the event in its origin\n"                \
     "  UNIQUE (ts, audit_id, stage));\n"                                                           \
     "CREATE INDEX events_user_ts ON events (user, ts);\n"                                          \
     "CREATE INDEX events_resource_verb_ts ON events (resource, verb, ts);\n"                       \
     "CREATE TABLE raw (\n"                                                                         \
-    "  -- the event JSON as received: flagged events, or all with --keep-raw all\n"               \
+    "  -- the event JSON as received: events flagged by a rule, events with alerts,\n"            \
+    "  -- or every event with --keep-raw all\n"                                                    \
     "  event_id INTEGER PRIMARY KEY REFERENCES events (id),\n"                                     \
     "  json     TEXT NOT NULL);\n"                                                                 \
     "CREATE TABLE alerts (\n"                                                                      \
-    "  -- rule matches; the same (audit_id, stage, rule) is never stored twice\n"                 \
+    "  -- rule matches; a rule fires at most once per event row, whatever is replayed\n"          \
     "  id       INTEGER PRIMARY KEY,\n"                                                            \
-    "  event_id INTEGER REFERENCES events (id),\n"                                                 \
+    "  event_id INTEGER NOT NULL REFERENCES events (id),\n"                                        \
     "  ts       INTEGER NOT NULL, -- the event's stageTimestamp, microseconds\n"                   \
-    "  audit_id TEXT NOT NULL,\n"                                                                  \
-    "  stage    INTEGER,          -- strings.id\n"                                                 \
-    "  rule     TEXT NOT NULL,\n"                                                                  \
-    "  priority INTEGER NOT NULL, -- 0 emergency, 1 alert, 2 critical, 3 error, 4 warning, 5 notice, 6 info, 7 debug\n" \
-    "  tags     TEXT,             -- comma-separated\n"                                            \
-    "  output   TEXT,\n"                                                                           \
-    "  fields   TEXT,             -- output fields, a JSON object\n"                               \
-    "  UNIQUE (audit_id, stage, rule));\n"                                                         \
+    "  audit_id TEXT NOT NULL,    -- the event's auditID\n"                                        \
+    "  stage    INTEGER NOT NULL, -- dict: the event's stage; 0 if absent\n"                       \
+    "  rule     TEXT NOT NULL,    -- rule name\n"                                                  \
+    "  priority INTEGER NOT NULL, -- 0 emergency, 1 alert, 2 critical, 3 error, 4 warning, 5 notice, 6 informational, 7 debug\n" \
+    "  tags     TEXT,             -- the rule's tags joined with ','\n"                            \
+    "  output   TEXT,             -- the rule's output, rendered\n"                                \
+    "  fields   TEXT,             -- the output fields, a JSON object\n"                           \
+    "  UNIQUE (event_id, rule));\n"                                                                \
     "CREATE INDEX alerts_ts ON alerts (ts);\n"                                                     \
     "CREATE INDEX alerts_rule_ts ON alerts (rule, ts);\n"                                          \
     "CREATE TABLE rejects (\n"                                                                     \
     "  -- input that could not be stored as an event, with where it was and why\n"                \
     "  id          INTEGER PRIMARY KEY,\n"                                                         \
-    "  ingested_at INTEGER NOT NULL, -- wall clock, microseconds\n"                                \
-    "  origin      TEXT,\n"                                                                        \
-    "  offset      INTEGER,          -- byte offset in origin\n"                                   \
-    "  line        INTEGER,          -- 1-based line in origin\n"                                  \
-    "  reason      TEXT NOT NULL,\n"                                                               \
-    "  text        TEXT,             -- the first KB of the input\n"                               \
+    "  ingested_at INTEGER NOT NULL, -- wall clock when stored, microseconds since the epoch\n"   \
+    "  origin      TEXT,             -- file path, '-' for stdin\n"                                \
+    "  offset      INTEGER,          -- byte offset in origin (uncompressed for .gz)\n"            \
+    "  line        INTEGER,          -- 1-based line in origin; NULL when lines mean nothing\n"    \
+    "  reason      TEXT NOT NULL,    -- why it was rejected\n"                                     \
+    "  text        TEXT,             -- the first 1024 bytes of the input (cut at a UTF-8 boundary)\n" \
     "  UNIQUE (origin, offset, reason));\n"                                                        \
     "CREATE TABLE ckpt_file (\n"                                                                   \
-    "  -- where each file stands, by fingerprint (a hash of its first KB)\n"                      \
-    "  fingerprint INTEGER PRIMARY KEY,\n"                                                         \
-    "  path        TEXT,\n"                                                                        \
+    "  -- where each input file stands, written in the transaction of the batch it ends\n"        \
+    "  fingerprint INTEGER PRIMARY KEY, -- hash of the file's first bytes (uint64 bits as int64)\n" \
+    "  path        TEXT,             -- path it was last read from\n"                              \
     "  offset      INTEGER NOT NULL, -- resume here\n"                                             \
     "  mode        INTEGER NOT NULL, -- framer state at offset: 0 top, 1 array, 2 EventList items\n" \
-    "  done        INTEGER NOT NULL, -- read to its end\n"                                         \
-    "  updated_at  INTEGER NOT NULL);\n"                                                           \
+    "  done        INTEGER NOT NULL, -- 1 when read to its end and not followed\n"                 \
+    "  updated_at  INTEGER NOT NULL  -- wall clock, microseconds since the epoch\n"                \
+    ");\n"                                                                                         \
     SQL_VIEWS_V1
 
-/* ISO-8601 UTC text with microseconds from a microseconds column. */
+/*
+ * ISO-8601 UTC text with microseconds ("2024-05-01T12:00:00.123456Z") from a column of
+ * microseconds since the epoch. The modulo is floored so that times before 1970 print right.
+ */
+#define SQL_US(col) "((" col " % 1000000 + 1000000) % 1000000)"
 #define SQL_TIME(col)                                                                              \
-    "strftime('%Y-%m-%dT%H:%M:%S', " col " / 1000000, 'unixepoch') || '.' || "                    \
-    "substr('000000' || (" col " % 1000000), -6) || 'Z'"
+    "strftime('%Y-%m-%dT%H:%M:%S', (" col " - " SQL_US(col) ") / 1000000, 'unixepoch') || '.' || " \
+    "substr('00000' || " SQL_US(col) ", -6) || 'Z'"
 
-/* The views join the dictionary with LEFT JOINs (not subqueries), so that a filter such as
- * user = 'alice' is simplified to an inner join and can use the (user, ts) index. */
+/*
+ * The views resolve the dictionary with one LEFT JOIN per column, not with subqueries: a
+ * filter on a resolved name (WHERE user = 'alice') lets SQLite turn that join into an inner
+ * join, look 'alice' up in strings and walk the events_user_ts index. `time` is text and
+ * compares correctly with ISO-8601 prefixes ("time >= '2024-05-01'"), but it is computed, so
+ * such a filter scans the rows the other conditions leave; filter on `ts` (microseconds) to
+ * use the time index: ts >= strftime('%s', '2024-05-01') * 1000000.
+ */
 #define SQL_DICT(col) "  " col ".s AS " col ",\n"
 #define SQL_JOIN(col) "  LEFT JOIN strings " col " ON " col ".id = e." col "\n"
 
 #define SQL_VIEWS_V1                                                                               \
     "CREATE VIEW v_events AS SELECT\n"                                                             \
-    "  e.id AS id, " SQL_TIME("e.ts") " AS time, e.ts AS ts, e.received_ts AS received_ts,\n"     \
-    "  e.audit_id AS audit_id,\n"                                                                  \
+    "  e.id AS id,\n"                                                                              \
+    "  " SQL_TIME("e.ts") " AS time,\n"                                                            \
+    "  e.ts AS ts, e.received_ts AS received_ts, e.audit_id AS audit_id,\n"                        \
     SQL_DICT("stage") SQL_DICT("level") SQL_DICT("verb") SQL_DICT("user") SQL_DICT("groups")       \
     SQL_DICT("imp_user") SQL_DICT("source_ips") SQL_DICT("user_agent") SQL_DICT("resource")        \
     SQL_DICT("subresource") SQL_DICT("namespace") SQL_DICT("name") SQL_DICT("api_group")           \
@@ -134,19 +176,29 @@
     SQL_JOIN("origin")                                                                             \
     "  LEFT JOIN raw ON raw.event_id = e.id;\n"                                                    \
     "CREATE VIEW v_alerts AS SELECT\n"                                                             \
-    "  a.id AS id, " SQL_TIME("a.ts") " AS time, a.ts AS ts, a.rule AS rule,\n"                   \
+    "  a.id AS id,\n"                                                                              \
+    "  " SQL_TIME("a.ts") " AS time,\n"                                                            \
+    "  a.ts AS ts, a.rule AS rule,\n"                                                              \
     "  CASE a.priority WHEN 0 THEN 'Emergency' WHEN 1 THEN 'Alert' WHEN 2 THEN 'Critical'\n"      \
     "    WHEN 3 THEN 'Error' WHEN 4 THEN 'Warning' WHEN 5 THEN 'Notice'\n"                         \
     "    WHEN 6 THEN 'Informational' ELSE 'Debug' END AS priority,\n"                              \
     "  a.priority AS priority_num, a.tags AS tags, a.output AS output, a.fields AS fields,\n"      \
-    "  a.audit_id AS audit_id, ev.stage AS stage, ev.user AS user, ev.verb AS verb,\n"             \
-    "  ev.resource AS resource, ev.namespace AS namespace, ev.name AS name,\n"                     \
-    "  ev.source_ips AS source_ips, ev.user_agent AS user_agent, ev.code AS code,\n"               \
-    "  ev.cluster AS cluster, a.event_id AS event_id\n"                                            \
-    "FROM alerts a LEFT JOIN v_events ev ON ev.id = a.event_id;\n"                                 \
+    "  a.audit_id AS audit_id, stage.s AS stage,\n"                                                \
+    "  user.s AS user, verb.s AS verb, resource.s AS resource, namespace.s AS namespace,\n"        \
+    "  name.s AS name, source_ips.s AS source_ips, user_agent.s AS user_agent,\n"                  \
+    "  e.code AS code, cluster.s AS cluster, a.event_id AS event_id\n"                             \
+    "FROM alerts a\n"                                                                              \
+    "  LEFT JOIN events e ON e.id = a.event_id\n"                                                  \
+    "  LEFT JOIN strings stage ON stage.id = a.stage\n"                                            \
+    SQL_JOIN("user") SQL_JOIN("verb") SQL_JOIN("resource") SQL_JOIN("namespace") SQL_JOIN("name")  \
+    SQL_JOIN("source_ips") SQL_JOIN("user_agent") SQL_JOIN("cluster")                              \
+    ";\n"                                                                                          \
     "CREATE VIEW v_rejects AS SELECT\n"                                                            \
-    "  id, " SQL_TIME("ingested_at") " AS time, origin, offset, line, reason, text\n"             \
+    "  id, " SQL_TIME("ingested_at") " AS time,\n"                                                 \
+    "  ingested_at, origin, offset, line, reason, text\n"                                          \
     "FROM rejects;\n"
+
+/* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
 #define SQL_COMMIT "COMMIT"
@@ -155,13 +207,41 @@
 #define SQL_DICT_GET "SELECT id FROM strings WHERE s = ?1"
 #define SQL_DICT_ADD "INSERT INTO strings (s) VALUES (?1)"
 
+/* Parameter numbers of SQL_EVENT_INSERT, in column order. */
+enum {
+    SQL_EV_TS = 1,
+    SQL_EV_RECEIVED_TS,
+    SQL_EV_AUDIT_ID,
+    SQL_EV_STAGE,
+    SQL_EV_LEVEL,
+    SQL_EV_VERB,
+    SQL_EV_USER,
+    SQL_EV_GROUPS,
+    SQL_EV_IMP_USER,
+    SQL_EV_SOURCE_IPS,
+    SQL_EV_USER_AGENT,
+    SQL_EV_RESOURCE,
+    SQL_EV_SUBRESOURCE,
+    SQL_EV_NAMESPACE,
+    SQL_EV_NAME,
+    SQL_EV_API_GROUP,
+    SQL_EV_API_VERSION,
+    SQL_EV_CODE,
+    SQL_EV_DECISION,
+    SQL_EV_AUTHZ_REASON,
+    SQL_EV_REQUEST_URI,
+    SQL_EV_CLUSTER,
+    SQL_EV_ORIGIN,
+    SQL_EV_OFFSET,
+};
 #define SQL_EVENT_INSERT                                                                           \
     "INSERT OR IGNORE INTO events (ts, received_ts, audit_id, stage, level, verb, user, groups,"   \
     " imp_user, source_ips, user_agent, resource, subresource, namespace, name, api_group,"        \
     " api_version, code, decision, authz_reason, request_uri, cluster, origin, offset)"            \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"    \
     " ?19, ?20, ?21, ?22, ?23, ?24)"
-#define SQL_EVENT_ID "SELECT id FROM events WHERE ts = ?3 AND audit_id = ?1 AND stage = ?2"
+/* The row a duplicate collided with: the unique key, in its order. */
+#define SQL_EVENT_ID "SELECT id FROM events WHERE ts = ?1 AND audit_id = ?2 AND stage = ?3"
 #define SQL_RAW_INSERT "INSERT OR IGNORE INTO raw (event_id, json) VALUES (?1, ?2)"
 #define SQL_ALERT_INSERT                                                                           \
     "INSERT OR IGNORE INTO alerts (event_id, ts, audit_id, stage, rule, priority, tags, output,"   \

@@ -1,6 +1,16 @@
 /*
- * test_store.c: schema and migrations, dedupe, rejects, checkpoints in the batch's
- * transaction, raw JSON, alerts, and the writer thread.
+ * test_store.c: the store's contract, checked on real SQLite files. Schema and migrations,
+ * events read back through the views, duplicates, rejects, checkpoints in the batch's
+ * transaction, raw JSON, alerts, the dictionary cache under eviction, and the writer thread.
+ *
+ * Events are built by hand (struct kt_event filled directly), never by the decoder, so these
+ * tests only depend on the store. Rows are read back on a separate connection, as an analyst
+ * would, and printed like the sqlite3 shell does: columns joined with '|', rows with '\n',
+ * NULL as "NULL".
+ *
+ * Throughput is not measured here (unit tests must not depend on the machine); the program
+ * used for the figures in store.c was a throwaway that wrote 200,000 hand-built events of
+ * realistic shape through kt_store_write in batches of 4096 and timed it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,11 +22,16 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "alert.h"
 #include "event.h"
 #include "store.h"
+#include "store_int.h"
+
+/* 2024-05-01T12:00:00.123456Z */
+#define T0 1714564800123456LL
 
 struct fx {
     char path[64];
@@ -26,196 +41,573 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
+    int fd;
+
+    if (f == NULL) {
+        return -1;
+    }
     strcpy(f->path, "/tmp/kt-store-XXXXXX");
-    int fd = mkstemp(f->path);
+    fd = mkstemp(f->path);
     if (fd < 0) {
+        free(f);
         return -1;
     }
     close(fd);
-    unlink(f->path);
+    unlink(f->path); /* the store creates it */
     *state = f;
     return 0;
+}
+
+static void remove_db(const char *path)
+{
+    char p[96];
+
+    unlink(path);
+    snprintf(p, sizeof(p), "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s-shm", path);
+    unlink(p);
 }
 
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    char p[80];
+
     kt_store_close(f->st);
-    unlink(f->path);
-    snprintf(p, sizeof(p), "%s-wal", f->path);
-    unlink(p);
-    snprintf(p, sizeof(p), "%s-shm", f->path);
-    unlink(p);
+    remove_db(f->path);
     free(f);
     return 0;
 }
 
-static void open_store(struct fx *f, int keep_raw_all)
+static void open_tuned(struct fx *f, int keep_raw_all, const struct store_tuning *t)
 {
     struct kt_store_opts o = {.keep_raw_all = keep_raw_all};
     char err[256] = "";
-    int rc = kt_store_open(f->path, &o, &f->st, err, sizeof(err));
-    if (rc != 0) {
+
+    if (store_open_tuned(f->path, &o, t, &f->st, err, sizeof(err)) != 0) {
         fail_msg("open: %s", err);
     }
 }
 
-/* One value of a SQL query on a separate connection, as text ("" for NULL). */
-static char *query(const char *path, const char *sql)
+static void open_store(struct fx *f, int keep_raw_all)
 {
-    static char out[4096];
+    struct store_tuning t;
+
+    store_tuning_default(&t);
+    open_tuned(f, keep_raw_all, &t);
+}
+
+static void close_store(struct fx *f)
+{
+    kt_store_close(f->st);
+    f->st = NULL;
+}
+
+/* All rows of sql on a separate connection, sqlite3-shell style. Static buffer. */
+static const char *query(const char *path, const char *sql)
+{
+    static char out[8192];
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
+    size_t n = 0;
+
     out[0] = '\0';
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
         fail_msg("%s: %s", sql, sqlite3_errmsg(db));
     }
-    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0) != NULL) {
-        snprintf(out, sizeof(out), "%s", (const char *)sqlite3_column_text(q, 0));
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (n > 0 && n < sizeof(out)) {
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "\n");
+        }
+        for (int c = 0; c < sqlite3_column_count(q) && n < sizeof(out); c++) {
+            const char *v = (const char *)sqlite3_column_text(q, c);
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s", c > 0 ? "|" : "",
+                                  v != NULL ? v : "NULL");
+        }
     }
     sqlite3_finalize(q);
     sqlite3_close(db);
     return out;
 }
 
-static const struct kt_str groups_v[] = {{"system:authenticated", 20}, {"dev", 3}};
-static const struct kt_str ips_v[] = {{"10.0.0.1", 8}, {"192.0.2.7", 9}};
+static void exec_on(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
 
-/* A batch of n events (ids "id-<i>"), a reject after them when with_reject. */
-static struct kt_batch *make_batch(int n, int with_reject, int first)
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    }
+    sqlite3_close(db);
+}
+
+/* ---- building batches by hand ---- */
+
+static struct kt_str S(const char *s) {
+    return (struct kt_str){s, s != NULL ? strlen(s) : 0};
+}
+
+/* Append a record holding raw (its JSON) from origin at off/line, with a zeroed event. */
+static struct kt_event *
+add_record(struct kt_batch *b, const char *origin, const char *raw, uint64_t off, uint64_t line)
+{
+    size_t len = strlen(raw);
+    struct kt_record *r = NULL;
+    struct kt_event *ev = NULL;
+    int o = kt_batch_origin(b, origin);
+
+    assert_true(o >= 0);
+    assert_int_equal(kt_batch_reserve(b, len), 0);
+    r = kt_batch_add_record(b);
+    assert_non_null(r);
+    memcpy(b->buf + b->len, raw, len);
+    r->pos = b->len;
+    r->len = len;
+    r->off = off;
+    r->line = line;
+    r->origin = (uint32_t)o;
+    b->len += len;
+    if (b->nrecs > b->capevents) {
+        size_t cap = b->capevents ? b->capevents * 2 : 16;
+        struct kt_event *e = realloc(b->events, cap * sizeof(*e));
+        assert_non_null(e);
+        b->events = e;
+        b->capevents = cap;
+    }
+    ev = &b->events[b->nrecs - 1];
+    memset(ev, 0, sizeof(*ev));
+    ev->rec = (uint32_t)(b->nrecs - 1);
+    return ev;
+}
+
+/* A typical ResponseComplete secret read by user at T0 + us, audit ID id. */
+static struct kt_event *add_event(struct kt_batch *b, const char *id, const char *user, int64_t us)
+{
+    static struct kt_str groups[] = {{"system:authenticated", 20}, {"dev", 3}};
+    static struct kt_str ips[] = {{"10.0.0.1", 8}, {"192.0.2.7", 9}};
+    char raw[160];
+    struct kt_event *ev = NULL;
+    char *idcopy = NULL;
+
+    snprintf(raw, sizeof(raw), "{\"auditID\":\"%s\",\"user\":{\"username\":\"%s\"}}", id, user);
+    ev = add_record(b, "/var/log/audit.log", raw, 1000 + 100 * (uint64_t)b->nrecs, b->nrecs + 1);
+    idcopy = kt_arena_dup(&b->arena, id, strlen(id));
+    assert_non_null(idcopy);
+    ev->f[KT_F_AUDIT_ID] = S(idcopy);
+    ev->stage = KT_STAGE_RESPONSE_COMPLETE;
+    ev->f[KT_F_STAGE] = S("ResponseComplete");
+    ev->level = KT_LEVEL_METADATA;
+    ev->f[KT_F_LEVEL] = S("Metadata");
+    ev->f[KT_F_VERB] = S("get");
+    ev->f[KT_F_USER] = S(user);
+    ev->f[KT_F_USER_AGENT] = S("kubectl/v1.30.0 (linux/amd64) kubernetes/7c48c2b");
+    ev->f[KT_F_RESOURCE] = S("secrets");
+    ev->f[KT_F_NAMESPACE] = S("default");
+    ev->f[KT_F_NAME] = S("db-password");
+    ev->f[KT_F_API_VERSION] = S("v1");
+    ev->f[KT_F_URI] = S("/api/v1/namespaces/default/secrets/db-password");
+    ev->f[KT_F_DECISION] = S("allow");
+    ev->f[KT_F_AUTHZ_REASON] = S("RBAC: allowed by RoleBinding \"dev\"");
+    ev->groups = (struct kt_strlist){groups, 2};
+    ev->source_ips = (struct kt_strlist){ips, 2};
+    ev->code = 200;
+    ev->ts_us = T0 + us;
+    ev->recv_us = T0 + us - 1500;
+    return ev;
+}
+
+static struct kt_alert *add_alert(struct kt_batch *b, uint32_t event, const char *rule)
+{
+    struct kt_alert *a = NULL;
+
+    if (b->nalerts == b->capalerts) {
+        size_t cap = b->capalerts ? b->capalerts * 2 : 4;
+        a = realloc(b->alerts, cap * sizeof(*a));
+        assert_non_null(a);
+        b->alerts = a;
+        b->capalerts = cap;
+    }
+    a = &b->alerts[b->nalerts++];
+    *a = (struct kt_alert){.event = event,
+                           .rule = rule,
+                           .priority = KT_PRIO_WARNING,
+                           .tags = "k8s,T1552",
+                           .output = S("secret read"),
+                           .fields = S("{\"ka.user.name\":\"alice\"}")};
+    return a;
+}
+
+/* Three events: e-0 by bob, e-1 by alice, e-2 by bob, 1 us apart. */
+static struct kt_batch *three_events(void)
 {
     struct kt_batch *b = kt_batch_create();
-    int origin = kt_batch_origin(b, "/var/log/audit.log");
-    b->capevents = (size_t)n + 1;
-    b->events = calloc(b->capevents, sizeof(*b->events));
-    for (int i = 0; i < n + with_reject; i++) {
-        char raw[128];
-        int len = snprintf(raw, sizeof(raw), "{\"auditID\":\"id-%d\",\"raw\":true}", first + i);
-        kt_batch_reserve(b, (size_t)len);
-        struct kt_record *r = kt_batch_add_record(b);
-        memcpy(b->buf + b->len, raw, (size_t)len);
-        r->pos = b->len;
-        r->len = (size_t)len;
-        b->len += (size_t)len;
-        r->off = (uint64_t)(1000 + 100 * i);
-        r->line = (uint64_t)(i + 1);
-        r->origin = (uint32_t)origin;
-        struct kt_event *ev = &b->events[i];
-        ev->rec = (uint32_t)i;
-        if (i == n) {
-            ev->reject = "invalid JSON: test";
-            continue;
-        }
-        char id[16];
-        int idlen = snprintf(id, sizeof(id), "id-%d", first + i);
-        ev->f[KT_F_AUDIT_ID] =
-            (struct kt_str){kt_arena_dup(&b->arena, id, (size_t)idlen), (size_t)idlen};
-        ev->f[KT_F_STAGE] = KT_STR_LIT("ResponseComplete");
-        ev->f[KT_F_LEVEL] = KT_STR_LIT("Metadata");
-        ev->f[KT_F_VERB] = KT_STR_LIT("get");
-        ev->f[KT_F_USER] = i % 2 ? KT_STR_LIT("alice") : KT_STR_LIT("bob");
-        ev->f[KT_F_RESOURCE] = KT_STR_LIT("secrets");
-        ev->f[KT_F_NAMESPACE] = KT_STR_LIT("default");
-        ev->f[KT_F_URI] = KT_STR_LIT("/api/v1/namespaces/default/secrets/x");
-        ev->groups = (struct kt_strlist){(struct kt_str *)groups_v, 2};
-        ev->source_ips = (struct kt_strlist){(struct kt_str *)ips_v, 2};
-        ev->code = 200;
-        ev->ts_us = 1714521600123456LL + (first + i); /* 2024-05-01T00:00:00.123456Z + i us */
-    }
+
+    assert_non_null(b);
+    add_event(b, "e-0", "bob", 0);
+    add_event(b, "e-1", "alice", 1);
+    add_event(b, "e-2", "bob", 2);
     return b;
 }
 
-static void test_store_fresh_database_has_schema_and_version(void **state)
+/* ---- schema and migrations ---- */
+
+static const char *const all_objects =
+    "index|alerts_rule_ts\nindex|alerts_ts\nindex|events_resource_verb_ts\n"
+    "index|events_user_ts\ntable|alerts\ntable|ckpt_file\ntable|events\ntable|raw\n"
+    "table|rejects\ntable|strings\nview|v_alerts\nview|v_events\nview|v_rejects";
+#define OBJECTS_SQL                                                                                \
+    "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+
+static void test_store_fresh_database_gets_current_version_and_all_objects(void **state)
 {
     struct fx *f = *state;
+    char want[16];
+
     open_store(f, 0);
-    char want[8];
     snprintf(want, sizeof(want), "%d", kt_store_schema_version());
+    assert_true(kt_store_schema_version() >= 1);
     assert_string_equal(query(f->path, "PRAGMA user_version"), want);
-    assert_string_equal(query(f->path,
-                              "SELECT group_concat(name, ' ') FROM (SELECT name FROM "
-                              "sqlite_schema WHERE type IN ('table','view') ORDER BY name)"),
-                        "alerts ckpt_file events raw rejects strings v_alerts v_events v_rejects");
+    assert_string_equal(query(f->path, "PRAGMA application_id"), "1802793580"); /* 'ktrl' */
     assert_string_equal(query(f->path, "PRAGMA journal_mode"), "wal");
-    kt_store_close(f->st);
-    f->st = NULL;
-    open_store(f, 0); /* reopening migrates nothing and works */
-    assert_string_equal(query(f->path, "PRAGMA user_version"), want);
+    assert_string_equal(query(f->path, OBJECTS_SQL), all_objects);
+    /* the columns document themselves */
+    assert_non_null(strstr(query(f->path, "SELECT sql FROM sqlite_schema WHERE name = 'events'"),
+                           "-- stageTimestamp, microseconds since the epoch (UTC)"));
 }
 
-static void test_store_refuses_newer_and_foreign_databases(void **state)
+static void test_store_reopen_migrates_nothing_and_keeps_rows(void **state)
 {
     struct fx *f = *state;
-    sqlite3 *db = NULL;
+    struct kt_batch *b = three_events();
+    char schema[8192];
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    snprintf(schema, sizeof(schema), "%s", query(f->path, "SELECT sql FROM sqlite_schema"));
+    close_store(f);
+    open_store(f, 0);
+    assert_string_equal(query(f->path, "SELECT sql FROM sqlite_schema"), schema);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3");
+    /* and it still writes */
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3");
+    kt_batch_destroy(b);
+}
+
+static void test_store_refuses_database_of_a_newer_ktrail(void **state)
+{
+    struct fx *f = *state;
     char err[256] = "";
-    sqlite3_open(f->path, &db);
-    sqlite3_exec(db, "PRAGMA user_version=999", NULL, NULL, NULL);
-    sqlite3_close(db);
+
+    open_store(f, 0);
+    close_store(f);
+    exec_on(f->path, "PRAGMA user_version=99");
     assert_int_equal(kt_store_open(f->path, NULL, &f->st, err, sizeof(err)), KT_EIO);
-    assert_non_null(strstr(err, "newer"));
-    unlink(f->path);
-    sqlite3_open(f->path, &db);
-    sqlite3_exec(db, "CREATE TABLE other(x)", NULL, NULL, NULL);
-    sqlite3_close(db);
+    assert_null(f->st);
+    assert_non_null(strstr(err, f->path));
+    assert_non_null(strstr(err, "schema version 99 is newer than this ktrail knows"));
+}
+
+static void test_store_refuses_foreign_database_and_leaves_it_untouched(void **state)
+{
+    struct fx *f = *state;
+    char err[256] = "";
+
+    exec_on(f->path, "CREATE TABLE other (x); INSERT INTO other VALUES (1)");
+    assert_int_equal(kt_store_open(f->path, NULL, &f->st, err, sizeof(err)), KT_EIO);
+    assert_null(f->st);
+    assert_non_null(strstr(err, "not a ktrail database"));
+    assert_string_equal(query(f->path, "PRAGMA journal_mode"), "delete");
+    assert_string_equal(query(f->path, "SELECT type, name FROM sqlite_schema"), "table|other");
+    /* another program's versioned database is no more ours */
+    exec_on(f->path, "PRAGMA user_version=1");
     assert_int_equal(kt_store_open(f->path, NULL, &f->st, err, sizeof(err)), KT_EIO);
     assert_non_null(strstr(err, "not a ktrail database"));
 }
 
-static void test_store_write_then_read_back_through_views(void **state)
+static void test_store_refuses_file_that_is_not_sqlite(void **state)
 {
     struct fx *f = *state;
-    open_store(f, 0);
-    struct kt_batch *b = make_batch(3, 0, 0);
+    char err[256] = "";
+    FILE *fp = fopen(f->path, "w");
+
+    assert_non_null(fp);
+    for (int i = 0; i < 100; i++) {
+        fputs("{\"kind\":\"Event\",\"auditID\":\"not a database\"}\n", fp);
+    }
+    fclose(fp);
+    assert_int_equal(kt_store_open(f->path, NULL, &f->st, err, sizeof(err)), KT_EIO);
+    assert_non_null(strstr(err, "not a SQLite database"));
+}
+
+/* ---- events ---- */
+
+static void test_store_event_reads_back_through_v_events_with_every_value(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_event *ev = &b->events[1];
     struct kt_store_stats d = {0};
+
+    ev->f[KT_F_IMP_USER] = S("system:serviceaccount:kube-system:deployer");
+    ev->f[KT_F_SUBRESOURCE] = S("status");
+    ev->f[KT_F_API_GROUP] = S("apps");
+    ev->f[KT_F_CLUSTER_ANNOT] = S("prod-eu");
+    open_store(f, 0);
     assert_int_equal(kt_store_write(f->st, b, &d), 0);
     assert_int_equal(d.events, 3);
     assert_int_equal(d.duplicates, 0);
+    assert_int_equal(d.batches, 1);
     assert_string_equal(
-        query(f->path, "SELECT time || ' ' || stage || ' ' || user || ' ' || groups || ' ' || "
-                       "source_ips || ' ' || verb || ' ' || resource || ' ' || code || ' ' || "
-                       "origin || ' ' || offset FROM v_events WHERE audit_id = 'id-1'"),
-        "2024-05-01T00:00:00.123457Z ResponseComplete alice system:authenticated,dev "
-        "10.0.0.1,192.0.2.7 get secrets 200 /var/log/audit.log 1100");
-    assert_string_equal(query(f->path, "SELECT count(*) FROM v_events WHERE user = 'bob'"), "2");
-    /* repeated strings are stored once */
+        query(f->path, "SELECT time, ts, received_ts, audit_id, stage, level, verb, user, groups,"
+                       " imp_user, source_ips, user_agent, resource, subresource, namespace, name,"
+                       " api_group, api_version, code, decision, authz_reason, request_uri,"
+                       " cluster, origin, offset, raw FROM v_events WHERE audit_id = 'e-1'"),
+        "2024-05-01T12:00:00.123457Z|1714564800123457|1714564800121957|e-1|ResponseComplete|"
+        "Metadata|get|alice|system:authenticated,dev|system:serviceaccount:kube-system:deployer|"
+        "10.0.0.1,192.0.2.7|kubectl/v1.30.0 (linux/amd64) kubernetes/7c48c2b|secrets|status|"
+        "default|db-password|apps|v1|200|allow|RBAC: allowed by RoleBinding \"dev\"|"
+        "/api/v1/namespaces/default/secrets/db-password|prod-eu|/var/log/audit.log|1100|NULL");
+    /* repeated strings are stored once; the URI and the audit ID are not dictionary values */
     assert_string_equal(query(f->path, "SELECT count(*) FROM strings WHERE s = 'secrets'"), "1");
-    assert_string_equal(query(f->path, "SELECT count(*) FROM raw"), "0");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM strings WHERE s LIKE '/api/%'"
+                                       " OR s LIKE 'e-%'"),
+                        "0");
     kt_batch_destroy(b);
 }
 
-static void test_store_second_write_counts_duplicates_stores_nothing(void **state)
+static void test_store_absent_values_are_null_in_v_events(void **state)
 {
     struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    struct kt_event *ev = add_record(b, "-", "{}", 0, 0);
+
+    ev->f[KT_F_AUDIT_ID] = S("bare");
+    ev->f[KT_F_STAGE] = S("ResponseComplete");
+    ev->ts_us = T0;
     open_store(f, 0);
-    struct kt_batch *b = make_batch(4, 1, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT received_ts, level, verb, user, groups, source_ips,"
+                                       " code, request_uri, cluster, origin, offset FROM v_events"),
+                        "NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|-|0");
+    kt_batch_destroy(b);
+}
+
+static void test_store_source_cluster_tag_wins_over_annotation(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+
+    b->events[0].f[KT_F_CLUSTER_ANNOT] = S("from-annotation");
+    b->cluster = S("from-source");
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT DISTINCT cluster FROM v_events"), "from-source");
+    kt_batch_destroy(b);
+}
+
+static void test_store_views_answer_by_name_and_time_text_using_the_index(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+
+    add_event(b, "e-old", "alice", -86400LL * 1000000 * 30); /* 2024-04-01 */
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT audit_id FROM v_events WHERE user = 'alice'"
+                                       " AND time >= '2024-05-01' ORDER BY ts"),
+                        "e-1");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM v_events WHERE user = 'alice'"), "2");
+    assert_non_null(strstr(query(f->path, "EXPLAIN QUERY PLAN SELECT * FROM v_events"
+                                          " WHERE user = 'alice' AND time >= '2024-05-01'"),
+                           "events_user_ts"));
+    /* time ranges on the base column use the unique (ts, ...) index */
+    assert_non_null(strstr(query(f->path, "EXPLAIN QUERY PLAN SELECT * FROM v_events WHERE ts >="
+                                          " strftime('%s', '2024-05-01') * 1000000"),
+                           "sqlite_autoindex_events_1 (ts>?)"));
+    kt_batch_destroy(b);
+}
+
+static void test_store_rewrite_counts_duplicates_and_stores_nothing_new(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d1 = {0}, d2 = {0}, tot = {0};
+    char before[64];
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, &d1), 0);
+    snprintf(before, sizeof(before), "%s",
+             query(f->path, "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM strings),"
+                            " (SELECT max(id) FROM events)"));
+    assert_int_equal(kt_store_write(f->st, b, &d2), 0);
+    assert_int_equal(d2.events, 0);
+    assert_int_equal(d2.duplicates, 3);
+    assert_int_equal(d2.batches, 1);
+    assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM events), (SELECT count(*)"
+                                       " FROM strings), (SELECT max(id) FROM events)"),
+                        before);
+    kt_store_stats(f->st, &tot);
+    assert_int_equal(tot.events, 3);
+    assert_int_equal(tot.duplicates, 3);
+    assert_int_equal(tot.batches, 2);
+    kt_batch_destroy(b);
+}
+
+static void test_store_duplicate_within_one_batch_is_stored_once(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
     struct kt_store_stats d = {0};
+
+    add_event(b, "e-1", "alice", 1); /* a webhook batch can carry a retried event twice */
+    open_store(f, 0);
     assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.events, 3);
+    assert_int_equal(d.duplicates, 1);
+    kt_batch_destroy(b);
+}
+
+static void test_store_reused_audit_id_at_another_time_is_another_event(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0};
+
+    /* a client can choose its auditID (Audit-ID header): reusing one must not hide a request */
+    add_event(b, "e-1", "mallory", 5000000);
+    b->events[3].f[KT_F_VERB] = S("delete");
+    open_store(f, 0);
     assert_int_equal(kt_store_write(f->st, b, &d), 0);
     assert_int_equal(d.events, 4);
-    assert_int_equal(d.duplicates, 4);
-    assert_int_equal(d.rejects, 1); /* the same reject is not kept twice */
-    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "4");
-    assert_string_equal(query(f->path, "SELECT count(*) FROM rejects"), "1");
-    assert_string_equal(query(f->path, "SELECT origin || ' ' || offset || ' ' || line || ' ' || "
-                                       "reason || ' ' || text FROM v_rejects"),
-                        "/var/log/audit.log 1400 5 invalid JSON: test {\"auditID\":\"id-4\","
-                        "\"raw\":true}");
+    assert_string_equal(query(f->path, "SELECT user, verb FROM v_events WHERE audit_id = 'e-1'"
+                                       " ORDER BY ts"),
+                        "alice|get\nmallory|delete");
     kt_batch_destroy(b);
 }
 
-static void test_store_checkpoint_written_with_batch_and_looked_up(void **state)
+static void test_store_same_audit_id_other_stage_is_another_event(void **state)
 {
     struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0};
+    struct kt_event *ev = add_event(b, "e-1", "alice", 1);
+
+    ev->f[KT_F_STAGE] = S("ResponseStarted");
     open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.events, 4);
+    assert_string_equal(query(f->path, "SELECT stage FROM v_events WHERE audit_id = 'e-1'"
+                                       " ORDER BY stage"),
+                        "ResponseComplete\nResponseStarted");
+    kt_batch_destroy(b);
+}
+
+static void test_store_event_without_stage_still_dedupes(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    struct kt_store_stats d = {0};
+    struct kt_event *ev = add_record(b, "gke", "{}", 0, 0);
+
+    ev->f[KT_F_AUDIT_ID] = S("no-stage");
+    ev->ts_us = T0;
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.events, 1);
+    assert_int_equal(d.duplicates, 1);
+    assert_string_equal(query(f->path, "SELECT stage FROM v_events"), "NULL");
+    kt_batch_destroy(b);
+}
+
+/* ---- rejects ---- */
+
+static void test_store_rejects_keep_position_reason_and_first_kb_once(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0};
+    char big[2001];
+    struct kt_event *ev = NULL;
+
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    ev = add_record(b, "/var/log/audit.log", big, 123456, 77);
+    ev->reject = "invalid JSON: unterminated string";
+    ev = add_record(b, "/var/log/audit.log", "{\"kind\":\"Event\"}", 130000, 78);
+    ev->f[KT_F_STAGE] = S("ResponseComplete"); /* decoded partly, then refused */
+    ev->reject = "no auditID";
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.events, 3);
+    assert_int_equal(d.rejects, 2);
+    assert_string_equal(query(f->path, "SELECT origin, offset, line, reason, length(text),"
+                                       " substr(time, 1, 2) FROM v_rejects ORDER BY offset"),
+                        "/var/log/audit.log|123456|77|invalid JSON: unterminated string|1024|20\n"
+                        "/var/log/audit.log|130000|78|no auditID|16|20");
+    assert_string_equal(query(f->path, "SELECT text FROM rejects WHERE line = 78"),
+                        "{\"kind\":\"Event\"}");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3");
+    /* a replay does not add them again */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.rejects, 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM rejects"), "2");
+    kt_batch_destroy(b);
+}
+
+static void test_store_reject_text_is_not_cut_inside_a_character(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    char text[1100];
+    struct kt_event *ev = NULL;
+
+    /* 1023 ASCII bytes, then 'é' (2 bytes) straddling the 1024-byte limit */
+    memset(text, 'a', 1023);
+    memcpy(text + 1023, "\xc3\xa9zz", 5);
+    ev = add_record(b, "-", text, 0, 1);
+    ev->reject = "not an audit event";
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT length(CAST(text AS BLOB)), substr(text, -1)"
+                                       " FROM rejects"),
+                        "1023|a");
+    kt_batch_destroy(b);
+}
+
+static void test_store_event_without_audit_id_is_a_reject_not_a_failed_batch(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0};
+
+    b->events[1].f[KT_F_AUDIT_ID] = KT_STR_NULL;
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.events, 2);
+    assert_int_equal(d.rejects, 1);
+    assert_string_equal(query(f->path, "SELECT offset, reason FROM rejects"), "1100|no auditID");
+    kt_batch_destroy(b);
+}
+
+/* ---- checkpoints and transactions ---- */
+
+static void test_store_checkpoint_is_upserted_and_looked_up(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
     uint64_t off = 0;
     int mode = -1, done = -1;
-    assert_int_equal(kt_store_ckpt_lookup(f->st, 42, &off, &mode, &done), KT_ENOENT);
-    struct kt_batch *b = make_batch(2, 0, 0);
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &off, &mode, &done), KT_ENOENT);
+    /* a batch may carry a checkpoint and no records (end of file reached) */
     b->ckpt_kind = KT_CKPT_FILE;
-    b->ckpt_file = (struct kt_ckpt_file){.fingerprint = UINT64_MAX - 5,
-                                         .path = strdup("/x.log"),
+    b->ckpt_file = (struct kt_ckpt_file){.fingerprint = UINT64_MAX - 5, /* needs all 64 bits */
+                                         .path = strdup("/var/log/audit.log"),
                                          .offset = 777,
                                          .mode = 2,
                                          .done = 0};
@@ -225,154 +617,624 @@ static void test_store_checkpoint_written_with_batch_and_looked_up(void **state)
     assert_int_equal(mode, 2);
     assert_int_equal(done, 0);
     b->ckpt_file.offset = 900;
+    b->ckpt_file.mode = 0;
     b->ckpt_file.done = 1;
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
     assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &off, &mode, &done), 0);
     assert_int_equal(off, 900);
+    assert_int_equal(mode, 0);
     assert_int_equal(done, 1);
+    assert_int_equal(kt_store_ckpt_lookup(f->st, 42, &off, &mode, &done), KT_ENOENT);
+    assert_string_equal(query(f->path, "SELECT count(*), path FROM ckpt_file"),
+                        "1|/var/log/audit.log");
     kt_batch_destroy(b);
 }
 
-static void test_store_failed_transaction_stores_nothing_of_the_batch(void **state)
+static void test_store_locked_database_fails_the_batch_whole_and_recovers(void **state)
 {
     struct fx *f = *state;
-    open_store(f, 0);
-    /* another writer holds the database: the batch (events and checkpoint) must not land */
+    struct kt_batch *b = three_events();
+    struct store_tuning t;
     sqlite3 *other = NULL;
-    sqlite3_open(f->path, &other);
-    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    struct kt_batch *b = make_batch(2, 0, 0);
+
+    store_tuning_default(&t);
+    t.busy_ms = 20;
+    open_tuned(f, 0, &t);
     b->ckpt_kind = KT_CKPT_FILE;
     b->ckpt_file = (struct kt_ckpt_file){.fingerprint = 7, .offset = 10};
+    /* another writer holds the lock past the busy timeout */
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     kt_log_level = -1;
     assert_int_equal(kt_store_write(f->st, b, NULL), KT_EIO);
     kt_log_level = KT_LOG_INFO;
-    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(other);
-    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "0");
-    assert_string_equal(query(f->path, "SELECT count(*) FROM ckpt_file"), "0");
-    /* and the store still works afterwards */
+    assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM events), (SELECT count(*)"
+                                       " FROM strings), (SELECT count(*) FROM ckpt_file)"),
+                        "0|0|0");
+    /* the next attempt stores all of it */
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
-    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "2");
+    assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM events), (SELECT count(*)"
+                                       " FROM ckpt_file)"),
+                        "3|1");
     kt_batch_destroy(b);
 }
 
-static void test_store_raw_kept_for_flagged_or_all(void **state)
+static void test_store_batch_failing_midway_rolls_back_and_forgets_cached_ids(void **state)
 {
     struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0}, tot = {0};
+
     open_store(f, 0);
-    struct kt_batch *b = make_batch(3, 0, 0);
+    b->ckpt_kind = KT_CKPT_FILE;
+    b->ckpt_file = (struct kt_ckpt_file){.fingerprint = 9, .offset = 300};
+    /* events and strings are written, then an alert names an event the batch does not have */
+    add_alert(b, 3, "Broken rule");
+    kt_log_level = -1;
+    assert_int_equal(kt_store_write(f->st, b, &d), KT_EINVAL);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(d.events, 0);
+    assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM events), (SELECT count(*)"
+                                       " FROM strings), (SELECT count(*) FROM ckpt_file)"),
+                        "0|0|0");
+    /* the string ids cached during the failed transaction must not be reused */
+    b->nalerts = 0;
+    add_event(b, "e-3", "carol", 3);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.events, 4);
+    assert_string_equal(query(f->path, "SELECT group_concat(user, ',') FROM (SELECT user FROM"
+                                       " v_events ORDER BY ts)"),
+                        "bob,alice,bob,carol");
+    kt_store_stats(f->st, &tot);
+    assert_int_equal(tot.batches, 1);
+    kt_batch_destroy(b);
+}
+
+/* ---- raw JSON and alerts ---- */
+
+static void test_store_raw_kept_for_flagged_events_only(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+
     b->events[1].flags |= KT_EV_KEEP_RAW;
+    open_store(f, 0);
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
-    assert_string_equal(query(f->path, "SELECT group_concat(audit_id) FROM v_events WHERE raw "
-                                       "IS NOT NULL"),
-                        "id-1");
-    assert_string_equal(query(f->path, "SELECT raw FROM v_events WHERE audit_id = 'id-1'"),
-                        "{\"auditID\":\"id-1\",\"raw\":true}");
-    kt_batch_destroy(b);
-    kt_store_close(f->st);
-    f->st = NULL;
-    open_store(f, 1);
-    b = make_batch(2, 0, 10);
-    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
-    assert_string_equal(query(f->path, "SELECT count(*) FROM raw"), "3");
+    assert_string_equal(query(f->path, "SELECT audit_id, raw FROM v_events WHERE raw IS NOT NULL"),
+                        "e-1|{\"auditID\":\"e-1\",\"user\":{\"username\":\"alice\"}}");
     kt_batch_destroy(b);
 }
 
-static void test_store_alerts_linked_and_never_twice(void **state)
+static void test_store_keep_raw_all_keeps_every_event_even_on_replay(void **state)
 {
     struct fx *f = *state;
+    struct kt_batch *b = three_events();
+
     open_store(f, 0);
-    struct kt_batch *b = make_batch(2, 0, 0);
-    b->alerts = calloc(2, sizeof(*b->alerts));
-    b->capalerts = 2;
-    b->nalerts = 1;
-    b->alerts[0] = (struct kt_alert){.event = 1,
-                                     .rule = "Secret read",
-                                     .priority = KT_PRIO_WARNING,
-                                     .tags = "k8s,T1552",
-                                     .output = KT_STR_LIT("alice read a secret"),
-                                     .fields = KT_STR_LIT("{\"ka.user.name\":\"alice\"}")};
-    struct kt_store_stats d = {0};
-    assert_int_equal(kt_store_write(f->st, b, &d), 0);
-    assert_int_equal(kt_store_write(f->st, b, &d), 0); /* a replay: event and alert duplicates */
-    assert_int_equal(d.alerts, 1);
-    assert_string_equal(query(f->path, "SELECT count(*) FROM alerts"), "1");
-    assert_string_equal(query(f->path, "SELECT rule || ' ' || priority || ' ' || user || ' ' || "
-                                       "audit_id || ' ' || output FROM v_alerts"),
-                        "Secret read Warning alice id-1 alice read a secret");
-    /* the flagged event's raw JSON is kept */
-    assert_string_equal(query(f->path, "SELECT count(*) FROM raw"), "1");
-    /* a new rule on a duplicate event still links to the stored event */
-    b->alerts[0].rule = "Another rule";
-    assert_int_equal(kt_store_write(f->st, b, &d), 0);
-    assert_string_equal(query(f->path, "SELECT count(*) FROM v_alerts WHERE rule = 'Another "
-                                       "rule' AND user = 'alice'"),
-                        "1");
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM raw"), "0");
+    close_store(f);
+    /* replaying with keep_raw_all fills in the raw JSON of events stored without it */
+    open_store(f, 1);
+    add_event(b, "e-3", "carol", 3);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM v_events WHERE raw LIKE"
+                                       " '{\"auditID\":\"' || audit_id || '\"%'"),
+                        "4");
     kt_batch_destroy(b);
 }
 
-/* on_done records the order batches were acknowledged in. */
+static void test_store_raw_too_long_for_sqlite_is_skipped_not_failing_the_batch(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct store_tuning t;
+    struct kt_store_stats d = {0};
+
+    store_tuning_default(&t);
+    t.max_text = 44; /* stands for SQLite's 1 GB limit; e-1's JSON is 45 bytes */
+    open_tuned(f, 1, &t);
+    kt_log_level = -1;
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(d.events, 3);
+    assert_string_equal(query(f->path, "SELECT group_concat(audit_id) FROM v_events WHERE raw IS"
+                                       " NOT NULL"),
+                        "e-0,e-2");
+    kt_batch_destroy(b);
+}
+
+static void test_store_alerts_link_to_their_event_and_never_repeat(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0};
+
+    add_alert(b, 1, "Secret read");
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.alerts, 1);
+    assert_string_equal(query(f->path, "SELECT time, rule, priority, priority_num, tags, output,"
+                                       " fields, audit_id, stage, user, verb, resource, namespace,"
+                                       " name, source_ips, user_agent, code FROM v_alerts"),
+                        "2024-05-01T12:00:00.123457Z|Secret read|Warning|4|k8s,T1552|secret read|"
+                        "{\"ka.user.name\":\"alice\"}|e-1|ResponseComplete|alice|get|secrets|"
+                        "default|db-password|10.0.0.1,192.0.2.7|"
+                        "kubectl/v1.30.0 (linux/amd64) kubernetes/7c48c2b|200");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM alerts a JOIN events e"
+                                       " ON e.id = a.event_id WHERE e.audit_id = 'e-1'"),
+                        "1");
+    /* the alerted event's JSON is kept as evidence */
+    assert_string_equal(query(f->path, "SELECT audit_id FROM v_events WHERE raw IS NOT NULL"),
+                        "e-1");
+    /* a replay: the event is a duplicate and the alert is not stored twice */
+    memset(&d, 0, sizeof(d));
+    assert_int_equal(kt_store_write(f->st, b, &d), 0);
+    assert_int_equal(d.duplicates, 3);
+    assert_int_equal(d.alerts, 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM alerts"), "1");
+    kt_batch_destroy(b);
+}
+
+static void test_store_new_alert_on_duplicate_event_links_to_stored_row(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct kt_store_stats d = {0};
+    char id[32];
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0); /* stored without rules */
+    snprintf(id, sizeof(id), "%s", query(f->path, "SELECT id FROM events WHERE audit_id = 'e-2'"));
+    add_alert(b, 2, "New rule");
+    assert_int_equal(kt_store_write(f->st, b, &d), 0); /* replayed with a new rule */
+    assert_int_equal(d.duplicates, 3);
+    assert_int_equal(d.alerts, 1);
+    assert_string_equal(query(f->path, "SELECT event_id FROM alerts WHERE rule = 'New rule'"), id);
+    assert_string_equal(query(f->path, "SELECT user, audit_id FROM v_alerts"), "bob|e-2");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM raw"), "1");
+    kt_batch_destroy(b);
+}
+
+/* ---- the dictionary ---- */
+
+static void test_store_dictionary_cache_eviction_keeps_ids_right(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct store_counters c = {0};
+    char name[64];
+
+    store_tuning_default(&t);
+    t.dict_max_entries = 20; /* fewer than the 42 distinct values below */
+    t.dict_max_bytes = 256;
+    open_tuned(f, 0, &t);
+    for (int batch = 0; batch < 4; batch++) {
+        struct kt_batch *b = kt_batch_create();
+        for (int i = 0; i < 50; i++) {
+            int n = batch * 50 + i;
+            struct kt_event *ev = NULL;
+            snprintf(name, sizeof(name), "id-%d", n);
+            ev = add_event(b, name, "placeholder", n);
+            /* cycle through 13 users, 11 agents and 7 namespaces */
+            snprintf(name, sizeof(name), "user-%d", n % 13);
+            ev->f[KT_F_USER] = S(kt_arena_dup(&b->arena, name, strlen(name)));
+            snprintf(name, sizeof(name), "agent-%d", n % 11);
+            ev->f[KT_F_USER_AGENT] = S(kt_arena_dup(&b->arena, name, strlen(name)));
+            snprintf(name, sizeof(name), "ns-%d", n % 7);
+            ev->f[KT_F_NAMESPACE] = S(kt_arena_dup(&b->arena, name, strlen(name)));
+        }
+        assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+        kt_batch_destroy(b);
+    }
+    store_counters(f->st, &c);
+    print_message("dictionary: %llu hits, %llu misses, %llu clears\n",
+                  (unsigned long long)c.dict_hits, (unsigned long long)c.dict_misses,
+                  (unsigned long long)c.dict_clears);
+    assert_true(c.dict_clears > 10);
+    assert_true(c.dict_hits > 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM v_events WHERE"
+                                       " user = 'user-' || ((ts - 1714564800123456) % 13) AND"
+                                       " user_agent = 'agent-' || ((ts - 1714564800123456) % 11)"
+                                       " AND namespace = 'ns-' || ((ts - 1714564800123456) % 7)"),
+                        "200");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM strings WHERE s LIKE 'user-%'"), "13");
+}
+
+/* ---- group commit and the WAL ---- */
+
+/* A batch of n events with audit IDs "<prefix>-<k>", checkpoint offset off for file fp. */
+static struct kt_batch *batch_of(const char *prefix, int n, uint64_t fp, uint64_t off)
+{
+    struct kt_batch *b = kt_batch_create();
+    char id[32];
+
+    assert_non_null(b);
+    for (int k = 0; k < n; k++) {
+        snprintf(id, sizeof(id), "%s-%d", prefix, k);
+        add_event(b, id, "alice", k);
+    }
+    b->ckpt_kind = KT_CKPT_FILE;
+    b->ckpt_file = (struct kt_ckpt_file){.fingerprint = fp, .offset = off};
+    return b;
+}
+
+static void test_store_group_commits_several_batches_in_one_transaction(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *bs[3] = {batch_of("g0", 2, 1, 10), batch_of("g1", 2, 1, 20),
+                              batch_of("g2", 2, 2, 30)};
+    struct store_counters c = {0};
+    struct kt_store_stats tot = {0};
+    int status[3] = {-1, -1, -1};
+
+    open_store(f, 0);
+    assert_int_equal(store_write_group(f->st, bs, 3, status), 0);
+    assert_int_equal(status[0], 0);
+    assert_int_equal(status[1], 0);
+    assert_int_equal(status[2], 0);
+    store_counters(f->st, &c);
+    assert_int_equal(c.commits, 1);
+    kt_store_stats(f->st, &tot);
+    assert_int_equal(tot.batches, 3);
+    assert_int_equal(tot.events, 6);
+    /* checkpoints apply in batch order: the later batch's offset wins */
+    assert_string_equal(query(f->path, "SELECT fingerprint, offset FROM ckpt_file ORDER BY 1"),
+                        "1|20\n2|30");
+    for (int i = 0; i < 3; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+}
+
+static void test_store_group_failure_isolates_the_bad_batch(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *bs[3] = {batch_of("ok0", 2, 1, 10), batch_of("bad", 2, 2, 20),
+                              batch_of("ok1", 2, 3, 30)};
+    int status[3] = {-1, -1, -1};
+
+    add_alert(bs[1], 7, "Broken rule");
+    open_store(f, 0);
+    kt_log_level = -1;
+    assert_int_equal(store_write_group(f->st, bs, 3, status), KT_EINVAL);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(status[0], 0);
+    assert_int_equal(status[1], KT_EINVAL);
+    assert_int_equal(status[2], 0);
+    assert_string_equal(query(f->path, "SELECT group_concat(audit_id) FROM (SELECT audit_id FROM"
+                                       " events ORDER BY id)"),
+                        "ok0-0,ok0-1,ok1-0,ok1-1");
+    assert_string_equal(query(f->path, "SELECT group_concat(fingerprint) FROM ckpt_file"), "1,3");
+    for (int i = 0; i < 3; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+}
+
+static long file_size(const char *path, const char *suffix)
+{
+    char p[96];
+    FILE *fp = NULL;
+    long n = 0;
+
+    snprintf(p, sizeof(p), "%s%s", path, suffix);
+    fp = fopen(p, "rb");
+    if (fp != NULL) {
+        fseek(fp, 0, SEEK_END);
+        n = ftell(fp);
+        fclose(fp);
+    }
+    return n;
+}
+
+static void test_store_wal_stays_bounded_under_sustained_writes(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    long most = 0;
+    char prefix[16];
+
+    store_tuning_default(&t);
+    t.ckpt_pages = 1 << 30; /* the checkpointer thread never wakes: only the cap acts */
+    t.ckpt_hard_pages = 64;
+    open_tuned(f, 0, &t);
+    for (int i = 0; i < 20; i++) {
+        struct kt_batch *b = NULL;
+        snprintf(prefix, sizeof(prefix), "w%d", i);
+        b = batch_of(prefix, 500, 1, (uint64_t)i);
+        assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+        kt_batch_destroy(b);
+        if (file_size(f->path, "-wal") > most) {
+            most = file_size(f->path, "-wal");
+        }
+    }
+    /* 10,000 events take about 2 MB: without checkpoints the WAL would hold more than that */
+    print_message("largest WAL %ld bytes, database %ld bytes\n", most, file_size(f->path, ""));
+    assert_true(most < 1024 * 1024);
+    assert_true(file_size(f->path, "") > 1536 * 1024);
+}
+
+static void test_store_checkpointer_thread_copies_the_wal(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_batch *b = batch_of("c", 2000, 1, 1);
+    long size = 0;
+
+    store_tuning_default(&t);
+    t.ckpt_pages = 16; /* wake the thread after every commit */
+    open_tuned(f, 0, &t);
+    size = file_size(f->path, "");
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    for (int i = 0; i < 200 && file_size(f->path, "") <= size; i++) {
+        usleep(10000);
+    }
+    assert_true(file_size(f->path, "") > size + 100 * 1024);
+    kt_batch_destroy(b);
+}
+
+/* ---- the writer thread ---- */
+
 struct acks {
-    int order[8];
+    const char *path; /* database, to check each batch is visible when acknowledged */
+    int order[8];     /* first record offset of each acknowledged batch, in order */
+    int status[8];    /* status of each */
+    int visible[8];   /* events of that batch another connection saw at on_done */
     int n;
-    int status;
 };
 
 static void on_done(struct kt_batch *b, int status, void *ctx)
 {
     struct acks *a = ctx;
-    a->order[a->n++] = (int)b->recs[0].off; /* first record offset identifies the batch */
-    a->status |= status;
+    char sql[128];
+
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM events WHERE audit_id = '%.*s'",
+             (int)b->events[0].f[KT_F_AUDIT_ID].len, b->events[0].f[KT_F_AUDIT_ID].ptr);
+    a->order[a->n] = (int)b->recs[0].off;
+    a->status[a->n] = status;
+    a->visible[a->n] = atoi(query(a->path, sql));
+    a->n++;
 }
 
 static void test_store_writer_acknowledges_in_order_after_commit(void **state)
 {
     struct fx *f = *state;
-    open_store(f, 0);
     struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *bs[6];
+    char id[16];
+
+    open_store(f, 0);
     assert_int_equal(kt_writer_create(f->st, 2, &w), 0);
-    struct acks a = {0};
-    struct kt_batch *bs[5];
-    for (int i = 0; i < 5; i++) {
-        bs[i] = make_batch(3, 0, i * 10);
+    for (int i = 0; i < 6; i++) {
+        bs[i] = kt_batch_create();
+        for (int k = 0; k < 3; k++) {
+            snprintf(id, sizeof(id), "w-%d-%d", i, k);
+            add_event(bs[i], id, "alice", i * 10 + k);
+        }
         bs[i]->recs[0].off = (uint64_t)i;
         bs[i]->on_done = on_done;
         bs[i]->on_done_ctx = &a;
         assert_int_equal(kt_writer_submit(w, bs[i]), 0);
     }
     assert_int_equal(kt_writer_drain(w), 0);
-    assert_int_equal(a.n, 5);
-    for (int i = 0; i < 5; i++) {
+    assert_int_equal(a.n, 6);
+    for (int i = 0; i < 6; i++) {
         assert_int_equal(a.order[i], i);
+        assert_int_equal(a.status[i], 0);
+        assert_int_equal(a.visible[i], 1); /* committed before it was acknowledged */
     }
-    assert_int_equal(a.status, 0);
-    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "15");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "18");
     kt_writer_destroy(w);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         kt_batch_destroy(bs[i]);
     }
 }
 
+/* on_done that holds the writer in its first call until the test lets it go. */
+struct gate {
+    struct acks acks;   /* what on_done records */
+    pthread_mutex_t mu; /* guards the flags */
+    pthread_cond_t cv;  /* a flag changed */
+    int entered;        /* the first on_done is running */
+    int open;           /* the test lets it return */
+};
+
+static void gated_done(struct kt_batch *b, int status, void *ctx)
+{
+    struct gate *g = ctx;
+
+    pthread_mutex_lock(&g->mu);
+    if (!g->entered) {
+        g->entered = 1;
+        pthread_cond_broadcast(&g->cv);
+        while (!g->open) {
+            pthread_cond_wait(&g->cv, &g->mu);
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    on_done(b, status, &g->acks);
+}
+
+static void test_store_writer_commits_waiting_batches_together_in_order(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct gate g = {.acks = {.path = f->path}};
+    struct kt_batch *bs[5];
+    struct store_counters c = {0};
+    char prefix[16];
+
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    open_store(f, 0);
+    assert_int_equal(kt_writer_create(f->st, 4, &w), 0);
+    for (int i = 0; i < 5; i++) {
+        snprintf(prefix, sizeof(prefix), "q%d", i);
+        bs[i] = batch_of(prefix, 3, 1, (uint64_t)i);
+        bs[i]->recs[0].off = (uint64_t)i;
+        bs[i]->on_done = gated_done;
+        bs[i]->on_done_ctx = &g;
+    }
+    /* the writer is busy with batch 0 while 1 to 4 queue up behind it */
+    assert_int_equal(kt_writer_submit(w, bs[0]), 0);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) {
+        pthread_cond_wait(&g.cv, &g.mu);
+    }
+    pthread_mutex_unlock(&g.mu);
+    for (int i = 1; i < 5; i++) {
+        assert_int_equal(kt_writer_submit(w, bs[i]), 0);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.open = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    assert_int_equal(kt_writer_drain(w), 0);
+    store_counters(f->st, &c);
+    assert_int_equal(c.commits, 2);
+    assert_int_equal(g.acks.n, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(g.acks.order[i], i);
+        assert_int_equal(g.acks.status[i], 0);
+        assert_int_equal(g.acks.visible[i], 1);
+    }
+    assert_string_equal(query(f->path, "SELECT offset FROM ckpt_file"), "4");
+    kt_writer_destroy(w);
+    for (int i = 0; i < 5; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+    pthread_cond_destroy(&g.cv);
+    pthread_mutex_destroy(&g.mu);
+}
+
+static void test_store_writer_reports_first_error_and_keeps_going(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *bad = three_events(), *good = kt_batch_create();
+
+    add_event(good, "good", "alice", 100);
+    good->recs[0].off = 1;
+    bad->recs[0].off = 0;
+    add_alert(bad, 99, "Broken rule");
+    bad->on_done = good->on_done = on_done;
+    bad->on_done_ctx = good->on_done_ctx = &a;
+    open_store(f, 0);
+    assert_int_equal(kt_writer_create(f->st, 1, &w), 0);
+    kt_log_level = -1;
+    assert_int_equal(kt_writer_submit(w, bad), 0);
+    assert_int_equal(kt_writer_submit(w, good), 0);
+    assert_int_equal(kt_writer_drain(w), KT_EINVAL);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.status[0], KT_EINVAL);
+    assert_int_equal(a.status[1], 0);
+    assert_string_equal(query(f->path, "SELECT group_concat(audit_id) FROM events"), "good");
+    kt_writer_destroy(w);
+    kt_batch_destroy(bad);
+    kt_batch_destroy(good);
+}
+
+struct lookups {
+    struct kt_store *st;
+    int stop;     /* set by the test when the writer is done */
+    int failures; /* lookups that returned neither 0 nor KT_ENOENT */
+    int found;    /* lookups that found the checkpoint */
+};
+
+static void *lookup_main(void *arg)
+{
+    struct lookups *l = arg;
+    uint64_t off = 0;
+    int mode = 0, done = 0;
+
+    while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
+        int rc = kt_store_ckpt_lookup(l->st, 5, &off, &mode, &done);
+        l->failures += rc != 0 && rc != KT_ENOENT;
+        l->found += rc == 0;
+    }
+    return NULL;
+}
+
+static void test_store_ckpt_lookup_is_safe_while_the_writer_writes(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct lookups l = {0};
+    struct kt_batch *bs[4];
+    pthread_t th;
+    char id[16];
+
+    open_store(f, 0);
+    l.st = f->st;
+    assert_int_equal(kt_writer_create(f->st, 2, &w), 0);
+    assert_int_equal(pthread_create(&th, NULL, lookup_main, &l), 0);
+    for (int i = 0; i < 4; i++) {
+        bs[i] = kt_batch_create();
+        for (int k = 0; k < 500; k++) {
+            snprintf(id, sizeof(id), "c-%d-%d", i, k);
+            add_event(bs[i], id, "alice", i * 1000 + k);
+        }
+        bs[i]->ckpt_kind = KT_CKPT_FILE;
+        bs[i]->ckpt_file = (struct kt_ckpt_file){.fingerprint = 5, .offset = (uint64_t)i};
+        assert_int_equal(kt_writer_submit(w, bs[i]), 0);
+    }
+    assert_int_equal(kt_writer_drain(w), 0);
+    __atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    assert_int_equal(l.failures, 0);
+    assert_string_equal(query(f->path, "SELECT count(*), (SELECT offset FROM ckpt_file) FROM"
+                                       " events"),
+                        "2000|3");
+    kt_writer_destroy(w);
+    for (int i = 0; i < 4; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_store_fresh_database_has_schema_and_version, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_store_refuses_newer_and_foreign_databases, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_store_write_then_read_back_through_views, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_store_second_write_counts_duplicates_stores_nothing,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_checkpoint_written_with_batch_and_looked_up,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_failed_transaction_stores_nothing_of_the_batch,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_raw_kept_for_flagged_or_all, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_alerts_linked_and_never_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_store_writer_acknowledges_in_order_after_commit, setup,
-                                        teardown),
+        T(test_store_fresh_database_gets_current_version_and_all_objects),
+        T(test_store_reopen_migrates_nothing_and_keeps_rows),
+        T(test_store_refuses_database_of_a_newer_ktrail),
+        T(test_store_refuses_foreign_database_and_leaves_it_untouched),
+        T(test_store_refuses_file_that_is_not_sqlite),
+        T(test_store_event_reads_back_through_v_events_with_every_value),
+        T(test_store_absent_values_are_null_in_v_events),
+        T(test_store_source_cluster_tag_wins_over_annotation),
+        T(test_store_views_answer_by_name_and_time_text_using_the_index),
+        T(test_store_rewrite_counts_duplicates_and_stores_nothing_new),
+        T(test_store_duplicate_within_one_batch_is_stored_once),
+        T(test_store_reused_audit_id_at_another_time_is_another_event),
+        T(test_store_same_audit_id_other_stage_is_another_event),
+        T(test_store_event_without_stage_still_dedupes),
+        T(test_store_rejects_keep_position_reason_and_first_kb_once),
+        T(test_store_reject_text_is_not_cut_inside_a_character),
+        T(test_store_event_without_audit_id_is_a_reject_not_a_failed_batch),
+        T(test_store_checkpoint_is_upserted_and_looked_up),
+        T(test_store_locked_database_fails_the_batch_whole_and_recovers),
+        T(test_store_batch_failing_midway_rolls_back_and_forgets_cached_ids),
+        T(test_store_raw_kept_for_flagged_events_only),
+        T(test_store_keep_raw_all_keeps_every_event_even_on_replay),
+        T(test_store_raw_too_long_for_sqlite_is_skipped_not_failing_the_batch),
+        T(test_store_alerts_link_to_their_event_and_never_repeat),
+        T(test_store_new_alert_on_duplicate_event_links_to_stored_row),
+        T(test_store_dictionary_cache_eviction_keeps_ids_right),
+        T(test_store_group_commits_several_batches_in_one_transaction),
+        T(test_store_group_failure_isolates_the_bad_batch),
+        T(test_store_wal_stays_bounded_under_sustained_writes),
+        T(test_store_checkpointer_thread_copies_the_wal),
+        T(test_store_writer_acknowledges_in_order_after_commit),
+        T(test_store_writer_commits_waiting_batches_together_in_order),
+        T(test_store_writer_reports_first_error_and_keeps_going),
+        T(test_store_ckpt_lookup_is_safe_while_the_writer_writes),
     };
+
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

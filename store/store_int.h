@@ -1,0 +1,88 @@
+/*
+ * store_int.h: what store.c, dict.c and the store's tests share, and nothing else includes.
+ *
+ * The connection tuning is a struct so that tests can force the rare paths (a tiny dictionary
+ * cache that must be evicted, a short busy timeout so a locked database fails fast) and a
+ * benchmark can compare settings, without globals and without widening store.h.
+ */
+#ifndef KT_STORE_STORE_INT_H
+#define KT_STORE_STORE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Connection settings; store_tuning_default() gives what kt_store_open() uses. */
+struct store_tuning {
+    int busy_ms;             /* busy_timeout: how long to wait for another writer's lock */
+    int cache_kib;           /* page cache of the writer connection, KiB */
+    int page_size;           /* bytes per page, applied when the database is created */
+    long long mmap_bytes;    /* mmap_size; 0 reads through the page cache only */
+    int ckpt_pages;          /* WAL pages after a commit that wake the checkpointer thread */
+    int ckpt_hard_pages;     /* WAL pages past which the writer checkpoints between commits */
+    size_t dict_max_entries; /* dictionary cache: entries before it is cleared */
+    size_t dict_max_bytes;   /* dictionary cache: string bytes before it is cleared */
+    size_t max_text;         /* longest raw JSON kept; 0: SQLite's limit (SQLITE_LIMIT_LENGTH) */
+};
+
+void store_tuning_default(struct store_tuning *t);
+
+/* kt_store_open() with explicit tuning (copied). Same contract otherwise. */
+int store_open_tuned(const char *path, const struct kt_store_opts *opts,
+                     const struct store_tuning *t, struct kt_store **out, char *errstr,
+                     size_t errlen);
+
+/*
+ * The dictionary: string -> strings.id, through a bounded in-memory cache in front of the
+ * strings table. Misses look the string up, and insert it when new, with the statements
+ * given to dict_init (borrowed; they must outlive the dictionary). Cached ids are only true
+ * once the transaction that created them commits: after a rollback, call dict_forget().
+ */
+struct dict_entry;
+struct dict {
+    struct dict_entry *slots; /* open addressing, linear probing; hash 0 marks a free slot */
+    size_t mask;              /* slot count - 1 (a power of two) */
+    size_t n;                 /* entries cached */
+    size_t bytes;             /* bytes of their strings, NULs included */
+    size_t max_entries;       /* clear the cache before exceeding this */
+    size_t max_bytes;         /* or before its strings exceed this */
+    struct kt_arena strs;     /* copies of the cached strings */
+    sqlite3 *db;              /* for last_insert_rowid and error messages */
+    sqlite3_stmt *get;        /* SQL_DICT_GET */
+    sqlite3_stmt *add;        /* SQL_DICT_ADD */
+    uint64_t hits;            /* lookups answered from memory */
+    uint64_t misses;          /* lookups that went to SQL */
+    uint64_t clears;          /* times the cache was full and emptied */
+};
+
+/* 0, or KT_ENOMEM. max_entries and max_bytes of 0 are taken as 1. */
+int dict_init(struct dict *d, sqlite3 *db, sqlite3_stmt *get, sqlite3_stmt *add, size_t max_entries,
+              size_t max_bytes);
+/* Id of the len bytes at s, adding the string to the strings table when new. 0 or KT_EIO. */
+int dict_id(struct dict *d, const char *s, size_t len, int64_t *id);
+/* Drop every cached id (they may name rows of a rolled-back transaction). */
+void dict_forget(struct dict *d);
+void dict_free(struct dict *d);
+
+/*
+ * Write n batches (borrowed) in one transaction: the writer thread's group commit. Every
+ * index page a transaction dirties is written to the WAL once per commit, and the
+ * (user, ts) index alone has a hot page per active user, so two batches in one commit cost
+ * much less than two commits. When the transaction fails, each batch is retried in its own,
+ * so status[i] (n entries) is each batch's own result. Returns the first failure, or 0.
+ */
+int store_write_group(struct kt_store *s, struct kt_batch *const *bs, size_t n, int *status);
+
+/* What the store did inside, for tests and measurements. */
+struct store_counters {
+    uint64_t dict_hits;   /* dictionary lookups answered from memory */
+    uint64_t dict_misses; /* dictionary lookups that went to SQL */
+    uint64_t dict_clears; /* times the dictionary cache was full and emptied */
+    uint64_t commits;     /* transactions committed (a group commit is one) */
+};
+void store_counters(struct kt_store *s, struct store_counters *out);
+
+#endif
