@@ -21,6 +21,8 @@ struct pool {
     int first_error;        /* first failed write */
     FILE *alerts;           /* print committed alerts here, or NULL */
     int alerts_json;        /* as JSON lines */
+    void (*committed)(const struct kt_batch *b, int status, void *ctx); /* or NULL */
+    void *committed_ctx;
 };
 
 static struct kt_batch *pool_get(struct pool *p)
@@ -58,6 +60,9 @@ static void batch_done(struct kt_batch *b, int status, void *ctx)
         }
         fflush(p->alerts);
     }
+    if (p->committed != NULL) {
+        p->committed(b, status, p->committed_ctx);
+    }
     pool_put(p, b, status);
 }
 
@@ -84,7 +89,11 @@ static void progress_line(const struct kt_source *src, uint64_t records, int64_t
 int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
                     const struct kt_pipeline_opts *opts, struct kt_pipeline_result *res)
 {
-    struct pool p = {.src = src, .alerts = opts->alerts, .alerts_json = opts->alerts_json};
+    struct pool p = {.src = src,
+                     .alerts = opts->alerts,
+                     .alerts_json = opts->alerts_json,
+                     .committed = opts->committed,
+                     .committed_ctx = opts->committed_ctx};
     struct kt_decoder *dec = NULL;
     struct kt_matcher *matcher = NULL;
     struct kt_writer *w = NULL;

@@ -22,6 +22,11 @@ struct kt_pipeline_opts {
     const struct kt_ruleset *rules; /* rules to run on every event, or NULL */
     FILE *alerts;                   /* where committed alerts are printed, or NULL */
     int alerts_json;                /* print them as JSON lines (else text) */
+    /* Called on the writer's thread for every batch once its transaction ended (status 0:
+     * committed), after the source's ack and before the batch is recycled: metrics, alert
+     * forwarding. May be NULL. Must not block for long: the writer waits for it. */
+    void (*committed)(const struct kt_batch *b, int status, void *ctx);
+    void *committed_ctx;
 };
 
 struct kt_pipeline_result {
