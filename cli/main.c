@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "file.h"
 #include "pipeline.h"
 #include "rules.h"
@@ -18,27 +19,6 @@
 #ifndef KT_VERSION
 #define KT_VERSION "dev"
 #endif
-
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_RULES = 3 };
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 static void usage(FILE *out)
 {
@@ -64,132 +44,10 @@ static void usage(FILE *out)
           "  --quiet                 no progress line\n"
           "  --verbose               debug logging\n"
           "\n"
-          "rule options (replay, rules list):\n"
-          "  --rules FILE            load a rules file after the default pack (repeatable;\n"
-          "                          later files append to and override earlier ones)\n"
-          "  --no-default-rules      do not load ktrail's own rule pack\n"
-          "  --alerts json|text|none print alerts on stdout once stored (default text)\n"
-          "  --min-priority P        skip rules below P (emergency ... debug)\n",
+          "rule options (replay, serve, consume; --rules and --no-default-rules for rules\n"
+          "list and test):\n",
           out);
-}
-
-/* Parse a byte size with an optional K/M/G suffix; 0 on success. */
-static int parse_size(const char *s, size_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s) {
-        return -1;
-    }
-    unsigned long long mul = 1;
-    if (*end == 'K' || *end == 'k') {
-        mul = 1024ULL;
-        end++;
-    } else if (*end == 'M' || *end == 'm') {
-        mul = 1024ULL * 1024;
-        end++;
-    } else if (*end == 'G' || *end == 'g') {
-        mul = 1024ULL * 1024 * 1024;
-        end++;
-    }
-    if (*end == 'i' || *end == 'B') {
-        end++;
-    }
-    if (*end != '\0' || v == 0) {
-        return -1;
-    }
-    *out = (size_t)(v * mul);
-    return 0;
-}
-
-/* Rule files to load: the default pack, then --rules files in order. */
-struct rule_args {
-    const char *files[64]; /* paths, borrowed from argv or static */
-    size_t n;              /* count */
-    int no_default;        /* --no-default-rules */
-    int min_priority;      /* --min-priority */
-    int coverage;          /* rules test --coverage */
-};
-
-/* The default pack: $KTRAIL_RULES_DIR, the source tree next to the binary, or installed. */
-static const char *default_rules(const char *argv0)
-{
-    static char path[4096];
-    const char *env = getenv("KTRAIL_RULES_DIR");
-    if (env != NULL) {
-        snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", env);
-        return path;
-    }
-    char exe[2048];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(path, sizeof(path), "%s/../rules/k8s_audit_rules.yaml", exe);
-            if (access(path, R_OK) == 0) {
-                return path;
-            }
-        }
-    }
-    (void)argv0;
-    snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", KT_RULES_DIR);
-    return path;
-}
-
-/* Load rules per args; prints the error and returns NULL on failure. */
-static struct kt_ruleset *load_rules(const struct rule_args *ra, const char *argv0)
-{
-    const char *files[65];
-    size_t n = 0;
-    if (!ra->no_default) {
-        files[n++] = default_rules(argv0);
-    }
-    for (size_t i = 0; i < ra->n; i++) {
-        files[n++] = ra->files[i];
-    }
-    struct kt_rules_opts ro = {.min_priority = ra->min_priority};
-    struct kt_ruleset *rs = NULL;
-    char err[1024] = "";
-    if (n == 0) {
-        return NULL;
-    }
-    if (kt_ruleset_load(files, n, &ro, &rs, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ktrail: rules: %s\n", err);
-        return NULL;
-    }
-    return rs;
-}
-
-/* Handle a rule option; 1 if c was one, -1 on a bad value, 0 if not a rule option. */
-static int rule_option(int c, const char *arg, struct rule_args *ra)
-{
-    switch (c) {
-    case 'R':
-        if (ra->n == sizeof(ra->files) / sizeof(ra->files[0])) {
-            fputs("ktrail: too many --rules files\n", stderr);
-            return -1;
-        }
-        ra->files[ra->n++] = arg;
-        return 1;
-    case 'N':
-        ra->no_default = 1;
-        return 1;
-    case 'P':
-        ra->min_priority = kt_priority_parse(arg);
-        if (ra->min_priority < 0) {
-            fprintf(stderr,
-                    "ktrail: --min-priority: '%s' is not a priority (emergency, alert, "
-                    "critical, error, warning, notice, info, debug)\n",
-                    arg);
-            return -1;
-        }
-        return 1;
-    default:
-        return 0;
-    }
+    fputs(cli_rule_usage, out);
 }
 
 /* --rules and --no-default-rules after `rules list|test`; 0, or -1 on a bad option. */
@@ -206,7 +64,7 @@ static int rule_args_parse(int argc, char **argv, struct rule_args *ra)
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         if (c == 'C') {
             ra->coverage = 1;
-        } else if (rule_option(c, optarg, ra) <= 0) {
+        } else if (cli_rule_option(c, optarg, ra) <= 0) {
             return -1;
         }
     }
@@ -219,7 +77,7 @@ static int cmd_rules(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    struct rule_args ra = {.min_priority = KT_PRIO_DEBUG};
+    struct rule_args ra = RULE_ARGS_INIT;
     if (strcmp(argv[1], "check") == 0) {
         if (argc < 3) {
             fputs("ktrail: rules check needs at least one FILE\n", stderr);
@@ -229,7 +87,8 @@ static int cmd_rules(int argc, char **argv)
         for (int i = 2; i < argc; i++) {
             ra.files[ra.n++] = argv[i];
         }
-        struct kt_ruleset *rs = load_rules(&ra, argv[0]);
+        int failed_load = 0;
+        struct kt_ruleset *rs = cli_load_rules(&ra, &failed_load);
         if (rs == NULL) {
             return EXIT_RULES;
         }
@@ -241,7 +100,8 @@ static int cmd_rules(int argc, char **argv)
         if (rule_args_parse(argc, argv, &ra) != 0) {
             return EXIT_USAGE;
         }
-        struct kt_ruleset *rs = load_rules(&ra, argv[0]);
+        int failed_load = 0;
+        struct kt_ruleset *rs = cli_load_rules(&ra, &failed_load);
         if (rs == NULL) {
             return EXIT_RULES;
         }
@@ -262,7 +122,8 @@ static int cmd_rules(int argc, char **argv)
             fputs("ktrail: rules test needs at least one test FILE\n", stderr);
             return EXIT_USAGE;
         }
-        struct kt_ruleset *rs = load_rules(&ra, argv[0]);
+        int failed_load = 0;
+        struct kt_ruleset *rs = cli_load_rules(&ra, &failed_load);
         if (rs == NULL) {
             return EXIT_RULES;
         }
@@ -300,8 +161,8 @@ static int cmd_replay(int argc, char **argv)
     const char *db = "ktrail.db";
     struct kt_file_opts fo = {.max_event_size = 16u << 20, .poll_ms = 250};
     struct kt_store_opts so = {0};
-    int quiet = 0, no_resume = 0, alerts = 1, alerts_json = 0;
-    struct rule_args ra = {.min_priority = KT_PRIO_DEBUG};
+    int quiet = 0, no_resume = 0;
+    struct rule_args ra = RULE_ARGS_INIT;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
@@ -320,7 +181,7 @@ static int cmd_replay(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:fqvh", longopts, NULL)) != -1) {
-        int r = rule_option(c, optarg, &ra);
+        int r = cli_rule_option(c, optarg, &ra);
         if (r < 0) {
             return EXIT_USAGE;
         }
@@ -328,14 +189,6 @@ static int cmd_replay(int argc, char **argv)
             continue;
         }
         switch (c) {
-        case 'A':
-            alerts = strcmp(optarg, "none") != 0;
-            alerts_json = strcmp(optarg, "json") == 0;
-            if (alerts && !alerts_json && strcmp(optarg, "text") != 0) {
-                fprintf(stderr, "ktrail: --alerts takes json, text or none, not '%s'\n", optarg);
-                return EXIT_USAGE;
-            }
-            break;
         case 'd':
             db = optarg;
             break;
@@ -351,7 +204,7 @@ static int cmd_replay(int argc, char **argv)
             }
             break;
         case 'm':
-            if (parse_size(optarg, &fo.max_event_size) != 0) {
+            if (cli_parse_size(optarg, &fo.max_event_size) != 0) {
                 fprintf(stderr, "ktrail: --max-event-size: '%s' is not a size (e.g. 16M)\n",
                         optarg);
                 return EXIT_USAGE;
@@ -384,12 +237,10 @@ static int cmd_replay(int argc, char **argv)
     struct kt_source *src = NULL;
     int code = EXIT_OK;
 
-    struct kt_ruleset *rules = NULL;
-    if (!ra.no_default || ra.n > 0) {
-        rules = load_rules(&ra, argv[0]);
-        if (rules == NULL) {
-            return EXIT_RULES;
-        }
+    int rules_failed = 0;
+    struct kt_ruleset *rules = cli_load_rules(&ra, &rules_failed);
+    if (rules_failed) {
+        return EXIT_RULES;
     }
     if (kt_store_open(db, &so, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "ktrail: %s\n", err);
@@ -408,14 +259,14 @@ static int cmd_replay(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    install_signals();
+    cli_install_signals();
     struct kt_pipeline_opts po = {
         .progress = !quiet && isatty(STDERR_FILENO),
         .depth = 2,
-        .stop = &stop_requested,
+        .stop = &cli_stop_requested,
         .rules = rules,
-        .alerts = alerts && rules != NULL ? stdout : NULL,
-        .alerts_json = alerts_json,
+        .alerts = ra.alerts && rules != NULL ? stdout : NULL,
+        .alerts_json = ra.alerts_json,
     };
     struct kt_pipeline_result res;
     int rc = kt_pipeline_run(src, store, &po, &res);

@@ -1,0 +1,156 @@
+/*
+ * common.c: see cli.h.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+volatile sig_atomic_t cli_stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cli_stop_requested = 1;
+}
+
+void cli_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* Parse a byte size with an optional K/M/G suffix; 0 on success. */
+int cli_parse_size(const char *s, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s) {
+        return -1;
+    }
+    unsigned long long mul = 1;
+    if (*end == 'K' || *end == 'k') {
+        mul = 1024ULL;
+        end++;
+    } else if (*end == 'M' || *end == 'm') {
+        mul = 1024ULL * 1024;
+        end++;
+    } else if (*end == 'G' || *end == 'g') {
+        mul = 1024ULL * 1024 * 1024;
+        end++;
+    }
+    if (*end == 'i' || *end == 'B') {
+        end++;
+    }
+    if (*end != '\0' || v == 0) {
+        return -1;
+    }
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+/* The default pack: $KTRAIL_RULES_DIR, the source tree next to the binary, or installed. */
+static const char *default_rules(void)
+{
+    static char path[4096];
+    const char *env = getenv("KTRAIL_RULES_DIR");
+    if (env != NULL) {
+        snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", env);
+        return path;
+    }
+    char exe[2048];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(path, sizeof(path), "%s/../rules/k8s_audit_rules.yaml", exe);
+            if (access(path, R_OK) == 0) {
+                return path;
+            }
+        }
+    }
+    snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", KT_RULES_DIR);
+    return path;
+}
+
+struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed)
+{
+    const char *files[65];
+    size_t n = 0;
+    if (!ra->no_default) {
+        files[n++] = default_rules();
+    }
+    for (size_t i = 0; i < ra->n; i++) {
+        files[n++] = ra->files[i];
+    }
+    struct kt_rules_opts ro = {.min_priority = ra->min_priority};
+    struct kt_ruleset *rs = NULL;
+    char err[1024] = "";
+    *failed = 0;
+    if (n == 0) {
+        return NULL;
+    }
+    if (kt_ruleset_load(files, n, &ro, &rs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ktrail: rules: %s\n", err);
+        *failed = 1;
+        return NULL;
+    }
+    return rs;
+}
+
+/* Handle a rule option; 1 if c was one, -1 on a bad value, 0 if not a rule option. */
+int cli_rule_option(int c, const char *arg, struct rule_args *ra)
+{
+    switch (c) {
+    case 'R':
+        if (ra->n == sizeof(ra->files) / sizeof(ra->files[0])) {
+            fputs("ktrail: too many --rules files\n", stderr);
+            return -1;
+        }
+        ra->files[ra->n++] = arg;
+        return 1;
+    case 'N':
+        ra->no_default = 1;
+        return 1;
+    case 'P':
+        ra->min_priority = kt_priority_parse(arg);
+        if (ra->min_priority < 0) {
+            fprintf(stderr,
+                    "ktrail: --min-priority: '%s' is not a priority (emergency, alert, "
+                    "critical, error, warning, notice, info, debug)\n",
+                    arg);
+            return -1;
+        }
+        return 1;
+    case 'A':
+        ra->alerts = strcmp(arg, "none") != 0;
+        ra->alerts_json = strcmp(arg, "json") == 0;
+        if (ra->alerts && !ra->alerts_json && strcmp(arg, "text") != 0) {
+            fprintf(stderr, "ktrail: --alerts takes json, text or none, not '%s'\n", arg);
+            return -1;
+        }
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char cli_rule_usage[] =
+    "  --rules FILE            load a rules file after the default pack (repeatable;\n"
+    "                          later files append to and override earlier ones)\n"
+    "  --no-default-rules      do not load ktrail's own rule pack\n"
+    "  --alerts json|text|none print alerts on stdout once stored (default text)\n"
+    "  --min-priority P        skip rules below P (emergency ... debug)\n";
