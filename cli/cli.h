@@ -44,6 +44,9 @@ int cli_rule_option(int c, const char *arg, struct rule_args *ra);
  * after printing the error. */
 struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed);
 
+/* Commands in their own files: argv[0] is the command name. Return an exit code. */
+int cli_cmd_serve(int argc, char **argv);
+
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];
 

@@ -27,6 +27,9 @@ static void usage(FILE *out)
           "commands:\n"
           "  replay [options] PATH...   analyze and store audit events from files,\n"
           "                             directories, .gz or -\n"
+          "  serve --listen ADDR:PORT [options]\n"
+          "                             receive kube-apiserver's audit webhook over HTTPS\n"
+          "                             (ktrail serve --help for its options)\n"
           "  rules check FILE...        load rule files and report errors (exit 3)\n"
           "  rules list [--rules FILE]  the rules that would run: priority, name, tags\n"
           "  rules test [--rules FILE] [--coverage] TESTS...\n"
@@ -319,6 +322,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "replay") == 0) {
         return cmd_replay(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        return cli_cmd_serve(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "rules") == 0) {
         return cmd_rules(argc - 1, argv + 1);

@@ -24,6 +24,7 @@ void kt_batch_reset(struct kt_batch *b)
     free(b->ckpt_file.path);
     memset(&b->ckpt_file, 0, sizeof(b->ckpt_file));
     b->cluster = KT_STR_NULL;
+    b->src_token = NULL;
     b->on_done = NULL;
     b->on_done_ctx = NULL;
 }

@@ -62,6 +62,8 @@ struct kt_batch {
     int ckpt_kind;                 /* enum kt_ckpt_kind */
     struct kt_ckpt_file ckpt_file; /* valid when ckpt_kind == KT_CKPT_FILE */
     struct kt_str cluster;         /* cluster name the source tags its events with, or NULL */
+    void *src_token;               /* the source's ack token: what it must release in ack()
+                                      (the webhook's requests); set in next(), the source's */
 
     /* acknowledgement: called by the store's writer after COMMIT (status 0) or failure */
     void (*on_done)(struct kt_batch *b, int status, void *ctx);

@@ -90,7 +90,7 @@ static void emit(struct kt_framer *f, const char *buf, size_t end, const char *r
     out->line = f->vline;
     if (f->oversize) {
         out->kind = KT_FRAME_REJECT;
-        out->reason = "event larger than --max-event-size";
+        out->reason = KT_FRAME_OVERSIZE;
         out->ptr = f->head;
         out->len = f->headlen;
     } else if (reason != NULL) {

@@ -30,6 +30,10 @@ enum kt_frame_kind {
     KT_FRAME_REJECT = 2, /* input that is not a value: reason and the first KB */
 };
 
+/* The reason of a REJECT for a value over the size limit (the only one about a single value:
+ * every other reason means the input around it is broken). */
+#define KT_FRAME_OVERSIZE "event larger than --max-event-size"
+
 struct kt_frame {
     int kind;           /* enum kt_frame_kind */
     const char *ptr;    /* VALUE: the value in the caller's buffer; REJECT: its first bytes */

@@ -1,0 +1,1249 @@
+/*
+ * webhook.c: the webhook source (see webhook.h).
+ *
+ * Threads: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION), so
+ * a connection's thread can simply wait for its request's commit; the connection limit bounds
+ * the threads. The pipeline's thread calls next() and the store's writer calls ack(). One
+ * mutex guards the queue, the counters and every request's progress; each request has its
+ * own condition variable, signalled when its last batch is acknowledged.
+ *
+ * Life of a POST: the first call of the access handler checks the route, the credentials,
+ * the content type, the announced length and the queue room, and either answers at once or
+ * allocates a struct req. Upload calls append to req->body. The last call frames the body
+ * (ingest/frame.c, in this thread), answers 400 when the framing fails, queues the request
+ * and waits for it to be done. next() copies records of queued requests into a batch and
+ * records in a struct token which requests the batch holds, and how many of their records;
+ * ack() counts them down.
+ */
+#include "webhook.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+const int kt_webhook_codes[KT_WH_NCODES] = {200, 400, 401, 404, 405, 413, 500, 503, 0};
+const double kt_webhook_buckets[KT_WH_NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                   0.5,   1,    2.5,   5,    10,  30};
+
+enum { RETRY_AFTER_S = 5, STOP_GRACE_US = 10 * 1000 * 1000, PROBE_US = 1000 * 1000 };
+
+/* One framed value of a request body. */
+struct rec {
+    size_t pos;         /* in req->body */
+    size_t len;         /* bytes */
+    uint64_t off;       /* byte offset in the body */
+    uint64_t line;      /* 1-based line in the body */
+    const char *reject; /* static reason, or NULL */
+};
+
+/* One POST on the audit path, from its first byte to its answer. */
+struct req {
+    char *body;          /* the body, then copies of rejects' first KB */
+    size_t len;          /* body bytes received */
+    size_t cap;          /* allocated */
+    size_t used;         /* len plus the reject copies */
+    int too_big;         /* the body passed max_body: discarding the rest */
+    struct rec *recs;    /* framed values */
+    size_t nrecs;        /* count */
+    size_t next;         /* first record not yet in a batch (queue owner: next()) */
+    int pending;         /* batches holding its records, not yet acknowledged */
+    int status;          /* first failed ack, 0 if none */
+    int done;            /* every record acknowledged, or the source gave up on it */
+    pthread_cond_t cv;   /* done changed */
+    const char *cluster; /* a stable string (options, token or map table, or cn), or NULL */
+    char cn[256];        /* client certificate common name, when one was checked */
+    char origin[80];     /* "webhook:<peer address>" */
+    int64_t t_queued;    /* monotonic us when the body was complete */
+    struct req *qnext;   /* queue link */
+    int uploading;       /* counted in the source's uploading */
+    int refuse;          /* answer this status once the body is read (and dropped) */
+    char why[192];       /* and this reason */
+};
+
+/* What one batch holds: the requests (in order) whose records it has, to count down in ack. */
+struct token {
+    struct req **reqs;  /* requests with records in the batch */
+    size_t n;           /* count */
+    size_t cap;         /* allocated */
+    struct token *next; /* the source's list of tokens in flight */
+    struct token *prev;
+};
+
+/* Name/value pairs read from a two-column file (tokens, CN map). */
+struct pair {
+    char *key;   /* token or CN */
+    char *value; /* cluster, or NULL */
+};
+
+/* A listener: the audit one, or the one for GET endpoints only. */
+struct listener {
+    struct kt_webhook *w; /* owner */
+    struct MHD_Daemon *d; /* the server */
+    int metrics_only;     /* answer GET endpoints only */
+    int serves_status;    /* answer /readyz and /metrics */
+    char url[384];        /* as bound */
+};
+
+struct kt_webhook {
+    struct kt_source base;    /* first: the interface */
+    struct kt_webhook_opts o; /* options; strings borrowed from the caller... */
+    char path[256];           /* ...except the audit path, copied */
+    char cluster[256];        /* and the default cluster, copied ("" = none) */
+    char *cert_pem;           /* TLS material, kept for MHD's lifetime */
+    char *key_pem;
+    char *ca_pem;
+    struct pair *tokens; /* bearer tokens */
+    size_t ntokens;
+    struct pair *cnmap; /* CN -> cluster */
+    size_t ncnmap;
+    struct listener main;    /* the audit listener */
+    struct listener metrics; /* GET endpoints, when o.metrics_listen */
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;  /* the queue got a request, or stop */
+    struct req *head;   /* queued requests, oldest first */
+    struct req *tail;
+    struct token *tokens_live;  /* tokens of batches in flight */
+    size_t uploading;           /* requests admitted and still receiving their body */
+    int stopping;               /* stop() was called */
+    int64_t stop_at;            /* when, monotonic us */
+    int closed;                 /* next() said KT_EOF or destroy() started: refuse all */
+    int failing;                /* the last ack failed */
+    int64_t last_probe;         /* monotonic us of the last request let through while failing */
+    struct kt_webhook_stats st; /* counters */
+};
+
+/* ---- small helpers ---- */
+
+static int count_code(struct kt_webhook *w, int code)
+{
+    size_t i;
+    for (i = 0; i < KT_WH_OTHER; i++) {
+        if (kt_webhook_codes[i] == code) {
+            break;
+        }
+    }
+    pthread_mutex_lock(&w->mu);
+    w->st.requests[i]++;
+    pthread_mutex_unlock(&w->mu);
+    return code;
+}
+
+static char *read_file(const char *path, size_t *len_out, char *errstr, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (f == NULL) {
+        snprintf(errstr, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (cap - len < 4096) {
+            char *nb = realloc(buf, cap + 65536);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                snprintf(errstr, errlen, "%s: out of memory", path);
+                return NULL;
+            }
+            buf = nb;
+            cap += 65536;
+        }
+        size_t n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0) {
+            break;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        snprintf(errstr, errlen, "%s: read error", path);
+        return NULL;
+    }
+    buf[len] = '\0';
+    if (len_out != NULL) {
+        *len_out = len;
+    }
+    return buf;
+}
+
+/* Lines "KEY [VALUE]" ('#' comments, blank lines skipped). 0, or KT_EINVAL/KT_ENOMEM. */
+static int read_pairs(const char *path, struct pair **out, size_t *nout, char *errstr,
+                      size_t errlen)
+{
+    char *text = read_file(path, NULL, errstr, errlen);
+    struct pair *v = NULL;
+    size_t n = 0, cap = 0;
+    if (text == NULL) {
+        return KT_EINVAL;
+    }
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *k = strtok(line, " \t\r");
+        if (k == NULL || k[0] == '#') {
+            continue;
+        }
+        char *val = strtok(NULL, " \t\r");
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct pair *nv = realloc(v, cap * sizeof(*v));
+            if (nv == NULL) {
+                goto nomem;
+            }
+            v = nv;
+        }
+        v[n].key = strdup(k);
+        v[n].value = val != NULL ? strdup(val) : NULL;
+        n++;
+        if (v[n - 1].key == NULL || (val != NULL && v[n - 1].value == NULL)) {
+            goto nomem;
+        }
+    }
+    free(text);
+    if (n == 0) {
+        snprintf(errstr, errlen, "%s: no entries", path);
+        free(v);
+        return KT_EINVAL;
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+nomem:
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+    free(text);
+    snprintf(errstr, errlen, "%s: out of memory", path);
+    return KT_ENOMEM;
+}
+
+static void free_pairs(struct pair *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        /* tokens are secrets: do not leave them in freed memory */
+        explicit_bzero(v[i].key, strlen(v[i].key));
+        free(v[i].key);
+        free(v[i].value);
+    }
+    free(v);
+}
+
+/* Equal, in time that depends on the lengths only, not on where the bytes differ. */
+static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = alen != blen;
+    size_t n = alen > blen ? alen : blen;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = i < alen ? (unsigned char)a[i] : 0;
+        unsigned char y = i < blen ? (unsigned char)b[i] : 0;
+        diff |= x ^ y;
+    }
+    return diff == 0;
+}
+
+/* ---- answers ---- */
+
+static enum MHD_Result answer(struct MHD_Connection *c, int code, const char *ctype,
+                              const char *body, size_t len, int retry_after)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL) {
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (retry_after) {
+        char s[16];
+        snprintf(s, sizeof(s), "%d", RETRY_AFTER_S);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, s);
+    }
+    if (code == 401) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    }
+    if (code == 405) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+    }
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* A JSON error body {"code":N,"error":"..."}; msg must not need escaping beyond quotes. */
+static enum MHD_Result answer_error(struct kt_webhook *w, struct MHD_Connection *c, int code,
+                                    const char *msg, int count)
+{
+    char body[768];
+    size_t k = (size_t)snprintf(body, sizeof(body), "{\"code\":%d,\"error\":\"", code);
+    for (const char *p = msg; *p != '\0' && k + 8 < sizeof(body); p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '"' || ch == '\\') {
+            body[k++] = '\\';
+            body[k++] = (char)ch;
+        } else if (ch < 0x20) {
+            body[k++] = ' ';
+        } else {
+            body[k++] = (char)ch;
+        }
+    }
+    k += (size_t)snprintf(body + k, sizeof(body) - k, "\"}\n");
+    if (count) {
+        count_code(w, code);
+    }
+    return answer(c, code, "application/json", body, k, code == 503);
+}
+
+/* ---- authentication ---- */
+
+/* The verified client certificate's CN into cn; 0, -1 when none was sent, -2 when the one
+ * sent does not verify against the trusted CA. */
+static int client_cert_cn(struct MHD_Connection *c, char *cn, size_t cnlen)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (ci == NULL || ci->tls_session == NULL) {
+        return -1;
+    }
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+    if (chain == NULL || n == 0) {
+        return -1;
+    }
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers2(s, &status) != GNUTLS_E_SUCCESS || status != 0) {
+        return -2;
+    }
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) != GNUTLS_E_SUCCESS) {
+        return -1;
+    }
+    int rc = -1;
+    size_t len = cnlen;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == GNUTLS_E_SUCCESS) {
+        if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &len) ==
+            GNUTLS_E_SUCCESS) {
+            rc = 0;
+        } else {
+            cn[0] = '\0';
+            rc = 0; /* verified, without a CN */
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+/*
+ * Check the credentials of a request. 0 and *cluster (stable, or NULL) on success; -1 with a
+ * reason otherwise.
+ */
+static int authenticate(struct kt_webhook *w, struct MHD_Connection *c, struct req *rq,
+                        const char **cluster, const char **why)
+{
+    *cluster = w->cluster[0] != '\0' ? w->cluster : NULL;
+    if (w->o.client_ca == NULL && w->tokens == NULL) {
+        return 0; /* --insecure without authentication */
+    }
+    if (w->tokens != NULL) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+            const char *t = h + 7;
+            size_t tlen = strlen(t);
+            int hit = -1;
+            /* every token is compared, so timing tells nothing about which one matched */
+            for (size_t i = 0; i < w->ntokens; i++) {
+                if (ct_equal(t, tlen, w->tokens[i].key, strlen(w->tokens[i].key)) && hit < 0) {
+                    hit = (int)i;
+                }
+            }
+            if (hit >= 0) {
+                if (w->tokens[hit].value != NULL) {
+                    *cluster = w->tokens[hit].value;
+                }
+                return 0;
+            }
+            *why = "invalid bearer token";
+        } else {
+            *why = h != NULL ? "Authorization is not a bearer token"
+                             : "missing credentials: a client certificate or a bearer token";
+        }
+    }
+    if (w->o.client_ca != NULL) {
+        int cert = client_cert_cn(c, rq->cn, sizeof(rq->cn));
+        if (cert == 0) {
+            *cluster = rq->cn[0] != '\0' ? rq->cn : *cluster;
+            for (size_t i = 0; i < w->ncnmap; i++) {
+                if (strcmp(w->cnmap[i].key, rq->cn) == 0 && w->cnmap[i].value != NULL) {
+                    *cluster = w->cnmap[i].value;
+                    break;
+                }
+            }
+            return 0;
+        }
+        if (cert == -2) {
+            *why = "client certificate not signed by the trusted CA (--client-ca)";
+        } else if (w->tokens == NULL) {
+            *why = "missing client certificate";
+        }
+    }
+    return -1;
+}
+
+/* ---- requests ---- */
+
+static void req_free(struct req *rq)
+{
+    if (rq == NULL) {
+        return;
+    }
+    pthread_cond_destroy(&rq->cv);
+    free(rq->body);
+    free(rq->recs);
+    free(rq);
+}
+
+static int req_append(struct req *rq, const char *p, size_t n)
+{
+    if (rq->cap - rq->used < n) {
+        size_t cap = rq->cap ? rq->cap : 65536;
+        while (cap - rq->used < n) {
+            cap *= 2;
+        }
+        char *nb = realloc(rq->body, cap);
+        if (nb == NULL) {
+            return KT_ENOMEM;
+        }
+        rq->body = nb;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->used, p, n);
+    rq->used += n;
+    return 0;
+}
+
+/*
+ * Frame the body into records. 0; KT_EPARSE with *why when the body's JSON structure is
+ * broken or it holds no audit event; KT_ENOMEM.
+ */
+static int req_frame(struct kt_webhook *w, struct req *rq, const char **why)
+{
+    struct kt_framer f;
+    size_t cap = 0, events = 0;
+    size_t i = 0;
+    while (i < rq->len && (rq->body[i] == ' ' || rq->body[i] == '\n' || rq->body[i] == '\r' ||
+                           rq->body[i] == '\t')) {
+        i++;
+    }
+    if (i == rq->len) {
+        *why = "empty body: expected an EventList, an Event or a JSON array of Events";
+        return KT_EPARSE;
+    }
+    if (rq->body[i] != '{' && rq->body[i] != '[') {
+        *why = "not JSON: expected an EventList, an Event or a JSON array of Events";
+        return KT_EPARSE;
+    }
+    kt_framer_init(&f, KT_FRAME_TOP, w->o.max_event_size, 0, 1);
+    for (;;) {
+        struct kt_frame fr;
+        kt_framer_next(&f, rq->body, rq->len, 1, &fr);
+        if (fr.kind == KT_FRAME_MORE) {
+            break;
+        }
+        if (fr.kind == KT_FRAME_REJECT && strcmp(fr.reason, KT_FRAME_OVERSIZE) != 0) {
+            /* a broken structure, not one bad item: the whole body is refused */
+            *why = fr.reason;
+            return KT_EPARSE;
+        }
+        if (rq->nrecs == cap) {
+            cap = cap ? cap * 2 : 512;
+            struct rec *nr = realloc(rq->recs, cap * sizeof(*nr));
+            if (nr == NULL) {
+                return KT_ENOMEM;
+            }
+            rq->recs = nr;
+        }
+        struct rec *r = &rq->recs[rq->nrecs];
+        r->off = fr.off;
+        r->line = fr.line;
+        r->len = fr.len;
+        r->reject = fr.kind == KT_FRAME_REJECT ? fr.reason : NULL;
+        if (fr.ptr >= rq->body && fr.ptr + fr.len <= rq->body + rq->len) {
+            r->pos = (size_t)(fr.ptr - rq->body);
+        } else {
+            /* the framer's copy of an oversized value's first KB: keep it after the body */
+            r->pos = rq->used;
+            if (req_append(rq, fr.ptr, fr.len) != 0) {
+                return KT_ENOMEM;
+            }
+        }
+        rq->nrecs++;
+        if (r->reject != NULL ||
+            memmem(rq->body + r->pos, r->len, "\"auditID\"", sizeof("\"auditID\"") - 1) != NULL) {
+            events++;
+        }
+    }
+    if (rq->nrecs > 0 && events == 0) {
+        *why = "no audit events: expected an EventList, an Event or a JSON array of Events";
+        return KT_EPARSE;
+    }
+    return 0;
+}
+
+/* Enqueue rq unless closed or full; 0, or 503 with *why. Called with w->mu held. */
+static int enqueue_locked(struct kt_webhook *w, struct req *rq, const char **why)
+{
+    if (w->closed) {
+        *why = "shutting down";
+        return 503;
+    }
+    if (w->st.queued_bytes + rq->len > w->o.queue_bytes && w->head != NULL) {
+        *why = "queue full: storage is behind";
+        return 503;
+    }
+    rq->t_queued = kt_now_mono_us();
+    rq->qnext = NULL;
+    if (w->tail != NULL) {
+        w->tail->qnext = rq;
+    } else {
+        w->head = rq;
+    }
+    w->tail = rq;
+    w->st.queued_bytes += rq->len;
+    w->st.queued_requests++;
+    w->st.events += rq->nrecs;
+    pthread_cond_signal(&w->cv);
+    return 0;
+}
+
+static void observe_latency_locked(struct kt_webhook *w, int64_t us)
+{
+    double s = (double)us / 1e6;
+    size_t i = 0;
+    while (i < KT_WH_NBUCKETS && s > kt_webhook_buckets[i]) {
+        i++;
+    }
+    w->st.latency[i]++;
+    w->st.latency_sum += s;
+    w->st.latency_count++;
+}
+
+/* The last call of a POST: frame, queue, wait for the commit, answer. */
+static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *c, struct req *rq)
+{
+    const char *why = NULL;
+    char msg[512];
+    pthread_mutex_lock(&w->mu);
+    if (rq->uploading) {
+        rq->uploading = 0;
+        w->uploading--;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (rq->refuse) {
+        return answer_error(w, c, rq->refuse, rq->why, 1);
+    }
+    if (rq->too_big) {
+        snprintf(msg, sizeof(msg), "body larger than --max-body (%zu bytes)", w->o.max_body);
+        return answer_error(w, c, 413, msg, 1);
+    }
+    int rc = req_frame(w, rq, &why);
+    if (rc == KT_ENOMEM) {
+        return answer_error(w, c, 503, "out of memory", 1);
+    }
+    if (rc != 0) {
+        return answer_error(w, c, 400, why, 1);
+    }
+    if (rq->nrecs == 0) {
+        return answer(c, count_code(w, 200), "application/json", "{\"events\":0}\n", 13, 0);
+    }
+    pthread_mutex_lock(&w->mu);
+    int code = enqueue_locked(w, rq, &why);
+    if (code != 0) {
+        pthread_mutex_unlock(&w->mu);
+        return answer_error(w, c, code, why, 1);
+    }
+    while (!rq->done) {
+        pthread_cond_wait(&rq->cv, &w->mu);
+    }
+    int status = rq->status;
+    if (status == 0) {
+        observe_latency_locked(w, kt_now_mono_us() - rq->t_queued);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (status != 0) {
+        snprintf(msg, sizeof(msg), "not stored: %s", kt_strerror(status));
+        return answer_error(w, c, 503, msg, 1);
+    }
+    int n = snprintf(msg, sizeof(msg), "{\"events\":%zu}\n", rq->nrecs);
+    return answer(c, count_code(w, 200), "application/json", msg, (size_t)n, 0);
+}
+
+/*
+ * Answer code once the body is in. Answering before it would close the connection with the
+ * client still sending, and the client may then see a reset instead of the answer.
+ */
+static enum MHD_Result refuse(struct req *rq, int code, const char *why)
+{
+    rq->refuse = code;
+    snprintf(rq->why, sizeof(rq->why), "%s", why);
+    return MHD_YES;
+}
+
+/* GET /healthz, /readyz, /metrics. */
+static enum MHD_Result answer_get(struct listener *l, struct MHD_Connection *c, const char *url)
+{
+    struct kt_webhook *w = l->w;
+    if (strcmp(url, "/healthz") == 0) {
+        return answer(c, 200, "text/plain", "ok\n", 3, 0);
+    }
+    if (l->serves_status && (strcmp(url, "/readyz") == 0 || strcmp(url, "/metrics") == 0)) {
+        if (w->o.status == NULL) {
+            return answer(c, 200, "text/plain", "ok\n", 3, 0);
+        }
+        char *body = NULL;
+        size_t len = 0;
+        const char *ctype = "text/plain";
+        int code = w->o.status(w->o.status_ctx, url, &body, &len, &ctype);
+        enum MHD_Result r = answer(c, code, ctype, body != NULL ? body : "", len, 0);
+        free(body);
+        return r;
+    }
+    return answer(c, 404, "text/plain", "not found\n", 10, 0);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    struct listener *l = cls;
+    struct kt_webhook *w = l->w;
+    struct req *rq = *con_cls;
+    (void)version;
+
+    if (rq != NULL) {
+        if (*upload_data_size > 0 && rq->refuse) {
+            *upload_data_size = 0; /* read and dropped: see refuse() */
+            return MHD_YES;
+        }
+        if (*upload_data_size > 0) {
+            if (!rq->too_big && rq->len + *upload_data_size > w->o.max_body) {
+                rq->too_big = 1; /* keep reading, to answer 413 on a clean connection */
+            }
+            if (!rq->too_big && req_append(rq, upload_data, *upload_data_size) != 0) {
+                rq->too_big = 1;
+            }
+            if (!rq->too_big) {
+                rq->len = rq->used;
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return finish_post(w, c, rq);
+    }
+
+    /* first call: the headers are in */
+    int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    if (l->metrics_only || (!is_post && strcmp(url, w->path) != 0)) {
+        if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, "HEAD") == 0) {
+            return answer_get(l, c, url);
+        }
+        return answer(c, 405, "text/plain", "method not allowed\n", 19, 0);
+    }
+    if (strcmp(url, w->path) != 0) {
+        char msg[384];
+        snprintf(msg, sizeof(msg), "unknown path: audit events are posted to %s", w->path);
+        return answer_error(w, c, 404, msg, 1);
+    }
+    if (!is_post) {
+        return answer_error(w, c, 405, "audit events are sent with POST", 1);
+    }
+    rq = calloc(1, sizeof(*rq));
+    if (rq == NULL) {
+        return answer_error(w, c, 503, "out of memory", 1);
+    }
+    pthread_cond_init(&rq->cv, NULL);
+    *con_cls = rq;
+    const char *why = "unauthorized";
+    if (authenticate(w, c, rq, &rq->cluster, &why) != 0) {
+        kt_debug("webhook", "401: %s", why);
+        return refuse(rq, 401, why);
+    }
+    const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
+        (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
+        return refuse(rq, 400, "Content-Type must be application/json");
+    }
+    const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    unsigned long long announced = clen != NULL ? strtoull(clen, NULL, 10) : 0;
+    if (announced > w->o.max_body) {
+        char msg[128];
+        /* at once: curl and Go send Expect: 100-continue for large bodies, so none was sent */
+        *con_cls = NULL;
+        req_free(rq);
+        snprintf(msg, sizeof(msg), "body larger than --max-body (%zu bytes)", w->o.max_body);
+        return answer_error(w, c, 413, msg, 1);
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[64] = "?";
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET) {
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, host,
+                      sizeof(host));
+        } else if (sa->sa_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, host,
+                      sizeof(host));
+        }
+    }
+    snprintf(rq->origin, sizeof(rq->origin), "webhook:%s", host);
+
+    /* refuse fast, before reading a body we could not keep */
+    pthread_mutex_lock(&w->mu);
+    const char *busy = NULL;
+    int64_t now = kt_now_mono_us();
+    if (w->closed || w->stopping) {
+        busy = "shutting down";
+    } else if (w->st.queued_bytes + announced > w->o.queue_bytes && w->head != NULL) {
+        busy = "queue full: storage is behind";
+    } else if (w->failing && now - w->last_probe < PROBE_US) {
+        busy = "storage is failing";
+    } else {
+        if (w->failing) {
+            w->last_probe = now; /* one request a second finds out whether it recovered */
+        }
+        w->uploading++;
+        rq->uploading = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (busy != NULL) {
+        return refuse(rq, 503, busy);
+    }
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct listener *l = cls;
+    struct kt_webhook *w = l->w;
+    struct req *rq = *con_cls;
+    (void)c;
+    (void)toe;
+    if (rq == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    if (rq->uploading) {
+        /* the connection ended during the upload: it was never queued */
+        rq->uploading = 0;
+        w->uploading--;
+    }
+    pthread_mutex_unlock(&w->mu);
+    req_free(rq);
+    *con_cls = NULL;
+}
+
+/* ---- the source interface ---- */
+
+static int token_add(struct token *t, struct req *rq)
+{
+    if (t->n > 0 && t->reqs[t->n - 1] == rq) {
+        return 0;
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        struct req **nr = realloc(t->reqs, cap * sizeof(*nr));
+        if (nr == NULL) {
+            return KT_ENOMEM;
+        }
+        t->reqs = nr;
+        t->cap = cap;
+    }
+    t->reqs[t->n++] = rq;
+    return 0;
+}
+
+static void token_unlink_locked(struct kt_webhook *w, struct token *t)
+{
+    if (t->prev != NULL) {
+        t->prev->next = t->next;
+    } else {
+        w->tokens_live = t->next;
+    }
+    if (t->next != NULL) {
+        t->next->prev = t->prev;
+    }
+}
+
+/* Count a batch's requests down; status < 0 marks them failed. Called with w->mu held. */
+static void token_release_locked(struct kt_webhook *w, struct token *t, int status)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        struct req *rq = t->reqs[i];
+        if (status != 0 && rq->status == 0) {
+            rq->status = status;
+        }
+        rq->pending--;
+        if (rq->pending == 0 && rq->next == rq->nrecs) {
+            rq->done = 1;
+            w->st.queued_requests--;
+            pthread_cond_signal(&rq->cv);
+        }
+    }
+    token_unlink_locked(w, t);
+    free(t->reqs);
+    free(t);
+}
+
+static int wh_next(struct kt_source *src, struct kt_batch *b, int timeout_ms)
+{
+    struct kt_webhook *w = (struct kt_webhook *)src;
+    struct token *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return KT_ENOMEM;
+    }
+    pthread_mutex_lock(&w->mu);
+    int64_t deadline = kt_now_mono_us() + (int64_t)timeout_ms * 1000;
+    while (w->head == NULL) {
+        if (w->stopping && (w->uploading == 0 || kt_now_mono_us() - w->stop_at > STOP_GRACE_US)) {
+            w->closed = 1;
+            pthread_mutex_unlock(&w->mu);
+            free(t);
+            return KT_EOF;
+        }
+        int64_t now = kt_now_mono_us();
+        if (now >= deadline) {
+            pthread_mutex_unlock(&w->mu);
+            free(t);
+            return KT_EAGAIN;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = (int64_t)ts.tv_nsec + (deadline - now) * 1000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+    }
+    /* take records from the queue's head while they fit; the requests stay the
+     * connections' (they wait for the ack), so their bodies can be read unlocked below */
+    struct take {
+        struct req *rq;
+        size_t from, to;
+    } takes[64];
+    size_t ntakes = 0, nrecs = 0, bytes = 0;
+    const char *cluster = w->head->cluster;
+    while (w->head != NULL && ntakes < sizeof(takes) / sizeof(takes[0])) {
+        struct req *rq = w->head;
+        if (ntakes > 0 &&
+            (rq->cluster != cluster || (cluster != NULL && strcmp(rq->cluster, cluster) != 0))) {
+            break; /* one cluster per batch */
+        }
+        size_t from = rq->next, to = from;
+        while (to < rq->nrecs && (nrecs == 0 || (nrecs < w->o.batch_records &&
+                                                 bytes + rq->recs[to].len <= w->o.batch_bytes))) {
+            bytes += rq->recs[to].len;
+            nrecs++;
+            to++;
+        }
+        if (to == from) {
+            break;
+        }
+        if (token_add(t, rq) != 0) {
+            break;
+        }
+        rq->next = to;
+        rq->pending++;
+        takes[ntakes].rq = rq;
+        takes[ntakes].from = from;
+        takes[ntakes].to = to;
+        ntakes++;
+        if (to < rq->nrecs) {
+            break; /* the batch is full */
+        }
+        w->head = rq->qnext;
+        if (w->head == NULL) {
+            w->tail = NULL;
+        }
+        w->st.queued_bytes -= rq->len;
+    }
+    t->next = w->tokens_live;
+    if (t->next != NULL) {
+        t->next->prev = t;
+    }
+    w->tokens_live = t;
+    pthread_mutex_unlock(&w->mu);
+
+    b->src_token = t;
+    b->cluster = cluster != NULL ? (struct kt_str){cluster, strlen(cluster)} : KT_STR_NULL;
+    int rc = kt_batch_reserve(b, bytes);
+    for (size_t i = 0; rc == 0 && i < ntakes; i++) {
+        struct req *rq = takes[i].rq;
+        int origin = kt_batch_origin(b, rq->origin);
+        if (origin < 0) {
+            rc = origin;
+            break;
+        }
+        for (size_t k = takes[i].from; k < takes[i].to; k++) {
+            const struct rec *r = &rq->recs[k];
+            struct kt_record *out = kt_batch_add_record(b);
+            if (out == NULL) {
+                rc = KT_ENOMEM;
+                break;
+            }
+            out->pos = b->len;
+            out->len = r->len;
+            out->off = r->off;
+            out->line = r->line;
+            out->origin = (uint32_t)origin;
+            out->reject = r->reject;
+            memcpy(b->buf + b->len, rq->body + r->pos, r->len);
+            b->len += r->len;
+        }
+    }
+    if (rc != 0) {
+        /* the requests get 503 through the ack the pipeline will not send: do it here */
+        pthread_mutex_lock(&w->mu);
+        token_release_locked(w, t, rc);
+        pthread_mutex_unlock(&w->mu);
+        b->src_token = NULL;
+        kt_batch_reset(b);
+        return KT_EAGAIN;
+    }
+    src->bytes_done += bytes;
+    return 0;
+}
+
+static void wh_ack(struct kt_source *src, struct kt_batch *b, int status)
+{
+    struct kt_webhook *w = (struct kt_webhook *)src;
+    struct token *t = b->src_token;
+    if (t == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->failing = status != 0;
+    token_release_locked(w, t, status);
+    pthread_mutex_unlock(&w->mu);
+    b->src_token = NULL;
+}
+
+static void wh_stop(struct kt_source *src)
+{
+    struct kt_webhook *w = (struct kt_webhook *)src;
+    pthread_mutex_lock(&w->mu);
+    if (!w->stopping) {
+        w->stopping = 1;
+        w->stop_at = kt_now_mono_us();
+    }
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    /* no new connections; requests on open ones are answered 503 */
+    if (w->main.d != NULL) {
+        MHD_socket fd = MHD_quiesce_daemon(w->main.d);
+        if (fd != MHD_INVALID_SOCKET) {
+            close(fd);
+        }
+    }
+}
+
+static void wh_destroy(struct kt_source *src)
+{
+    struct kt_webhook *w = (struct kt_webhook *)src;
+    pthread_mutex_lock(&w->mu);
+    w->closed = 1;
+    /* whatever was not committed is answered 503 so that its connection can end */
+    for (struct req *rq = w->head; rq != NULL; rq = rq->qnext) {
+        rq->next = rq->nrecs;
+        if (rq->status == 0) {
+            rq->status = KT_EIO;
+        }
+        if (rq->pending == 0) {
+            rq->done = 1;
+            pthread_cond_signal(&rq->cv);
+        }
+    }
+    w->head = w->tail = NULL;
+    while (w->tokens_live != NULL) {
+        token_release_locked(w, w->tokens_live, KT_EIO);
+    }
+    pthread_mutex_unlock(&w->mu);
+    if (w->main.d != NULL) {
+        MHD_stop_daemon(w->main.d);
+    }
+    if (w->metrics.d != NULL) {
+        MHD_stop_daemon(w->metrics.d);
+    }
+    free_pairs(w->tokens, w->ntokens);
+    free_pairs(w->cnmap, w->ncnmap);
+    if (w->key_pem != NULL) {
+        explicit_bzero(w->key_pem, strlen(w->key_pem));
+    }
+    free(w->key_pem);
+    free(w->cert_pem);
+    free(w->ca_pem);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static const struct kt_source_ops webhook_ops = {
+    .name = "webhook",
+    .next = wh_next,
+    .ack = wh_ack,
+    .stop = wh_stop,
+    .destroy = wh_destroy,
+};
+
+/* ---- start ---- */
+
+/* "host:port", "[v6]:port" or ":port" into a socket address. 0, or KT_EINVAL with errstr. */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *errstr, size_t errlen)
+{
+    char host[256];
+    const char *port;
+    if (spec[0] == '[') {
+        const char *end = strchr(spec, ']');
+        if (end == NULL || end[1] != ':' || (size_t)(end - spec - 1) >= sizeof(host)) {
+            snprintf(errstr, errlen, "bad listen address '%s' (want [ADDR]:PORT)", spec);
+            return KT_EINVAL;
+        }
+        memcpy(host, spec + 1, (size_t)(end - spec - 1));
+        host[end - spec - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (colon == NULL || (size_t)(colon - spec) >= sizeof(host)) {
+            snprintf(errstr, errlen, "bad listen address '%s' (want ADDR:PORT or :PORT)", spec);
+            return KT_EINVAL;
+        }
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        port = colon + 1;
+    }
+    char *end = NULL;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end != '\0' || p < 0 || p > 65535) {
+        snprintf(errstr, errlen, "bad port in listen address '%s'", spec);
+        return KT_EINVAL;
+    }
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    int g = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &ai);
+    if (g != 0 || ai == NULL) {
+        snprintf(errstr, errlen, "listen address '%s': %s", spec, gai_strerror(g));
+        return KT_EINVAL;
+    }
+    /* without a host, listen on every IPv4 address (AI_PASSIVE gives 0.0.0.0 first) */
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    return 0;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n') {
+        msg[--n] = '\0';
+    }
+    kt_debug("webhook", "http: %s", msg);
+}
+
+static int start_listener(struct kt_webhook *w, struct listener *l, const char *spec, int tls,
+                          char *errstr, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int rc = parse_listen(spec, &ss, errstr, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6) {
+        flags |= MHD_USE_IPv6;
+    }
+    if (tls) {
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem opts[12];
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
+    opts[n++] = (struct MHD_OptionItem){
+        MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(l->metrics_only ? 16 : w->o.max_connections), NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, 256 * 1024, NULL};
+    if (tls) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, w->cert_pem};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, w->key_pem};
+        if (w->ca_pem != NULL) {
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, w->ca_pem};
+        }
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    l->w = w;
+    l->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l, MHD_OPTION_ARRAY, opts,
+                            MHD_OPTION_END);
+    if (l->d == NULL) {
+        snprintf(errstr, errlen,
+                 "cannot listen on %s (address in use, not local, or bad TLS key/certificate)",
+                 spec);
+        return KT_EINVAL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(l->d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = di != NULL ? di->port : 0;
+    char host[64] = "0.0.0.0";
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)&ss)->sin6_addr, host, sizeof(host));
+        snprintf(l->url, sizeof(l->url), "%s://[%s]:%u%s", tls ? "https" : "http", host, port,
+                 l->metrics_only ? "" : w->path);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)&ss)->sin_addr, host, sizeof(host));
+        snprintf(l->url, sizeof(l->url), "%s://%s:%u%s", tls ? "https" : "http", host, port,
+                 l->metrics_only ? "" : w->path);
+    }
+    return 0;
+}
+
+int kt_webhook_source_create(const struct kt_webhook_opts *o, struct kt_source **out, char *errstr,
+                             size_t errlen)
+{
+    *out = NULL;
+    if (o->listen == NULL) {
+        snprintf(errstr, errlen, "serve needs --listen ADDR:PORT");
+        return KT_EINVAL;
+    }
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+        snprintf(errstr, errlen, "--tls-cert and --tls-key go together");
+        return KT_EINVAL;
+    }
+    if (o->client_ca != NULL && o->tls_cert == NULL) {
+        snprintf(errstr, errlen, "--client-ca needs TLS (--tls-cert and --tls-key)");
+        return KT_EINVAL;
+    }
+    if (o->cn_map_file != NULL && o->client_ca == NULL) {
+        snprintf(errstr, errlen, "--cluster-map maps client certificates: it needs --client-ca");
+        return KT_EINVAL;
+    }
+    if (!o->insecure && o->tls_cert == NULL) {
+        snprintf(errstr, errlen,
+                 "refusing plain HTTP: give --tls-cert and --tls-key, or --insecure to accept "
+                 "unencrypted audit events");
+        return KT_EINVAL;
+    }
+    if (!o->insecure && o->client_ca == NULL && o->token_file == NULL) {
+        snprintf(errstr, errlen,
+                 "refusing an open audit sink (anyone could forge history): give --client-ca or "
+                 "--token-file, or --insecure");
+        return KT_EINVAL;
+    }
+    struct kt_webhook *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return KT_ENOMEM;
+    }
+    w->base.ops = &webhook_ops;
+    w->o = *o;
+    snprintf(w->path, sizeof(w->path), "%s", o->path != NULL ? o->path : "/k8s-audit");
+    snprintf(w->cluster, sizeof(w->cluster), "%s", o->cluster != NULL ? o->cluster : "");
+    w->o.path = w->path;
+    if (w->o.max_body == 0) {
+        w->o.max_body = 32u << 20;
+    }
+    if (w->o.max_event_size == 0) {
+        w->o.max_event_size = 16u << 20;
+    }
+    if (w->o.queue_bytes == 0) {
+        w->o.queue_bytes = 256u << 20;
+    }
+    if (w->o.max_connections == 0) {
+        w->o.max_connections = 128;
+    }
+    if (w->o.batch_records == 0) {
+        w->o.batch_records = 2048;
+    }
+    if (w->o.batch_bytes == 0) {
+        w->o.batch_bytes = 4u << 20;
+    }
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    int rc = 0;
+    if (o->tls_cert != NULL) {
+        w->cert_pem = read_file(o->tls_cert, NULL, errstr, errlen);
+        w->key_pem = w->cert_pem != NULL ? read_file(o->tls_key, NULL, errstr, errlen) : NULL;
+        if (w->key_pem == NULL) {
+            rc = KT_EINVAL;
+            goto fail;
+        }
+    }
+    if (o->client_ca != NULL &&
+        (w->ca_pem = read_file(o->client_ca, NULL, errstr, errlen)) == NULL) {
+        rc = KT_EINVAL;
+        goto fail;
+    }
+    if (o->token_file != NULL &&
+        (rc = read_pairs(o->token_file, &w->tokens, &w->ntokens, errstr, errlen)) != 0) {
+        goto fail;
+    }
+    if (o->cn_map_file != NULL &&
+        (rc = read_pairs(o->cn_map_file, &w->cnmap, &w->ncnmap, errstr, errlen)) != 0) {
+        goto fail;
+    }
+    w->main.serves_status = o->metrics_listen == NULL;
+    if ((rc = start_listener(w, &w->main, o->listen, o->tls_cert != NULL, errstr, errlen)) != 0) {
+        goto fail;
+    }
+    if (o->metrics_listen != NULL) {
+        w->metrics.metrics_only = 1;
+        w->metrics.serves_status = 1;
+        rc = start_listener(w, &w->metrics, o->metrics_listen, 0, errstr, errlen);
+        if (rc != 0) {
+            goto fail;
+        }
+    }
+    *out = &w->base;
+    return 0;
+fail:
+    wh_destroy(&w->base);
+    return rc;
+}
+
+const char *kt_webhook_url(const struct kt_source *src)
+{
+    return ((const struct kt_webhook *)src)->main.url;
+}
+
+const char *kt_webhook_metrics_url(const struct kt_source *src)
+{
+    const struct kt_webhook *w = (const struct kt_webhook *)src;
+    return w->metrics.d != NULL ? w->metrics.url : NULL;
+}
+
+void kt_webhook_stats(struct kt_source *src, struct kt_webhook_stats *out)
+{
+    struct kt_webhook *w = (struct kt_webhook *)src;
+    pthread_mutex_lock(&w->mu);
+    *out = w->st;
+    pthread_mutex_unlock(&w->mu);
+}
