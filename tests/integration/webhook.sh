@@ -1,0 +1,204 @@
+# Integration: `ktrail serve`, the audit webhook sink, over TLS on loopback with a generated
+# CA. curl is the apiserver: mTLS and bearer authentication, every refusal the issue names,
+# mixed good and bad items, concurrent clients, the GET endpoints, and SIGTERM under load
+# (every event of a 2xx answer is stored; nothing stored that was not sent).
+. "$(dirname "$0")/lib.bash"
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+
+"${GEN_CERTS:-$ROOT/scripts/gen-certs}" "$T/pki" prod-east >/dev/null
+P=$T/pki
+printf 's3cret-token prod-west\nother-token\n' >"$T/tokens"
+printf 'prod-east cluster-east\n' >"$T/cnmap"
+
+# eventlists DIR PREFIX N PER: N generated events as EventList bodies of PER events each,
+# DIR/PREFIX-0001.json ...; the auditIDs of each body in DIR/PREFIX-0001.ids
+eventlists() {
+    "$GEN_AUDIT" --seed "$RANDOM" --events "$3" -o "$1/$2.log"
+    split -l "$4" -d -a 4 "$1/$2.log" "$1/$2-"
+    for f in "$1/$2"-[0-9][0-9][0-9][0-9]; do
+        awk 'BEGIN { printf "{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"metadata\":{},\"items\":[" }
+             { printf "%s%s", (NR > 1 ? "," : ""), $0 }
+             END { print "]}" }' "$f" >"$f.json"
+        grep -o '"auditID":"[^"]*"' "$f" | cut -d'"' -f4 >"$f.ids"
+        rm -f "$f"
+    done
+}
+
+# start_serve LOG ARGS...: start ktrail serve in the background, set $pid and $URL.
+start_serve() {
+    local log=$1
+    shift
+    "$KTRAIL" serve --listen 127.0.0.1:0 --alerts none "$@" 2>"$log" &
+    pid=$!
+    URL=
+    for _ in $(seq 200); do
+        URL=$(grep -o 'listening on [^ ]*' "$log" 2>/dev/null | cut -d' ' -f3)
+        [ -n "$URL" ] && return 0
+        kill -0 $pid 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+# post ARGS...: curl a POST of application/json to $URL, print the status code.
+post() {
+    curl -s -o "$T/body" -w '%{http_code}' --cacert "$P/ca.crt" \
+        -H 'Content-Type: application/json' "$@" "$URL"
+}
+mtls=(--cert "$P/client.crt" --key "$P/client.key")
+count() { sql "$T/w.db" "SELECT count(*) FROM events"; }
+
+# ---- refuses to start open or in plain text unless told to ----
+"$KTRAIL" serve --listen 127.0.0.1:0 --db "$T/x.db" 2>"$T/err1"
+check "plain HTTP without --insecure: usage error" 2 $?
+grep -q 'refusing plain HTTP' "$T/err1"
+check "plain HTTP refusal says why" 0 $?
+"$KTRAIL" serve --listen 127.0.0.1:0 --db "$T/x.db" --tls-cert "$P/server.crt" \
+    --tls-key "$P/server.key" 2>"$T/err2"
+check "TLS without authentication: usage error" 2 $?
+grep -q 'open audit sink' "$T/err2"
+check "open sink refusal says why" 0 $?
+
+start_serve "$T/serve.log" --db "$T/w.db" --tls-cert "$P/server.crt" --tls-key "$P/server.key" \
+    --client-ca "$P/ca.crt" --token-file "$T/tokens" --cluster-map "$T/cnmap" --max-body 6M
+check "serve starts" 0 $?
+
+# ---- authentication ----
+mkdir -p "$T/ev"
+eventlists "$T/ev" a 40 10 # a-0000 .. a-0003, 10 events each
+check "mTLS, good certificate: 200" 200 "$(post "${mtls[@]}" --data-binary @"$T/ev/a-0000.json")"
+check "mTLS: the 10 events stored" 10 "$(count)"
+check "mTLS: cluster from the CN map" cluster-east \
+    "$(sql "$T/w.db" "SELECT DISTINCT cluster FROM v_events")"
+check "certificate from another CA: 401" 401 \
+    "$(post --cert "$P/rogue.crt" --key "$P/rogue.key" --data-binary @"$T/ev/a-0001.json")"
+grep -q 'not signed by the trusted CA' "$T/body"
+check "401 body names the problem" 0 $?
+check "no credentials: 401" 401 "$(post --data-binary @"$T/ev/a-0001.json")"
+check "bad bearer token: 401" 401 \
+    "$(post -H 'Authorization: Bearer nope' --data-binary @"$T/ev/a-0001.json")"
+check "refused requests store nothing" 10 "$(count)"
+check "good bearer token: 200" 200 \
+    "$(post -H 'Authorization: Bearer s3cret-token' --data-binary @"$T/ev/a-0001.json")"
+check "bearer: cluster from the token file" 10 \
+    "$(sql "$T/w.db" "SELECT count(*) FROM v_events WHERE cluster = 'prod-west'")"
+check "retry of a stored batch: 200" 200 "$(post "${mtls[@]}" --data-binary @"$T/ev/a-0000.json")"
+check "retry stores no duplicates" 20 "$(count)"
+
+# ---- bad requests ----
+head -c 7000000 /dev/zero | tr '\0' ' ' >"$T/huge.json"
+check "body over --max-body: 413" 413 "$(post "${mtls[@]}" --data-binary @"$T/huge.json")"
+check "not JSON: 400" 400 "$(post "${mtls[@]}" --data-binary 'hello')"
+grep -q '"error":"not JSON' "$T/body"
+check "400 body is JSON naming the problem" 0 $?
+check "truncated JSON: 400" 400 \
+    "$(post "${mtls[@]}" --data-binary '{"kind":"EventList","items":[{"auditID":"a"')"
+check "JSON without audit events: 400" 400 \
+    "$(post "${mtls[@]}" --data-binary '{"kind":"PodList","items":[{"a":1}]}')"
+check "wrong content type: 400" 400 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" "${mtls[@]}" \
+        -H 'Content-Type: text/plain' --data-binary @"$T/ev/a-0002.json" "$URL")"
+check "GET on the audit path: 405" 405 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" "${mtls[@]}" "$URL")"
+check "unknown path: 404" 404 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" "${mtls[@]}" \
+        -H 'Content-Type: application/json' --data-binary @"$T/ev/a-0002.json" "${URL}x")"
+check "bad requests store nothing" 20 "$(count)"
+check "no rejects from refused bodies" 0 "$(sql "$T/w.db" 'SELECT count(*) FROM rejects')"
+
+# a valid batch with malformed items: the good ones stored, the bad ones in rejects, 2xx
+good=$(sed -n 1p "$T/ev/a.log" | sed 's/"auditID":"[^"]*"/"auditID":"mixed-1"/')
+body="{\"kind\":\"EventList\",\"items\":[$good,{\"auditID\":\"x\",\"bad\": },{\"auditID\":\"y\"}]}"
+check "mixed good and bad items: 200" 200 "$(post "${mtls[@]}" --data-binary "$body")"
+check "mixed: the good item stored" 1 \
+    "$(sql "$T/w.db" "SELECT count(*) FROM events WHERE audit_id = 'mixed-1'")"
+check "mixed: the bad items in rejects" 2 \
+    "$(sql "$T/w.db" "SELECT count(*) FROM rejects WHERE origin LIKE 'webhook:%'")"
+
+# ---- alerts from webhook events ----
+head -n 1000 "$FIXTURES/sample-audit.log" >"$T/sample.json" # good JSON lines: a valid body
+check "the sample log as JSON lines: 200" 200 "$(post "${mtls[@]}" --data-binary @"$T/sample.json")"
+alerts=$(sql "$T/w.db" "SELECT count(*) FROM v_alerts WHERE cluster = 'cluster-east'")
+[ "$alerts" -gt 0 ]
+check "alerts stored for webhook events, with their cluster" 0 $?
+
+# ---- concurrent clients ----
+eventlists "$T/ev" c 4000 400 # 10 bodies of 400
+before=$(count)
+for f in "$T"/ev/c-*.json; do
+    curl -s -o /dev/null -w '%{http_code}\n' --cacert "$P/ca.crt" "${mtls[@]}" \
+        -H 'Content-Type: application/json' --data-binary @"$f" "$URL" >>"$T/codes" &
+done
+wait_curls() { while [ "$(jobs -rp | grep -vc "^$pid\$")" -gt 0 ]; do sleep 0.05; done; }
+wait_curls
+check "10 concurrent clients: all 200" 10 "$(grep -c '^200$' "$T/codes")"
+check "10 concurrent clients: 4000 events stored" $((before + 4000)) "$(count)"
+
+# ---- GET endpoints ----
+base=${URL%/k8s-audit}
+check "/healthz" ok "$(curl -s --cacert "$P/ca.crt" "$base/healthz")"
+check "/readyz" ok "$(curl -s --cacert "$P/ca.crt" "$base/readyz")"
+curl -s --cacert "$P/ca.crt" "$base/metrics" >"$T/metrics"
+check "/metrics counts 401s" 3 "$(sed -n 's/^ktrail_webhook_requests_total{code="401"} //p' "$T/metrics")"
+check "/metrics counts 413s" 1 "$(sed -n 's/^ktrail_webhook_requests_total{code="413"} //p' "$T/metrics")"
+check "/metrics counts stored events" "$(count)" \
+    "$(sed -n 's/^ktrail_events_stored_total //p' "$T/metrics")"
+grep -q '^ktrail_webhook_commit_seconds_bucket{le="+Inf"}' "$T/metrics"
+check "/metrics has the commit latency histogram" 0 $?
+grep -q '^ktrail_alerts_total{rule="' "$T/metrics"
+check "/metrics has alerts by rule" 0 $?
+
+# ---- SIGTERM under load ----
+eventlists "$T/ev" s 24000 400 # 60 bodies
+before=$(count)
+bodies=("$T"/ev/s-*.json)
+for k in 0 1 2 3; do
+    (
+        for ((i = k; i < ${#bodies[@]}; i += 4)); do
+            f=${bodies[$i]}
+            code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$P/ca.crt" "${mtls[@]}" \
+                -H 'Content-Type: application/json' --data-binary @"$f" "$URL")
+            echo "$code ${f%.json}.ids" >>"$T/load.$k"
+        done
+    ) &
+done
+sleep 0.5
+kill -TERM $pid
+wait $pid
+check "SIGTERM during load: exit 0" 0 $?
+wait_curls
+cat "$T"/load.* >"$T/load"
+ok=$(grep -c '^200 ' "$T/load")
+echo "note: SIGTERM after 0.5 s: $ok of ${#bodies[@]} bodies acknowledged, the rest refused"
+[ "$ok" -gt 0 ]
+check "SIGTERM: some requests were acknowledged before it" 0 $?
+# every event of a 2xx answer is in the database
+: >"$T/acked.ids"
+grep '^200 ' "$T/load" | while read -r _ ids; do cat "$ids" >>"$T/acked.ids"; done
+sql "$T/w.db" "SELECT audit_id FROM events" | sort >"$T/stored.ids"
+check "SIGTERM: every acknowledged event is stored" 0 \
+    "$(sort "$T/acked.ids" | comm -23 - "$T/stored.ids" | wc -l)"
+# and nothing stored that was not sent
+cat "$T"/ev/*.ids | sort >"$T/sent.ids"
+echo mixed-1 >>"$T/sent.ids"
+grep -o '"auditID":"[^"]*"' "$FIXTURES/sample-audit.log" | cut -d'"' -f4 >>"$T/sent.ids"
+sort -o "$T/sent.ids" "$T/sent.ids"
+check "SIGTERM: nothing stored that was not sent" 0 \
+    "$(comm -13 "$T/sent.ids" "$T/stored.ids" | wc -l)"
+# a request refused during shutdown was answered non-2xx (or could not connect: 000)
+check "SIGTERM: every request answered 200, 503 or refused" 0 \
+    "$(grep -vc -E '^(200|503|000) ' "$T/load")"
+
+# ---- --insecure: plain HTTP, said loudly ----
+start_serve "$T/insecure.log" --db "$T/i.db" --insecure
+check "--insecure starts" 0 $?
+grep -q 'INSECURE' "$T/insecure.log"
+check "--insecure is logged" 0 $?
+check "--insecure: plain POST stored" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary @"$T/ev/a-0003.json" "$URL")"
+kill -TERM $pid
+wait $pid
+check "--insecure: 10 events" 10 "$(sql "$T/i.db" 'SELECT count(*) FROM events')"
+
+finish
