@@ -235,6 +235,8 @@ static void serve_usage(FILE *out)
           "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz there (plain\n"
           "                          HTTP) instead of on --listen\n"
           "  --keep-raw flagged|all  keep raw JSON of flagged events (default) or of all\n"
+          "  --fsync                 fsync every commit before answering 200 (survives power\n"
+          "                          loss; the default survives a crash of ktrail)\n"
           "  --verbose               debug logging\n",
           out);
     fputs(cli_rule_usage, out);
@@ -268,6 +270,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'n'},
         {"metrics-listen", required_argument, NULL, 'x'},
         {"keep-raw", required_argument, NULL, 'K'},
+        {"fsync", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -349,6 +352,9 @@ int cli_cmd_serve(int argc, char **argv)
                 fprintf(stderr, "ktrail: --keep-raw takes 'flagged' or 'all', not '%s'\n", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case 'F':
+            so.sync_full = 1;
             break;
         case 'v':
             kt_log_level = KT_LOG_DEBUG;
