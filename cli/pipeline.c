@@ -1,26 +1,47 @@
 /*
- * pipeline.c: see pipeline.h. The batch pool is a free list guarded by a mutex; batches move
- * loop -> writer -> (on_done, writer thread) -> free list -> loop.
+ * pipeline.c: see pipeline.h.
+ *
+ * Batches move loop -> analyzers -> writer -> (on_done, writer thread) -> free list -> loop.
+ * The loop thread only fills batches from the source and numbers them; analyzer threads
+ * (each with its own decoder and matcher) decode and match them in parallel, then hand them
+ * to the writer strictly in their numbers' order, so the store commits, and sources see
+ * acknowledgements, in input order (a file checkpoint never goes backwards). One mutex guards
+ * the free list, the analyzers' queue and the submission turn.
  */
 #include "pipeline.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "decode.h"
 
+/* A filled batch waiting for an analyzer, and its place in input order. */
+struct item {
+    struct kt_batch *b;
+    uint64_t seq;
+};
+
 struct pool {
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct kt_batch **free; /* batches ready for the loop */
-    size_t nfree;           /* how many */
-    size_t nall;            /* batches owned by the pool */
-    struct kt_batch **all;  /* every batch, for destruction */
-    struct kt_source *src;  /* acknowledged after commit */
-    int first_error;        /* first failed write */
-    FILE *alerts;           /* print committed alerts here, or NULL */
-    int alerts_json;        /* as JSON lines */
+    pthread_cond_t cv;              /* free list, analyzer queue or turn changed */
+    struct kt_batch **free;         /* batches ready for the loop */
+    size_t nfree;                   /* how many */
+    size_t nall;                    /* batches owned by the pool */
+    struct kt_batch **all;          /* every batch, for destruction */
+    struct item *q;                 /* filled batches for the analyzers (ring of nall) */
+    size_t qhead;                   /* oldest */
+    size_t qn;                      /* queued */
+    uint64_t turn;                  /* seq of the next batch to submit to the writer */
+    int quit;                       /* the loop is done: analyzers end once the queue is empty */
+    int fatal;                      /* an analyzer failed (out of memory): the loop stops */
+    struct kt_writer *w;            /* the store's writer */
+    struct kt_source *src;          /* acknowledged after commit */
+    const struct kt_ruleset *rules; /* or NULL */
+    int first_error;                /* first failed write */
+    FILE *alerts;                   /* print committed alerts here, or NULL */
+    int alerts_json;                /* as JSON lines */
     void (*committed)(const struct kt_batch *b, int status, void *ctx); /* or NULL */
     void *committed_ctx;
 };
@@ -44,7 +65,7 @@ static void pool_put(struct pool *p, struct kt_batch *b, int status)
         p->first_error = status;
     }
     p->free[p->nfree++] = b;
-    pthread_cond_signal(&p->cv);
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
 
@@ -64,6 +85,64 @@ static void batch_done(struct kt_batch *b, int status, void *ctx)
         p->committed(b, status, p->committed_ctx);
     }
     pool_put(p, b, status);
+}
+
+/* Analyzer thread: decode and match queued batches, submit them in order. */
+static void *analyzer_main(void *arg)
+{
+    struct pool *p = arg;
+    struct kt_decoder *dec = kt_decoder_create();
+    struct kt_matcher *matcher = p->rules != NULL ? kt_matcher_create(p->rules) : NULL;
+    int broken = dec == NULL || (p->rules != NULL && matcher == NULL);
+
+    pthread_setname_np(pthread_self(), "kt-analyze");
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (p->qn == 0 && !p->quit) {
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
+        if (p->qn == 0) {
+            break;
+        }
+        struct item it = p->q[p->qhead];
+        p->qhead = (p->qhead + 1) % p->nall;
+        p->qn--;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+
+        int rc = broken ? KT_ENOMEM : kt_decode_batch(dec, it.b);
+        if (rc == 0 && matcher != NULL) {
+            rc = kt_matcher_run(matcher, it.b);
+        }
+
+        pthread_mutex_lock(&p->mu);
+        while (p->turn != it.seq) {
+            pthread_cond_wait(&p->cv, &p->mu);
+        }
+        if (rc == 0 && !p->fatal) {
+            it.b->on_done = batch_done;
+            it.b->on_done_ctx = p;
+            /* in turn, so the writer sees input order; it may block (backpressure) */
+            pthread_mutex_unlock(&p->mu);
+            rc = kt_writer_submit(p->w, it.b);
+            pthread_mutex_lock(&p->mu);
+        }
+        if (rc != 0 || p->fatal) {
+            /* not submitted: recycle it, and stop the run on a real failure */
+            if (rc != 0 && p->fatal == 0) {
+                p->fatal = rc;
+            }
+            pthread_mutex_unlock(&p->mu);
+            pool_put(p, it.b, 0);
+            pthread_mutex_lock(&p->mu);
+        }
+        p->turn++;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    kt_matcher_destroy(matcher);
+    kt_decoder_destroy(dec);
+    return NULL;
 }
 
 static void progress_line(const struct kt_source *src, uint64_t records, int64_t t0, int final)
@@ -90,27 +169,34 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
                     const struct kt_pipeline_opts *opts, struct kt_pipeline_result *res)
 {
     struct pool p = {.src = src,
+                     .rules = opts->rules,
                      .alerts = opts->alerts,
                      .alerts_json = opts->alerts_json,
                      .committed = opts->committed,
                      .committed_ctx = opts->committed_ctx};
-    struct kt_decoder *dec = NULL;
-    struct kt_matcher *matcher = NULL;
-    struct kt_writer *w = NULL;
+    pthread_t threads[16];
+    size_t nthreads = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t nanalyzers = opts->analyzers > 0 ? opts->analyzers : ncpu > 0 ? (size_t)ncpu : 1;
     int rc = 0;
     size_t depth = opts->depth ? opts->depth : 2;
     int64_t t0 = kt_now_mono_us(), last_progress = t0;
+    uint64_t seq = 0;
     struct kt_store_stats before;
 
+    if (nanalyzers > sizeof(threads) / sizeof(threads[0])) {
+        nanalyzers = sizeof(threads) / sizeof(threads[0]);
+    }
     memset(res, 0, sizeof(*res));
     kt_store_stats(store, &before);
     pthread_mutex_init(&p.mu, NULL);
     pthread_cond_init(&p.cv, NULL);
-    /* depth queued + one being written + one being filled */
-    p.nall = depth + 2;
+    /* depth queued + one being written + one per analyzer + one being filled */
+    p.nall = depth + 2 + nanalyzers;
     p.all = calloc(p.nall, sizeof(*p.all));
     p.free = calloc(p.nall, sizeof(*p.free));
-    if (p.all == NULL || p.free == NULL) {
+    p.q = calloc(p.nall, sizeof(*p.q));
+    if (p.all == NULL || p.free == NULL || p.q == NULL) {
         rc = KT_ENOMEM;
         goto out;
     }
@@ -122,22 +208,19 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
         }
         p.free[p.nfree++] = p.all[i];
     }
-    dec = kt_decoder_create();
-    if (dec == NULL) {
-        rc = KT_ENOMEM;
-        goto out;
-    }
-    if (opts->rules != NULL && (matcher = kt_matcher_create(opts->rules)) == NULL) {
-        rc = KT_ENOMEM;
-        goto out;
-    }
-    rc = kt_writer_create(store, depth, &w);
+    rc = kt_writer_create(store, depth, &p.w);
     if (rc != 0) {
         goto out;
     }
+    for (; nthreads < nanalyzers; nthreads++) {
+        if (pthread_create(&threads[nthreads], NULL, analyzer_main, &p) != 0) {
+            rc = KT_ENOMEM;
+            break;
+        }
+    }
 
     int stopping = 0;
-    for (;;) {
+    while (rc == 0) {
         if (!stopping && opts->stop != NULL && *opts->stop) {
             kt_source_stop(src);
             stopping = 1;
@@ -155,33 +238,41 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
                 break;
             }
         } else {
-            rc = kt_decode_batch(dec, b);
-            if (rc == 0 && matcher != NULL) {
-                rc = kt_matcher_run(matcher, b);
-            }
-            if (rc != 0) {
-                pool_put(&p, b, 0);
-                break;
-            }
             res->records += b->nrecs;
-            b->on_done = batch_done;
-            b->on_done_ctx = &p;
-            rc = kt_writer_submit(w, b);
-            if (rc != 0) {
-                pool_put(&p, b, 0);
-                break;
+            pthread_mutex_lock(&p.mu);
+            /* the pool has nall batches, so the ring (nall entries) never overflows */
+            p.q[(p.qhead + p.qn) % p.nall] = (struct item){b, seq++};
+            p.qn++;
+            pthread_cond_broadcast(&p.cv);
+            if (p.fatal != 0) {
+                rc = p.fatal;
             }
+            pthread_mutex_unlock(&p.mu);
         }
         if (opts->progress && kt_now_mono_us() - last_progress > 250000) {
             last_progress = kt_now_mono_us();
             progress_line(src, res->records, t0, 0);
         }
     }
-    int wrc = kt_writer_drain(w);
-    if (wrc != 0) {
-        res->write_error = wrc;
-        if (rc == 0) {
-            rc = wrc;
+    /* let the analyzers finish what was filled, then the writer what was submitted */
+    pthread_mutex_lock(&p.mu);
+    p.quit = 1;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    for (size_t i = 0; i < nthreads; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    nthreads = 0;
+    if (rc == 0 && p.fatal != 0) {
+        rc = p.fatal;
+    }
+    if (p.w != NULL) {
+        int wrc = kt_writer_drain(p.w);
+        if (wrc != 0) {
+            res->write_error = wrc;
+            if (rc == 0) {
+                rc = wrc;
+            }
         }
     }
     if (opts->progress) {
@@ -189,9 +280,16 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
     }
 
 out:
-    kt_writer_destroy(w);
-    kt_matcher_destroy(matcher);
-    kt_decoder_destroy(dec);
+    if (nthreads > 0) {
+        pthread_mutex_lock(&p.mu);
+        p.quit = 1;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.mu);
+        for (size_t i = 0; i < nthreads; i++) {
+            pthread_join(threads[i], NULL);
+        }
+    }
+    kt_writer_destroy(p.w);
     if (p.all != NULL) {
         for (size_t i = 0; i < p.nall; i++) {
             kt_batch_destroy(p.all[i]);
@@ -199,6 +297,7 @@ out:
     }
     free(p.all);
     free(p.free);
+    free(p.q);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
     struct kt_store_stats after;

@@ -1,8 +1,9 @@
 /*
  * pipeline.h: wiring one source to the decoder, the rules and the store's writer.
  *
- * The loop runs on the caller's thread: take a free batch, let the source fill it, decode
- * and analyze it, hand it to the writer. The writer thread commits it and calls back; the
+ * The loop runs on the caller's thread: take a free batch and let the source fill it.
+ * Analyzer threads decode and match filled batches in parallel and hand them to the writer
+ * in input order. The writer thread commits it and calls back; the
  * callback acknowledges the source, prints the batch's alerts and returns the batch to the
  * pool. The pool's size bounds memory: when all batches are in flight, the loop waits.
  */
@@ -18,6 +19,7 @@
 struct kt_pipeline_opts {
     int progress;                   /* draw a progress line on stderr */
     size_t depth;                   /* batches queued for the writer at most */
+    size_t analyzers;               /* threads decoding and matching; 0: one per CPU */
     volatile sig_atomic_t *stop;    /* set by a signal handler: stop the source and finish */
     const struct kt_ruleset *rules; /* rules to run on every event, or NULL */
     FILE *alerts;                   /* where committed alerts are printed, or NULL */

@@ -431,7 +431,7 @@ int cli_cmd_serve(int argc, char **argv)
 
     cli_install_signals();
     struct kt_pipeline_opts po = {
-        .depth = 4,
+        .depth = 2,
         .stop = &cli_stop_requested,
         .rules = rules,
         .alerts = ra.alerts && rules != NULL ? stdout : NULL,

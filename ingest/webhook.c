@@ -1181,7 +1181,7 @@ int kt_webhook_source_create(const struct kt_webhook_opts *o, struct kt_source *
         w->o.max_connections = 128;
     }
     if (w->o.batch_records == 0) {
-        w->o.batch_records = 2048;
+        w->o.batch_records = 1024;
     }
     if (w->o.batch_bytes == 0) {
         w->o.batch_bytes = 4u << 20;

@@ -47,7 +47,7 @@ struct kt_webhook_opts {
     size_t max_event_size;       /* larger events become rejects; default 16 MiB */
     size_t queue_bytes;          /* bodies waiting for the pipeline, at most; default 256 MiB */
     unsigned max_connections;    /* concurrent connections; default 128 */
-    size_t batch_records;        /* records per batch at most; default 2048 */
+    size_t batch_records;        /* records per batch at most; default 1024 */
     size_t batch_bytes;          /* bytes per batch, soft limit; default 4 MiB */
     const char *metrics_listen;  /* serve GET endpoints there (plain HTTP) instead; or NULL */
     kt_webhook_status_fn status; /* /readyz and /metrics bodies; NULL: 200 "ok" and 404 */
