@@ -119,7 +119,7 @@ struct field_memo {
 /* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */
 int field_body(const char *ptr, const char **rel);
 struct kt_str field_body_text(const struct kt_batch *b, const struct kt_event *ev, int body);
-/* Pointers split once, walked many times (fields.c). */
+/* Pointers split once, walked many times (walk.c). */
 struct field_walker;
 struct field_walker *field_walker_create(const char *const *ptrs, int n);
 void field_walker_destroy(struct field_walker *fw);

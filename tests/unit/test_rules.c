@@ -17,6 +17,7 @@
 
 #include "decode.h"
 #include "rules.h"
+#include "rules_int.h"
 
 static const char *const POD_EVENT =
     "{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"level\":\"RequestResponse\","
@@ -132,6 +133,62 @@ static char *conds_on(const char *const *c, size_t n, const char *event)
 static char *conds(const char *const *c, size_t n)
 {
     return conds_on(c, n, POD_EVENT);
+}
+
+/* The body walker (walk.c): skipped subtrees with brackets and quotes inside strings, escapes
+ * in keys and values, aligned '*' entries, captured containers, broken and deep input. */
+static void test_rules_walker_skips_and_unescapes(void **state)
+{
+    (void)state;
+    struct kt_arena a = {0};
+    struct kt_value v[6];
+    const char *json = "{\"skip\": {\"s\": \"}]\\\"{[\", \"n\": [1, {\"x\": \"]\"}]},"
+                       " \"a\\u0062c\": \"x\\\"y\\u00e9\\ud83d\\ude00\","
+                       " \"want\": [{\"k\": 1}, {\"j\": 2}, {\"k\": \"v\"}, {\"k\": null}],"
+                       " \"t\": true}";
+    const char *ptrs[] = {"/abc", "/want/*/k", "/skip", "/t", "/want/1/j", "/missing"};
+    assert_int_equal(field_walk(&a, json, strlen(json), ptrs, 6, v), 0);
+    assert_int_equal(v[0].kind, KT_V_STR);
+    assert_int_equal(v[0].s.len, strlen("x\"y\xc3\xa9\xf0\x9f\x98\x80"));
+    assert_memory_equal(v[0].s.ptr, "x\"y\xc3\xa9\xf0\x9f\x98\x80", v[0].s.len);
+    assert_int_equal(v[1].kind, KT_V_LIST);
+    assert_int_equal(v[1].n, 4); /* one entry per element: 1, missing, v, missing (null) */
+    assert_memory_equal(v[1].v[0].ptr, "1", 1);
+    assert_null(v[1].v[1].ptr);
+    assert_memory_equal(v[1].v[2].ptr, "v", 1);
+    assert_null(v[1].v[3].ptr);
+    const char *skip = "{\"s\": \"}]\\\"{[\", \"n\": [1, {\"x\": \"]\"}]}";
+    assert_int_equal(v[2].s.len, strlen(skip));
+    assert_memory_equal(v[2].s.ptr, skip, strlen(skip));
+    assert_memory_equal(v[3].s.ptr, "true", 4);
+    assert_memory_equal(v[4].s.ptr, "2", 1);
+    assert_int_equal(v[5].kind, KT_V_NONE);
+
+    /* truncated text: what came before the break is kept, nothing is read past the end */
+    const char *cut = "{\"abc\": \"ok\", \"want\": [{\"k\": \"v";
+    assert_int_equal(field_walk(&a, cut, strlen(cut), ptrs, 2, v), 0);
+    assert_memory_equal(v[0].s.ptr, "ok", 2);
+    /* nesting far deeper than any pointer is skipped without recursion */
+    size_t deep = 100000;
+    char *d = malloc(2 * deep + 16);
+    assert_non_null(d);
+    size_t n = 0;
+    d[n++] = '{';
+    memcpy(d + n, "\"x\":", 4);
+    n += 4;
+    for (size_t i = 0; i < deep; i++) {
+        d[n++] = '[';
+    }
+    for (size_t i = 0; i < deep; i++) {
+        d[n++] = ']';
+    }
+    memcpy(d + n, ",\"abc\":7}", 9);
+    n += 9;
+    const char *xp[] = {"/x/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0/0", "/abc"};
+    assert_int_equal(field_walk(&a, d, n, xp, 2, v), 0);
+    assert_memory_equal(v[1].s.ptr, "7", 1);
+    free(d);
+    kt_arena_free(&a);
 }
 
 static void test_rules_operators(void **state)
@@ -547,6 +604,7 @@ static void test_rules_default_pack_loads_and_fires(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rules_walker_skips_and_unescapes),
         cmocka_unit_test(test_rules_operators),
         cmocka_unit_test(test_rules_list_and_missing_field_semantics),
         cmocka_unit_test(test_rules_precedence_not_and_or),
