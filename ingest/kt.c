@@ -43,22 +43,28 @@ struct kt_arena_block {
     _Alignas(16) char data[];    /* payload */
 };
 
-enum { ARENA_BLOCK = 64 * 1024 };
+enum { ARENA_BLOCK = 64 * 1024, ARENA_SPARES = 64 };
 
 void *kt_arena_alloc(struct kt_arena *a, size_t len)
 {
     size_t need = (len + 7) & ~(size_t)7;
     if (a->head == NULL || a->head->size - a->used < need) {
         size_t size = need > ARENA_BLOCK ? need : ARENA_BLOCK;
-        struct kt_arena_block *blk = malloc(sizeof(*blk) + size);
-        if (blk == NULL) {
-            return NULL;
+        struct kt_arena_block *blk;
+        if (size == ARENA_BLOCK && a->spare != NULL) {
+            blk = a->spare; /* reuse: no allocation, no page faults */
+            a->spare = blk->next;
+        } else {
+            blk = malloc(sizeof(*blk) + size);
+            if (blk == NULL) {
+                return NULL;
+            }
+            blk->size = size;
+            a->total += size;
         }
-        blk->size = size;
         blk->next = a->head;
         a->head = blk;
         a->used = 0;
-        a->total += size;
     }
     void *p = a->head->data + a->used;
     a->used += need;
@@ -77,36 +83,41 @@ char *kt_arena_dup(struct kt_arena *a, const char *p, size_t len)
 
 void kt_arena_reset(struct kt_arena *a)
 {
-    /* Keep the newest block if it is a standard one: a steady state allocates nothing. */
-    struct kt_arena_block *keep = a->head;
-    if (keep == NULL) {
-        return;
+    /* Standard blocks go to the spares (at most ARENA_SPARES), the rest is freed. */
+    size_t nspare = 0;
+    for (struct kt_arena_block *b = a->spare; b != NULL; b = b->next) {
+        nspare++;
     }
-    struct kt_arena_block *blk = keep->next;
+    struct kt_arena_block *blk = a->head;
     while (blk != NULL) {
         struct kt_arena_block *next = blk->next;
-        free(blk);
+        if (blk->size == ARENA_BLOCK && nspare < ARENA_SPARES) {
+            blk->next = a->spare;
+            a->spare = blk;
+            nspare++;
+        } else {
+            a->total -= blk->size;
+            free(blk);
+        }
         blk = next;
     }
-    keep->next = NULL;
-    if (keep->size > ARENA_BLOCK) {
-        free(keep);
-        keep = NULL;
-    }
-    a->head = keep;
+    a->head = NULL;
     a->used = 0;
-    a->total = keep != NULL ? keep->size : 0;
 }
 
 void kt_arena_free(struct kt_arena *a)
 {
-    struct kt_arena_block *blk = a->head;
-    while (blk != NULL) {
-        struct kt_arena_block *next = blk->next;
-        free(blk);
-        blk = next;
+    struct kt_arena_block *lists[2] = {a->head, a->spare};
+    for (int i = 0; i < 2; i++) {
+        struct kt_arena_block *blk = lists[i];
+        while (blk != NULL) {
+            struct kt_arena_block *next = blk->next;
+            free(blk);
+            blk = next;
+        }
     }
     a->head = NULL;
+    a->spare = NULL;
     a->used = 0;
     a->total = 0;
 }

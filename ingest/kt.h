@@ -50,16 +50,18 @@ static inline int kt_str_eq(struct kt_str a, const char *lit, size_t litlen)
  */
 struct kt_arena_block;
 struct kt_arena {
-    struct kt_arena_block *head; /* current block; older blocks chain behind it */
-    size_t used;                 /* bytes used in head */
-    size_t total;                /* bytes held in all blocks, for memory accounting */
+    struct kt_arena_block *head;  /* current block; older blocks chain behind it */
+    struct kt_arena_block *spare; /* standard blocks kept by reset, for the next allocations */
+    size_t used;                  /* bytes used in head */
+    size_t total;                 /* bytes held in all blocks, spares too, for accounting */
 };
 
 /* Allocate len bytes aligned to 8; NULL on allocation failure. */
 void *kt_arena_alloc(struct kt_arena *a, size_t len);
 /* Copy len bytes into the arena; returns the copy, or NULL on allocation failure. */
 char *kt_arena_dup(struct kt_arena *a, const char *p, size_t len);
-/* Forget all allocations; keeps one block so a steady state allocates nothing. */
+/* Forget all allocations; keeps the standard blocks (up to 4 MiB) for reuse, so a steady
+ * state allocates nothing. */
 void kt_arena_reset(struct kt_arena *a);
 /* Release every block. The arena may be reused afterwards (it is empty). */
 void kt_arena_free(struct kt_arena *a);

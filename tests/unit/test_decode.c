@@ -954,9 +954,39 @@ static void test_rfc3339_respects_length_not_nul(void **state)
     assert_int_equal(us, INT64_C(1714564800123000));
 }
 
+/* The arena keeps its standard blocks across resets: a steady state allocates nothing. */
+static void test_arena_reset_reuses_blocks(void **state)
+{
+    (void)state;
+    struct kt_arena a = {0};
+    for (int i = 0; i < 40; i++) {
+        assert_non_null(kt_arena_alloc(&a, 10000)); /* about 7 blocks of 64 KiB */
+    }
+    char *big = kt_arena_alloc(&a, 300000); /* an oversized block: freed by reset */
+    assert_non_null(big);
+    size_t held = a.total;
+    kt_arena_reset(&a);
+    assert_true(a.total < held);
+    size_t kept = a.total;
+    assert_true(kept >= 6 * 64 * 1024);
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 40; i++) {
+            char *p = kt_arena_alloc(&a, 10000);
+            assert_non_null(p);
+            memset(p, round, 10000);
+        }
+        assert_int_equal(a.total, kept); /* no new block */
+        kt_arena_reset(&a);
+    }
+    kt_arena_free(&a);
+    assert_int_equal(a.total, 0);
+    assert_null(a.spare);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arena_reset_reuses_blocks),
         cmocka_unit_test(test_yajl_bytes_consumed_is_just_past_the_token),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_decode_request_response_event_fills_every_field),
