@@ -62,6 +62,8 @@ struct walk {
     long index[MAX_SEGS + 2];   /* per depth: next array index */
     struct target *t;           /* pointers looked for */
     int nt;
+    uint16_t *act[MAX_SEGS + 2]; /* per depth: the targets whose path enters that container */
+    int nact[MAX_SEGS + 2];      /* (depth 0: all of them), so values only visit those */
     struct kt_arena *arena;
     int err;       /* KT_ENOMEM */
     int stop;      /* malformed text: stop, keep what was found */
@@ -284,12 +286,17 @@ static void container(struct walk *w, long idx)
 {
     int array = *w->p == '[';
     size_t start = (size_t)(w->p - w->json);
-    for (int i = 0; i < w->nt; i++) {
-        struct target *t = &w->t[i];
+    const uint16_t *pl = w->act[w->depth];
+    int pn = w->nact[w->depth];
+    uint16_t *cl = w->act[w->depth + 1];
+    int cn = 0;
+    for (int k = 0; k < pn; k++) {
+        struct target *t = &w->t[pl[k]];
         int p = on_path(w, t, idx);
         if (p == 2) {
             t->cap_start = start;
             t->cap_depth = w->depth + 1;
+            cl[cn++] = pl[k];
         } else if (p == 1 && t->matched == w->depth) {
             t->matched = w->depth + 1;
             if (t->d->wseg >= 0 && w->depth == t->d->wseg + 1) {
@@ -297,9 +304,11 @@ static void container(struct walk *w, long idx)
                 t->elem_depth = w->depth + 1;
                 t->elem_hit = 0;
             }
+            cl[cn++] = pl[k];
         }
         t->key_ok = 0;
     }
+    w->nact[w->depth + 1] = cn;
     w->depth++;
     w->in_array[w->depth] = array;
     w->index[w->depth] = 0;
@@ -338,8 +347,8 @@ static void container(struct walk *w, long idx)
                 k = w->key;
             }
             int d = w->depth;
-            for (int i = 0; i < w->nt; i++) {
-                struct target *t = &w->t[i];
+            for (int j = 0; j < cn; j++) {
+                struct target *t = &w->t[cl[j]];
                 t->key_ok = t->cap_depth < 0 && t->matched >= d && d <= t->d->nsegs &&
                             seg_match(t->d, d - 1, k, klen);
             }
@@ -355,8 +364,8 @@ static void container(struct walk *w, long idx)
         value(w);
     }
     size_t end = (size_t)(w->p - w->json);
-    for (int i = 0; i < w->nt; i++) {
-        struct target *t = &w->t[i];
+    for (int j = 0; j < cn; j++) {
+        struct target *t = &w->t[cl[j]];
         if (t->cap_depth == w->depth) {
             collect(w, t, w->json + t->cap_start, end - t->cap_start);
             t->cap_depth = -1;
@@ -378,8 +387,9 @@ static void container(struct walk *w, long idx)
 /* A scalar at index idx: collected by the targets it ends. */
 static void scalar(struct walk *w, long idx, const char *s, size_t len)
 {
-    for (int i = 0; i < w->nt; i++) {
-        struct target *t = &w->t[i];
+    const uint16_t *al = w->act[w->depth];
+    for (int k = 0; k < w->nact[w->depth]; k++) {
+        struct target *t = &w->t[al[k]];
         if (s != NULL && on_path(w, t, idx) == 2) {
             collect(w, t, s, len);
         }
@@ -391,19 +401,17 @@ static void scalar(struct walk *w, long idx, const char *s, size_t len)
 static void value(struct walk *w)
 {
     long idx = next_index(w);
+    const uint16_t *al = w->act[w->depth];
     int wanted = 0;
-    for (int i = 0; i < w->nt && !wanted; i++) {
-        wanted = on_path(w, &w->t[i], idx) != 0;
+    for (int k = 0; k < w->nact[w->depth] && !wanted; k++) {
+        wanted = on_path(w, &w->t[al[k]], idx) != 0;
     }
     if (w->p >= w->end) {
         w->stop = 1;
         return;
     }
     if (!wanted) {
-        for (int i = 0; i < w->nt; i++) {
-            w->t[i].key_ok = 0;
-        }
-        skip_value(w);
+        skip_value(w); /* (stale key_ok flags are rewritten before they are read) */
         return;
     }
     char c = *w->p;
@@ -501,27 +509,35 @@ static int walk_run(const struct tdef *defs, int n, struct kt_arena *a, const ch
                     size_t len, struct kt_value *outs)
 {
     struct target stack_ts[64];
+    uint16_t stack_act[(MAX_SEGS + 2) * 64];
     struct target *ts = n <= 64 ? stack_ts : calloc((size_t)n, sizeof(*ts));
+    uint16_t *act = n <= 64 ? stack_act : calloc((size_t)(MAX_SEGS + 2) * (size_t)n, 2);
     struct walk w;
 
     for (int i = 0; i < n; i++) {
         memset(&outs[i], 0, sizeof(outs[i]));
     }
-    if (json == NULL || n <= 0) {
+    if (json == NULL || n <= 0 || n > 65535 || ts == NULL || act == NULL) {
         if (ts != stack_ts) {
             free(ts);
         }
-        return 0;
-    }
-    if (ts == NULL) {
-        return KT_ENOMEM;
+        if (act != stack_act) {
+            free(act);
+        }
+        return json == NULL || n <= 0 ? 0 : KT_ENOMEM;
     }
     memset(ts, 0, (size_t)n * sizeof(*ts));
+    for (int d = 0; d < MAX_SEGS + 2; d++) {
+        w.act[d] = act + (size_t)d * (size_t)n;
+        w.nact[d] = 0;
+    }
     for (int i = 0; i < n; i++) {
         ts[i].d = &defs[i];
         ts[i].cap_depth = -1;
         ts[i].elem_depth = -1;
+        w.act[0][i] = (uint16_t)i;
     }
+    w.nact[0] = n;
     w.json = json;
     w.p = json;
     w.end = json + len;
@@ -543,6 +559,9 @@ static int walk_run(const struct tdef *defs, int n, struct kt_arena *a, const ch
     }
     if (ts != stack_ts) {
         free(ts);
+    }
+    if (act != stack_act) {
+        free(act);
     }
     return rc;
 }
