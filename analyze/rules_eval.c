@@ -485,9 +485,13 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
         m->ev = ev;
         m->gen++;
         m->memo.gen = m->gen;
+        uint32_t vbit;
+        uint64_t rbit;
+        prefilter_event(rs, ev, &vbit, &rbit);
         for (size_t k = 0; k < rs->nrules; k++) {
             const struct rule *r = &rs->rules[k];
-            if (!r->enabled || r->priority > rs->opts.min_priority || !eval(m, r->root)) {
+            if (!r->enabled || r->priority > rs->opts.min_priority || (r->pf_verbs & vbit) == 0 ||
+                (r->pf_res & rbit) == 0 || !eval(m, r->root)) {
                 continue;
             }
             struct kt_str text, json;

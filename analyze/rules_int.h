@@ -90,6 +90,8 @@ struct rule {
     size_t noutf;
     char **exc; /* exceptions: compiled into root, kept as text for appends */
     size_t nexc;
+    uint32_t pf_verbs; /* prefilter.c: verbs the rule can match (bit per verb, all: any) */
+    uint64_t pf_res;   /* resources it can match (bit per interned resource, all: any) */
 };
 
 struct kt_ruleset {
@@ -106,6 +108,9 @@ struct kt_ruleset {
     char **owned;                        /* strings pointers point into (arguments, paths) */
     size_t nowned;                       /* count */
     struct kt_rules_opts opts;
+    const char *pf_res[62]; /* prefilter.c: resources rules name, by bit */
+    size_t pf_reslen[62];   /* their lengths */
+    int npf_res;            /* count */
 };
 
 /* Per-event scratch the matcher lends to field getters: results shared by several fields. */
@@ -114,6 +119,12 @@ struct field_memo {
     uint64_t pss_gen;       /* pss[] belongs to this generation */
     struct kt_value pss[2]; /* Pod Security Standards: baseline, restricted */
 };
+
+/* Prefilter (prefilter.c): rule masks from their verb and resource conjuncts, at load; an
+ * event's verb and resource bits. A rule can match only if both masks share a bit. */
+void prefilter_compile(struct kt_ruleset *rs);
+void prefilter_event(const struct kt_ruleset *rs, const struct kt_event *ev, uint32_t *verb,
+                     uint64_t *res);
 
 /* Fields (fields.c). */
 /* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */

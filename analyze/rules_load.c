@@ -510,6 +510,9 @@ int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rul
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
         rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
     }
+    if (rc == 0) {
+        prefilter_compile(rs);
+    }
     for (int i = 0; i < BODY_COUNT && rc == 0; i++) {
         struct ptr_group *g = &rs->groups[i];
         if (g->n > 0 && (g->walker = field_walker_create(g->rel, g->n)) == NULL) {

@@ -135,6 +135,33 @@ static char *conds(const char *const *c, size_t n)
     return conds_on(c, n, POD_EVENT);
 }
 
+/* The verb/resource prefilter (prefilter.c) skips only rules that could not match. */
+static void test_rules_prefilter_never_skips_a_match(void **state)
+{
+    (void)state;
+    const char *const c[] = {
+        "ka.verb=create and ka.target.resource=pods",
+        "ka.verb in (get, list) and ka.target.resource=pods",
+        "ka.verb=create and ka.target.resource in (secrets, configmaps)",
+        "not ka.verb=get",
+        "ka.verb=get or ka.target.resource=pods",
+        "ka.verb in (create, proxy) and (ka.target.resource=pods or ka.target.resource=x)",
+        "ka.target.resource=pods and ka.verb=CREATE",
+        "ka.user.name=alice and ka.target.resource in (pods, secrets) and ka.verb!=get",
+    };
+    assert_string_equal(conds(c, 8), "r0,r3,r4,r5,r7");
+    /* an uncommon verb and no objectRef */
+    const char *ev = "{\"auditID\":\"p1\",\"stage\":\"ResponseComplete\",\"verb\":\"impersonate\","
+                     "\"requestURI\":\"/x\",\"user\":{\"username\":\"bob\"},"
+                     "\"stageTimestamp\":\"2024-05-01T00:00:00.000001Z\"}";
+    const char *const c2[] = {
+        "ka.verb=impersonate",           "ka.verb=impersonate and ka.target.resource=pods",
+        "ka.verb in (impersonate, get)", "ka.verb in (get, list)",
+        "not ka.target.resource=pods",
+    };
+    assert_string_equal(conds_on(c2, 5, ev), "r0,r2,r4");
+}
+
 /* The body walker (walk.c): skipped subtrees with brackets and quotes inside strings, escapes
  * in keys and values, aligned '*' entries, captured containers, broken and deep input. */
 static void test_rules_walker_skips_and_unescapes(void **state)
@@ -605,6 +632,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rules_walker_skips_and_unescapes),
+        cmocka_unit_test(test_rules_prefilter_never_skips_a_match),
         cmocka_unit_test(test_rules_operators),
         cmocka_unit_test(test_rules_list_and_missing_field_semantics),
         cmocka_unit_test(test_rules_precedence_not_and_or),
