@@ -11,7 +11,9 @@
  * reads each whole answer; a connection the server closes is reopened, and a request that
  * finds its reused connection already closed is sent once more on a new one. A request's
  * latency runs from its first byte sent to the last byte of its answer. --rate paces the
- * requests of all connections together on one schedule.
+ * requests of all connections together on one schedule. After a 503 a connection pauses
+ * (1 s with Retry-After, else 0.1 s) rather than hammer a server that pushes back; a server
+ * silent for 30 s fails the request.
  *
  * Events come from --events (JSON lines, one Event per line, such as gen-audit's output),
  * cycled; without it, a built-in Metadata-level event stamped with the current time. Every
@@ -53,7 +55,7 @@
 enum {
     IO_TIMEOUT_S = 30,   /* a server silent this long fails the request */
     RX_BUF = 16384,      /* answer headers must fit */
-    HEAD_RESERVE = 2048, /* room for the request head before the body */
+    HEAD_RESERVE = 4096, /* room for the request head before the body */
     ID_DIGITS = 12,      /* auditID digits overwritten by the counter */
     TS_LEN = 27,         /* 2006-01-02T15:04:05.000000Z */
 };
@@ -403,7 +405,7 @@ static char *build_request(struct worker *w, size_t *len)
         w->req = nb;
         w->req_cap = need;
     }
-    char ts[48] = ""; /* TS_LEN used; room for what the compiler fears */
+    char ts[48] = ""; /* TS_LEN used; the rest lets -Wformat-truncation prove the fit */
     if (r->synthesized) {
         struct timespec now;
         struct tm tm;
@@ -437,7 +439,10 @@ static char *build_request(struct worker *w, size_t *len)
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n%s%s%s\r\n",
                       r->path, r->hostport, blen, r->token ? "Authorization: Bearer " : "",
                       r->token ? r->token : "", r->token ? "\r\n" : "");
-    memcpy(body - hl, h, (size_t)hl); /* main() bounded path and token to fit */
+    if (hl < 0 || (size_t)hl >= sizeof(h)) {
+        return NULL; /* cannot happen: main() bounds the path and the token */
+    }
+    memcpy(body - hl, h, (size_t)hl);
     *len = (size_t)hl + blen;
     return body - hl;
 }
