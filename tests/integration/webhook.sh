@@ -201,4 +201,25 @@ kill -TERM $pid
 wait $pid
 check "--insecure: 10 events" 10 "$(sql "$T/i.db" 'SELECT count(*) FROM events')"
 
+# ---- backpressure: a full queue answers 503 + Retry-After at once, stores nothing of it ----
+start_serve "$T/bp.log" --db "$T/bp.db" --insecure --queue 1K
+check "tiny --queue starts" 0 $?
+eventlists "$T/ev" q 12000 400 # 30 bodies
+for f in "$T"/ev/q-*.json; do
+    curl -s -D "$f.hdr" -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+        --data-binary @"$f" "$URL" >"$f.code" &
+done
+wait_curls
+busy=$(cat "$T"/ev/q-*.code | grep -c '^503$')
+okq=$(cat "$T"/ev/q-*.code | grep -c '^200$')
+echo "note: backpressure: $okq of 30 bodies stored, $busy refused with 503"
+[ "$busy" -gt 0 ]
+check "full queue: some requests refused with 503" 0 $?
+check "full queue: every request answered 200 or 503" 30 $((okq + busy))
+check "503 carries Retry-After" "$busy" "$(grep -il '^retry-after: 5' "$T"/ev/q-*.hdr | wc -l)"
+kill -TERM $pid
+wait $pid
+check "full queue: exactly the accepted bodies stored" $((okq * 400)) \
+    "$(sql "$T/bp.db" 'SELECT count(*) FROM events')"
+
 finish
