@@ -46,6 +46,7 @@ struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed);
 
 /* Commands in their own files: argv[0] is the command name. Return an exit code. */
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_consume(int argc, char **argv);
 
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];

@@ -30,6 +30,9 @@ static void usage(FILE *out)
           "  serve --listen ADDR:PORT [options]\n"
           "                             receive kube-apiserver's audit webhook over HTTPS\n"
           "                             (ktrail serve --help for its options)\n"
+          "  consume --brokers HOST:PORT --topic T --group G [options]\n"
+          "                             consume audit events from Kafka as a member of a\n"
+          "                             consumer group (ktrail consume --help for its options)\n"
           "  rules check FILE...        load rule files and report errors (exit 3)\n"
           "  rules list [--rules FILE]  the rules that would run: priority, name, tags\n"
           "  rules test [--rules FILE] [--coverage] TESTS...\n"
@@ -325,6 +328,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0) {
         return cli_cmd_serve(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "consume") == 0) {
+        return cli_cmd_consume(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "rules") == 0) {
         return cmd_rules(argc - 1, argv + 1);

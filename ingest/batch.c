@@ -23,6 +23,10 @@ void kt_batch_reset(struct kt_batch *b)
     b->ckpt_kind = KT_CKPT_NONE;
     free(b->ckpt_file.path);
     memset(&b->ckpt_file, 0, sizeof(b->ckpt_file));
+    for (size_t i = 0; i < b->nckpt_kafka; i++) {
+        free(b->ckpt_kafka[i].topic);
+    }
+    b->nckpt_kafka = 0;
     b->cluster = KT_STR_NULL;
     b->src_token = NULL;
     b->on_done = NULL;
@@ -41,6 +45,7 @@ void kt_batch_destroy(struct kt_batch *b)
     free(b->origins);
     free(b->events);
     free(b->alerts);
+    free(b->ckpt_kafka);
     free(b);
 }
 
@@ -100,4 +105,47 @@ int kt_batch_origin(struct kt_batch *b, const char *name)
     }
     b->origins[b->norigins] = copy;
     return (int)b->norigins++;
+}
+
+int kt_batch_ckpt_kafka(struct kt_batch *b, const char *topic, int32_t partition,
+                        int64_t next_offset)
+{
+    for (size_t i = 0; i < b->nckpt_kafka; i++) {
+        struct kt_ckpt_kafka *c = &b->ckpt_kafka[i];
+        if (c->partition == partition && strcmp(c->topic, topic) == 0) {
+            c->next_offset = next_offset;
+            b->ckpt_kind = KT_CKPT_KAFKA;
+            return 0;
+        }
+    }
+    if (b->nckpt_kafka == b->capckpt_kafka) {
+        size_t cap = b->capckpt_kafka ? b->capckpt_kafka * 2 : 8;
+        struct kt_ckpt_kafka *c = realloc(b->ckpt_kafka, cap * sizeof(*c));
+        if (c == NULL) {
+            return KT_ENOMEM;
+        }
+        b->ckpt_kafka = c;
+        b->capckpt_kafka = cap;
+    }
+    char *copy = strdup(topic);
+    if (copy == NULL) {
+        return KT_ENOMEM;
+    }
+    b->ckpt_kafka[b->nckpt_kafka++] =
+        (struct kt_ckpt_kafka){.topic = copy, .partition = partition, .next_offset = next_offset};
+    b->ckpt_kind = KT_CKPT_KAFKA;
+    return 0;
+}
+
+void kt_batch_ckpt_kafka_drop(struct kt_batch *b, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < b->nckpt_kafka; i++) {
+        struct kt_ckpt_kafka *c = &b->ckpt_kafka[i];
+        if (c->partition == partition && strcmp(c->topic, topic) == 0) {
+            free(c->topic);
+            memmove(c, c + 1, (b->nckpt_kafka - i - 1) * sizeof(*c));
+            b->nckpt_kafka--;
+            return;
+        }
+    }
 }

@@ -34,7 +34,14 @@ struct kt_ckpt_file {
     int done;             /* 1 when the file was read to its end and is not followed */
 };
 
-enum kt_ckpt_kind { KT_CKPT_NONE = 0, KT_CKPT_FILE = 1 };
+/* Where one Kafka partition stands: written with the batch, read back on assignment. */
+struct kt_ckpt_kafka {
+    char *topic;         /* topic name (heap, owned by the batch) */
+    int32_t partition;   /* partition number */
+    int64_t next_offset; /* the next message to read: just past the last one in the batch */
+};
+
+enum kt_ckpt_kind { KT_CKPT_NONE = 0, KT_CKPT_FILE = 1, KT_CKPT_KAFKA = 2 };
 
 struct kt_batch {
     /* raw input */
@@ -65,6 +72,11 @@ struct kt_batch {
     void *src_token;               /* the source's ack token: what it must release in ack()
                                       (the webhook's requests); set in next(), the source's */
 
+    /* valid when ckpt_kind == KT_CKPT_KAFKA: kt_batch_ckpt_kafka() maintains them */
+    struct kt_ckpt_kafka *ckpt_kafka; /* one per partition read into the batch */
+    size_t nckpt_kafka;               /* entries used */
+    size_t capckpt_kafka;             /* entries allocated */
+
     /* acknowledgement: called by the store's writer after COMMIT (status 0) or failure */
     void (*on_done)(struct kt_batch *b, int status, void *ctx);
     void *on_done_ctx;
@@ -82,5 +94,11 @@ int kt_batch_reserve(struct kt_batch *b, size_t extra);
 struct kt_record *kt_batch_add_record(struct kt_batch *b);
 /* Intern an origin name; returns its index, or a negative KT_E* code. */
 int kt_batch_origin(struct kt_batch *b, const char *name);
+/* Set the Kafka checkpoint of (topic, partition) to next_offset, adding the entry when new;
+ * the batch's checkpoint kind becomes KT_CKPT_KAFKA. topic is copied. 0 or KT_ENOMEM. */
+int kt_batch_ckpt_kafka(struct kt_batch *b, const char *topic, int32_t partition,
+                        int64_t next_offset);
+/* Forget the Kafka checkpoint of (topic, partition), if any (the partition was revoked). */
+void kt_batch_ckpt_kafka_drop(struct kt_batch *b, const char *topic, int32_t partition);
 
 #endif

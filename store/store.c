@@ -40,10 +40,10 @@
 #include "store_int.h"
 #include "store_sql.h"
 
-enum { SCHEMA_VERSION = 1 };
+enum { SCHEMA_VERSION = 2 };
 
 /* migrations[i] takes user_version from i to i + 1. */
-static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1};
+static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2};
 
 enum { REJECT_TEXT = 1024 }; /* bytes of a rejected record kept in rejects.text */
 
@@ -64,6 +64,8 @@ enum {
     ST_REJECT,
     ST_CKPT_UPSERT,
     ST_CKPT_GET,
+    ST_CKPT_KAFKA_UPSERT,
+    ST_CKPT_KAFKA_GET,
     ST_COUNT
 };
 
@@ -80,6 +82,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_REJECT] = SQL_REJECT_INSERT,
     [ST_CKPT_UPSERT] = SQL_CKPT_UPSERT,
     [ST_CKPT_GET] = SQL_CKPT_GET,
+    [ST_CKPT_KAFKA_UPSERT] = SQL_CKPT_KAFKA_UPSERT,
+    [ST_CKPT_KAFKA_GET] = SQL_CKPT_KAFKA_GET,
 };
 
 struct kt_store {
@@ -813,6 +817,23 @@ static int write_ckpt(struct kt_store *st, const struct kt_batch *b, int64_t now
     return step_done(q);
 }
 
+/* The batch's Kafka checkpoints: one row per partition it read. */
+static int write_ckpt_kafka(struct kt_store *st, const struct kt_batch *b, int64_t now)
+{
+    sqlite3_stmt *q = st->st[ST_CKPT_KAFKA_UPSERT];
+    int rc = 0;
+
+    for (size_t i = 0; i < b->nckpt_kafka && rc == 0; i++) {
+        const struct kt_ckpt_kafka *c = &b->ckpt_kafka[i];
+        sqlite3_bind_text(q, 1, c->topic, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, c->partition);
+        sqlite3_bind_int64(q, 3, c->next_offset);
+        sqlite3_bind_int64(q, 4, now);
+        rc = step_done(q);
+    }
+    return rc;
+}
+
 /* The body of the transaction; the caller commits or rolls back. Counts into *d. */
 static int write_batch(struct kt_store *st, const struct kt_batch *b, struct kt_store_stats *d)
 {
@@ -873,6 +894,9 @@ static int write_batch(struct kt_store *st, const struct kt_batch *b, struct kt_
     }
     if (rc == 0 && b->ckpt_kind == KT_CKPT_FILE) {
         rc = write_ckpt(st, b, now);
+    }
+    if (rc == 0 && b->ckpt_kind == KT_CKPT_KAFKA) {
+        rc = write_ckpt_kafka(st, b, now);
     }
     return rc != 0 ? KT_EIO : 0;
 }
@@ -994,6 +1018,30 @@ int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int 
         rc = 0;
     } else if (s != SQLITE_DONE) {
         kt_error("store", "checkpoint lookup: %s", sqlite3_errmsg(st->db));
+        rc = KT_EIO;
+    }
+    sqlite3_reset(q);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
+int kt_store_kafka_lookup(void *ctx, const char *topic, int32_t partition, int64_t *next_offset)
+{
+    struct kt_store *st = ctx;
+    sqlite3_stmt *q = NULL;
+    int rc = KT_ENOENT;
+    int s;
+
+    pthread_mutex_lock(&st->mu);
+    q = st->st[ST_CKPT_KAFKA_GET];
+    sqlite3_bind_text(q, 1, topic, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, partition);
+    s = sqlite3_step(q);
+    if (s == SQLITE_ROW) {
+        *next_offset = sqlite3_column_int64(q, 0);
+        rc = 0;
+    } else if (s != SQLITE_DONE) {
+        kt_error("store", "Kafka checkpoint lookup: %s", sqlite3_errmsg(st->db));
         rc = KT_EIO;
     }
     sqlite3_reset(q);

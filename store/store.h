@@ -48,6 +48,11 @@ int kt_store_write(struct kt_store *s, struct kt_batch *b, struct kt_store_stats
 /* A kt_ckpt_lookup_fn over the ckpt_file table; ctx is the struct kt_store. Thread-safe. */
 int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode, int *done);
 
+/* The next offset stored for a Kafka partition (the ckpt_kafka table; a kt_kafka_lookup_fn of
+ * ingest/kafka.h, ctx is the struct kt_store). Thread-safe: the source calls it from its
+ * rebalance callback while the writer writes. 0, KT_ENOENT when none is stored, or KT_EIO. */
+int kt_store_kafka_lookup(void *ctx, const char *topic, int32_t partition, int64_t *next_offset);
+
 /* Totals since open. */
 void kt_store_stats(struct kt_store *s, struct kt_store_stats *out);
 

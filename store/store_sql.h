@@ -198,6 +198,22 @@
     "  ingested_at, origin, offset, line, reason, text\n"                                          \
     "FROM rejects;\n"
 
+/* ---- schema version 2: Kafka partition checkpoints ---- */
+
+/*
+ * One row per (topic, partition) this database has stored messages of: the offset to resume
+ * at, written in the transaction of the batch it ends, so the stored events and the position
+ * can never disagree (the Kafka source seeks here when a partition is assigned to it).
+ */
+#define SQL_SCHEMA_V2                                                                              \
+    "CREATE TABLE ckpt_kafka (\n"                                                                  \
+    "  -- where each Kafka partition stands, written in the transaction of the batch it ends\n"   \
+    "  topic       TEXT NOT NULL,    -- topic name\n"                                              \
+    "  partition   INTEGER NOT NULL, -- partition number\n"                                        \
+    "  next_offset INTEGER NOT NULL, -- the next message to read: just past the last one stored\n" \
+    "  updated_at  INTEGER NOT NULL, -- wall clock, microseconds since the epoch\n"                \
+    "  PRIMARY KEY (topic, partition)) WITHOUT ROWID;\n"
+
 /* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
@@ -255,6 +271,11 @@ enum {
     " path = excluded.path, offset = excluded.offset, mode = excluded.mode,"                       \
     " done = excluded.done, updated_at = excluded.updated_at"
 #define SQL_CKPT_GET "SELECT offset, mode, done FROM ckpt_file WHERE fingerprint = ?1"
+#define SQL_CKPT_KAFKA_UPSERT                                                                      \
+    "INSERT INTO ckpt_kafka (topic, partition, next_offset, updated_at) VALUES (?1, ?2, ?3, ?4)"   \
+    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"            \
+    " updated_at = excluded.updated_at"
+#define SQL_CKPT_KAFKA_GET "SELECT next_offset FROM ckpt_kafka WHERE topic = ?1 AND partition = ?2"
 
 /* clang-format on */
 

@@ -29,6 +29,7 @@
 #include "event.h"
 #include "store.h"
 #include "store_int.h"
+#include "store_sql.h"
 
 /* 2024-05-01T12:00:00.123456Z */
 #define T0 1714564800123456LL
@@ -254,7 +255,8 @@ static struct kt_batch *three_events(void)
 
 static const char *const all_objects =
     "index|alerts_rule_ts\nindex|alerts_ts\nindex|events_resource_verb_ts\n"
-    "index|events_user_ts\ntable|alerts\ntable|ckpt_file\ntable|events\ntable|raw\n"
+    "index|events_user_ts\ntable|alerts\ntable|ckpt_file\ntable|ckpt_kafka\ntable|events\n"
+    "table|raw\n"
     "table|rejects\ntable|strings\nview|v_alerts\nview|v_events\nview|v_rejects";
 #define OBJECTS_SQL                                                                                \
     "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
@@ -628,6 +630,113 @@ static void test_store_checkpoint_is_upserted_and_looked_up(void **state)
     assert_string_equal(query(f->path, "SELECT count(*), path FROM ckpt_file"),
                         "1|/var/log/audit.log");
     kt_batch_destroy(b);
+}
+
+static void test_store_kafka_checkpoints_are_upserted_per_partition_and_looked_up(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    int64_t next = -1;
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 0, &next), KT_ENOENT);
+    /* two partitions of one topic and one of another; a repeated partition moves forward */
+    add_event(b, "k-0", "alice", 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 0, 10), 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 3, 7), 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 0, 12), 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit-eu", 0, 3000000000LL), 0);
+    assert_int_equal(b->ckpt_kind, KT_CKPT_KAFKA);
+    assert_int_equal(b->nckpt_kafka, 3);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 0, &next), 0);
+    assert_int_equal(next, 12);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 3, &next), 0);
+    assert_int_equal(next, 7);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit-eu", 0, &next), 0);
+    assert_int_equal(next, 3000000000LL); /* offsets need 64 bits */
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 1, &next), KT_ENOENT);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audi", 0, &next), KT_ENOENT);
+    /* a later batch, with a checkpoint and no records, overwrites only its partition */
+    kt_batch_reset(b);
+    assert_int_equal(b->nckpt_kafka, 0);
+    assert_int_equal(b->ckpt_kind, KT_CKPT_NONE);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 3, 9), 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT topic, partition, next_offset FROM ckpt_kafka"
+                                       " ORDER BY 1, 2"),
+                        "audit|0|12\naudit|3|9\naudit-eu|0|3000000000");
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 0, &next), 0);
+    assert_int_equal(next, 12);
+    kt_batch_destroy(b);
+}
+
+static void test_store_kafka_checkpoint_dropped_from_batch_is_not_written(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    int64_t next = -1;
+
+    open_store(f, 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 0, 5), 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 1, 6), 0);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 2, 7), 0);
+    kt_batch_ckpt_kafka_drop(b, "audit", 1); /* revoked while the batch was being filled */
+    kt_batch_ckpt_kafka_drop(b, "audit", 9); /* not there: nothing happens */
+    assert_int_equal(b->nckpt_kafka, 2);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 1, &next), KT_ENOENT);
+    assert_string_equal(query(f->path, "SELECT partition, next_offset FROM ckpt_kafka"
+                                       " ORDER BY 1"),
+                        "0|5\n2|7");
+    kt_batch_destroy(b);
+}
+
+static void test_store_kafka_checkpoint_rolls_back_with_its_events(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = three_events();
+    struct store_tuning t;
+    sqlite3 *other = NULL;
+    int64_t next = -1;
+
+    store_tuning_default(&t);
+    t.busy_ms = 10;
+    open_tuned(f, 0, &t);
+    assert_int_equal(kt_batch_ckpt_kafka(b, "audit", 4, 100), 0);
+    /* another connection holds the write lock: the batch fails, events and offset alike */
+    assert_int_equal(sqlite3_open(f->path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(kt_store_write(f->st, b, NULL), KT_EIO);
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 4, &next), KT_ENOENT);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "0");
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 4, &next), 0);
+    assert_int_equal(next, 100);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3");
+    kt_batch_destroy(b);
+}
+
+static void test_store_version_1_database_migrates_to_kafka_checkpoints(void **state)
+{
+    struct fx *f = *state;
+    char sql[64];
+    int64_t next = -1;
+
+    /* a database as ktrail 0.1 (schema version 1) left it, with a row */
+    exec_on(f->path, SQL_SCHEMA_V1);
+    snprintf(sql, sizeof(sql), "PRAGMA application_id=%d", SQL_APP_ID);
+    exec_on(f->path, sql);
+    exec_on(f->path, "PRAGMA user_version=1");
+    exec_on(f->path, "INSERT INTO ckpt_file VALUES (1, '/var/log/audit.log', 10, 0, 0, 0)");
+    open_store(f, 0);
+    assert_string_equal(query(f->path, "PRAGMA user_version"), "2");
+    assert_string_equal(query(f->path, OBJECTS_SQL), all_objects);
+    assert_string_equal(query(f->path, "SELECT path, offset FROM ckpt_file"),
+                        "/var/log/audit.log|10");
+    assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 0, &next), KT_ENOENT);
 }
 
 static void test_store_locked_database_fails_the_batch_whole_and_recovers(void **state)
@@ -1218,6 +1327,10 @@ int main(void)
         T(test_store_reject_text_is_not_cut_inside_a_character),
         T(test_store_event_without_audit_id_is_a_reject_not_a_failed_batch),
         T(test_store_checkpoint_is_upserted_and_looked_up),
+        T(test_store_kafka_checkpoints_are_upserted_per_partition_and_looked_up),
+        T(test_store_kafka_checkpoint_dropped_from_batch_is_not_written),
+        T(test_store_kafka_checkpoint_rolls_back_with_its_events),
+        T(test_store_version_1_database_migrates_to_kafka_checkpoints),
         T(test_store_locked_database_fails_the_batch_whole_and_recovers),
         T(test_store_batch_failing_midway_rolls_back_and_forgets_cached_ids),
         T(test_store_raw_kept_for_flagged_events_only),
