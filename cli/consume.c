@@ -80,6 +80,9 @@ static void consume_usage(FILE *out)
           "  -X KEY=VALUE            librdkafka property (repeatable): security.protocol,\n"
           "                          sasl.*, ssl.*, session.timeout.ms, ...\n"
           "  --cluster NAME          tag every event with this cluster name\n"
+          "  --cluster-header H      the cluster is the value of message header H, when\n"
+          "                          present (else --cluster, else the event's cluster_name\n"
+          "                          annotation)\n"
           "  --alerts-topic T        also produce each stored alert as JSON to topic T\n"
           "                          (idempotent producer, key = cluster)\n"
           "  --keep-raw flagged|all  keep raw JSON of flagged events (default) or of all\n"
@@ -109,6 +112,7 @@ int cli_cmd_consume(int argc, char **argv)
         {"group", required_argument, NULL, 'g'},
         {"db", required_argument, NULL, 'd'},
         {"cluster", required_argument, NULL, 'C'},
+        {"cluster-header", required_argument, NULL, 'H'},
         {"alerts-topic", required_argument, NULL, 'T'},
         {"keep-raw", required_argument, NULL, 'K'},
         {"max-event-size", required_argument, NULL, 'm'},
@@ -156,6 +160,9 @@ int cli_cmd_consume(int argc, char **argv)
             break;
         case 'C':
             ko.cluster = optarg;
+            break;
+        case 'H':
+            ko.cluster_header = optarg;
             break;
         case 'T':
             alerts_topic = optarg;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "decode.h"
@@ -46,14 +47,34 @@ struct pool {
     void *committed_ctx;
 };
 
+/* A free batch for the loop. While none is free the store is behind: the source is paused,
+ * and told again every PAUSE_TICK_MS while the wait lasts, then resumed. */
 static struct kt_batch *pool_get(struct pool *p)
 {
+    enum { PAUSE_TICK_MS = 100 };
+    int paused = 0;
+
     pthread_mutex_lock(&p->mu);
     while (p->nfree == 0) {
-        pthread_cond_wait(&p->cv, &p->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PAUSE_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0 && p->nfree == 0) {
+            pthread_mutex_unlock(&p->mu);
+            kt_source_pause(p->src);
+            paused = 1;
+            pthread_mutex_lock(&p->mu);
+        }
     }
     struct kt_batch *b = p->free[--p->nfree];
     pthread_mutex_unlock(&p->mu);
+    if (paused) {
+        kt_source_resume(p->src);
+    }
     return b;
 }
 

@@ -160,6 +160,7 @@ struct kafka_src {
     struct kt_unwrapper *uw;   /* message shapes */
     const char *cluster;       /* cluster tag for every batch, or NULL (borrowed) */
     size_t cluster_len;        /* its length */
+    char *cluster_header;      /* header naming a message's cluster, or NULL (heap) */
     size_t batch_records;      /* records per batch at most */
     size_t batch_bytes;        /* bytes per batch, soft limit */
     int linger_ms;             /* how long a batch with records waits for more */
@@ -167,14 +168,16 @@ struct kafka_src {
     void *lookup_ctx;          /* passed to lookup */
 
     /* the pipeline thread's */
-    struct part *parts;   /* the assignment */
-    size_t nparts;        /* partitions in it */
-    size_t capparts;      /* allocated */
-    size_t last;          /* index of the last partition a message came from */
-    struct kt_batch *cur; /* the batch next() is filling, else NULL */
-    int stopping;         /* stop() was called */
-    char fatal[512];      /* a fatal librdkafka error, "" if none */
-    struct limiter lim;   /* error logging */
+    struct part *parts;       /* the assignment */
+    size_t nparts;            /* partitions in it */
+    size_t capparts;          /* allocated */
+    size_t last;              /* index of the last partition a message came from */
+    struct kt_batch *cur;     /* the batch next() is filling, else NULL */
+    rd_kafka_message_t *held; /* read but not taken: it starts the next batch */
+    int paused;               /* the assignment is paused (the store is behind) */
+    int stopping;             /* stop() was called */
+    char fatal[512];          /* a fatal librdkafka error, "" if none */
+    struct limiter lim;       /* error logging */
 
     /* shared with ack() on the writer thread */
     pthread_mutex_t mu;       /* guards what follows */
@@ -288,6 +291,16 @@ static void drop_revoked(struct kafka_src *s, const rd_kafka_topic_partition_lis
     size_t kept = 0;
     uint64_t dropped = 0;
 
+    if (s->held != NULL) {
+        for (int k = 0; k < revoked->cnt; k++) {
+            if (revoked->elems[k].partition == s->held->partition &&
+                strcmp(revoked->elems[k].topic, rd_kafka_topic_name(s->held->rkt)) == 0) {
+                rd_kafka_message_destroy(s->held);
+                s->held = NULL;
+                break;
+            }
+        }
+    }
     if (b == NULL) {
         return;
     }
@@ -381,6 +394,9 @@ static void on_assign(struct kafka_src *s, rd_kafka_topic_partition_list_t *part
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
             kt_error(MOD, "assign: %s", rd_kafka_err2str(e));
         }
+    }
+    if (s->paused) {
+        rd_kafka_pause_partitions(s->rk, parts); /* the store is still behind */
     }
 }
 
@@ -495,7 +511,50 @@ static int message_error(struct kafka_src *s, const rd_kafka_message_t *m)
     return 0;
 }
 
-/* Unwrap message m into b and move its partition's checkpoint past it. */
+enum { HOLD = 1 }; /* take_message(): the message belongs in the next batch */
+
+/* The cluster of message m: its cluster header's value, else the source's tag. */
+static struct kt_str message_cluster(const struct kafka_src *s, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v = NULL;
+    size_t n = 0;
+
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(h, s->cluster_header, &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        v != NULL && n > 0) {
+        return (struct kt_str){v, n};
+    }
+    return s->cluster != NULL ? (struct kt_str){s->cluster, s->cluster_len} : KT_STR_NULL;
+}
+
+/* Give b the cluster of m when b is still empty; HOLD when b already holds another
+ * cluster's records (a batch has one cluster), 0, or KT_ENOMEM. */
+static int batch_cluster(const struct kafka_src *s, struct kt_batch *b, const rd_kafka_message_t *m)
+{
+    struct kt_str c = message_cluster(s, m);
+
+    if (c.len == b->cluster.len && (c.len == 0 || memcmp(c.ptr, b->cluster.ptr, c.len) == 0)) {
+        return 0;
+    }
+    if (b->nrecs > 0) {
+        return HOLD;
+    }
+    if (c.len == 0) {
+        b->cluster = KT_STR_NULL;
+        return 0;
+    }
+    /* the header lives in the message: the batch keeps its own copy */
+    char *copy = kt_arena_dup(&b->arena, c.ptr, c.len);
+    if (copy == NULL) {
+        return KT_ENOMEM;
+    }
+    b->cluster = (struct kt_str){copy, c.len};
+    return 0;
+}
+
+/* Unwrap message m into b and move its partition's checkpoint past it; HOLD when m must
+ * start the next batch instead. */
 static int take_message(struct kafka_src *s, struct kt_batch *b, const rd_kafka_message_t *m,
                         struct kt_kafka_stats *d)
 {
@@ -507,6 +566,12 @@ static int take_message(struct kafka_src *s, struct kt_batch *b, const rd_kafka_
     if (p == NULL) {
         d->dropped++; /* a partition no longer ours: its next owner reads it */
         return 0;
+    }
+    if (s->cluster_header != NULL) {
+        rc = batch_cluster(s, b, m);
+        if (rc != 0) {
+            return rc;
+        }
     }
     if (p->origin_idx < 0) {
         p->origin_idx = kt_batch_origin(b, p->origin);
@@ -546,13 +611,21 @@ static int fill(struct kafka_src *s, struct kt_batch *b, int timeout_ms, struct 
             return has ? 0 : KT_EAGAIN;
         }
         int64_t wait_ms = (until - now + 999) / 1000;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, wait_ms > 100 ? 100 : (int)wait_ms);
+        rd_kafka_message_t *m = s->held;
+        s->held = NULL;
+        if (m == NULL) {
+            m = rd_kafka_consumer_poll(s->rk, wait_ms > 100 ? 100 : (int)wait_ms);
+        }
         now = kt_now_mono_us();
         if (m == NULL) {
             continue;
         }
         int rc =
             m->err != RD_KAFKA_RESP_ERR_NO_ERROR ? message_error(s, m) : take_message(s, b, m, d);
+        if (rc == HOLD) {
+            s->held = m;
+            return 0;
+        }
         rd_kafka_message_destroy(m);
         if (rc != 0) {
             if (s->base.error[0] == '\0') {
@@ -633,6 +706,72 @@ static void kafka_ack(struct kt_source *base, struct kt_batch *b, int status)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Pause (on != 0) or resume every assigned partition. */
+static void pause_assignment(struct kafka_src *s, int on)
+{
+    rd_kafka_topic_partition_list_t *l = NULL;
+
+    if (rd_kafka_assignment(s->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    rd_kafka_resp_err_t e =
+        on ? rd_kafka_pause_partitions(s->rk, l) : rd_kafka_resume_partitions(s->rk, l);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kt_warn(MOD, "%s partitions: %s", on ? "pausing" : "resuming", rd_kafka_err2str(e));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The store is behind: stop fetching, but keep serving the group. Called again every
+ * 100 ms while the pipeline waits. */
+static void kafka_pause(struct kt_source *base)
+{
+    struct kafka_src *s = (struct kafka_src *)base;
+
+    if (!s->paused) {
+        pause_assignment(s, 1);
+        s->paused = 1;
+        pthread_mutex_lock(&s->mu);
+        s->st.pauses++;
+        pthread_mutex_unlock(&s->mu);
+        kt_debug(MOD, "the store is behind: partitions paused");
+    }
+    /* rebalance callbacks and max.poll.interval.ms need polls; a message fetched before the
+     * pause is kept for the next batch, a second one is fetched again after resume */
+    rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, 0);
+    if (m == NULL) {
+        return;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        message_error(s, m);
+    } else if (s->held == NULL) {
+        s->held = m;
+        return;
+    } else {
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+            m->offset;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(s->rk, l, 0);
+        if (e != NULL) {
+            kt_error(MOD, "seek while paused: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    rd_kafka_message_destroy(m);
+}
+
+static void kafka_resume(struct kt_source *base)
+{
+    struct kafka_src *s = (struct kafka_src *)base;
+
+    if (s->paused) {
+        pause_assignment(s, 0);
+        s->paused = 0;
+        kt_debug(MOD, "the store caught up: partitions resumed");
+    }
+}
+
 static void kafka_stop(struct kt_source *base)
 {
     ((struct kafka_src *)base)->stopping = 1;
@@ -648,6 +787,10 @@ static void kafka_destroy(struct kt_source *base)
         s->inflight = 0;
         pthread_mutex_unlock(&s->mu);
         s->cur = NULL;
+        if (s->held != NULL) {
+            rd_kafka_message_destroy(s->held);
+            s->held = NULL;
+        }
         /* revokes (committing the stored offsets) and leaves the group */
         rd_kafka_resp_err_t e = rd_kafka_consumer_close(s->rk);
         if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -657,6 +800,7 @@ static void kafka_destroy(struct kt_source *base)
     }
     clear_parts(s);
     free(s->parts);
+    free(s->cluster_header);
     kt_unwrapper_destroy(s->uw);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
@@ -667,6 +811,8 @@ static const struct kt_source_ops kafka_ops = {
     .name = "kafka",
     .next = kafka_next,
     .ack = kafka_ack,
+    .pause = kafka_pause,
+    .resume = kafka_resume,
     .stop = kafka_stop,
     .destroy = kafka_destroy,
 };
@@ -702,7 +848,11 @@ int kt_kafka_source_create(const struct kt_kafka_opts *o, struct kt_source **out
     s->lookup = o->lookup;
     s->lookup_ctx = o->lookup_ctx;
     s->uw = kt_unwrapper_create(o->max_event_size);
-    if (s->uw == NULL) {
+    if (o->cluster_header != NULL && o->cluster_header[0] != '\0') {
+        s->cluster_header = strdup(o->cluster_header);
+    }
+    if (s->uw == NULL ||
+        (o->cluster_header != NULL && o->cluster_header[0] != '\0' && s->cluster_header == NULL)) {
         snprintf(errstr, errlen, "out of memory");
         rc = KT_ENOMEM;
         goto fail;

@@ -20,6 +20,11 @@
  * stored, next() fails: nothing after it is acknowledged, and a restart resumes from the
  * database.
  *
+ * Backpressure: when the store falls behind, pause() pauses every assigned partition and
+ * keeps serving the group (rebalances, max.poll.interval.ms) without reading; resume()
+ * resumes them. A batch holds one cluster: with cluster_header, a message whose header
+ * names another cluster than the batch's starts the next batch.
+ *
  * librdkafka's types stay in kafka.c.
  */
 #ifndef KT_INGEST_KAFKA_H
@@ -36,20 +41,21 @@ typedef int (*kt_kafka_lookup_fn)(void *ctx, const char *topic, int32_t partitio
                                   int64_t *next_offset);
 
 struct kt_kafka_opts {
-    const char *brokers;       /* bootstrap.servers: "host:port,host:port" */
-    const char *const *topics; /* topics to subscribe to */
-    size_t ntopics;            /* how many (at least one) */
-    const char *group;         /* group.id */
-    const char *const *props;  /* librdkafka properties "key=value" (-X), applied last */
-    size_t nprops;             /* how many */
-    const char *cluster;       /* cluster name tagged on every event, or NULL (borrowed) */
-    size_t max_event_size;     /* larger values are rejected; default 16 MiB */
-    size_t batch_records;      /* records per batch at most; default 4096 */
-    size_t batch_bytes;        /* bytes per batch, soft limit; default 4 MiB */
-    int linger_ms;             /* how long a batch with records waits for more; default 50 */
-    int connect_timeout_ms;    /* create() fails when no broker answers in time; default 10 s */
-    kt_kafka_lookup_fn lookup; /* the database's offsets; NULL trusts Kafka's committed ones */
-    void *lookup_ctx;          /* passed to lookup */
+    const char *brokers;        /* bootstrap.servers: "host:port,host:port" */
+    const char *const *topics;  /* topics to subscribe to */
+    size_t ntopics;             /* how many (at least one) */
+    const char *group;          /* group.id */
+    const char *const *props;   /* librdkafka properties "key=value" (-X), applied last */
+    size_t nprops;              /* how many */
+    const char *cluster;        /* cluster name tagged on every event, or NULL (borrowed) */
+    const char *cluster_header; /* message header naming the cluster (over cluster), or NULL */
+    size_t max_event_size;      /* larger values are rejected; default 16 MiB */
+    size_t batch_records;       /* records per batch at most; default 4096 */
+    size_t batch_bytes;         /* bytes per batch, soft limit; default 4 MiB */
+    int linger_ms;              /* how long a batch with records waits for more; default 50 */
+    int connect_timeout_ms;     /* create() fails when no broker answers in time; default 10 s */
+    kt_kafka_lookup_fn lookup;  /* the database's offsets; NULL trusts Kafka's committed ones */
+    void *lookup_ctx;           /* passed to lookup */
 };
 
 /*
@@ -68,6 +74,7 @@ struct kt_kafka_stats {
     uint64_t skipped;    /* envelope records of other log categories */
     uint64_t dropped;    /* records of revoked partitions dropped from the batch being filled */
     uint64_t rebalances; /* assignments and revocations handled */
+    uint64_t pauses;     /* times the partitions were paused because the store was behind */
     uint32_t assigned;   /* partitions assigned now */
 };
 /* Counters of a source made by kt_kafka_source_create(). Thread-safe. */

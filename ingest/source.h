@@ -22,9 +22,12 @@ struct kt_source_ops {
     int (*next)(struct kt_source *src, struct kt_batch *b, int timeout_ms);
     /* The batch is durable (status 0) or could not be stored (status < 0). */
     void (*ack)(struct kt_source *src, struct kt_batch *b, int status);
-    void (*pause)(struct kt_source *src);  /* may be NULL */
-    void (*resume)(struct kt_source *src); /* may be NULL */
-    void (*stop)(struct kt_source *src);   /* async-signal-unsafe; call from the loop */
+    /* Backpressure, both from the loop thread and may be NULL: pause() when the pipeline
+     * must wait for the store, and again every 100 ms while it waits (so a source can keep
+     * its sessions alive without reading); resume() once it goes on. */
+    void (*pause)(struct kt_source *src);
+    void (*resume)(struct kt_source *src);
+    void (*stop)(struct kt_source *src); /* async-signal-unsafe; call from the loop */
     void (*destroy)(struct kt_source *src);
 };
 
@@ -52,6 +55,18 @@ static inline void kt_source_ack(struct kt_source *s, struct kt_batch *b, int st
 {
     if (s->ops->ack != NULL) {
         s->ops->ack(s, b, status);
+    }
+}
+static inline void kt_source_pause(struct kt_source *s)
+{
+    if (s->ops->pause != NULL) {
+        s->ops->pause(s);
+    }
+}
+static inline void kt_source_resume(struct kt_source *s)
+{
+    if (s->ops->resume != NULL) {
+        s->ops->resume(s);
     }
 }
 static inline void kt_source_stop(struct kt_source *s)

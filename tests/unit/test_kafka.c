@@ -44,6 +44,9 @@ struct fx {
     rd_kafka_t *rk;              /* the test's producer, a client of the cluster */
     char brokers[256];           /* bootstrap address */
     char dir[64];                /* temporary directory for the databases */
+    size_t batch_records;        /* consumers' batch size (0: the default) */
+    const char *cluster;         /* consumers' --cluster, or NULL */
+    const char *cluster_header;  /* consumers' --cluster-header, or NULL */
 };
 
 static int setup(void **state)
@@ -165,6 +168,9 @@ static void consumer_open(struct fx *f, struct consumer *c, const char *name, co
                               .props = fast_props,
                               .nprops = NFAST,
                               .linger_ms = 20,
+                              .batch_records = f->batch_records,
+                              .cluster = f->cluster,
+                              .cluster_header = f->cluster_header,
                               .lookup = kt_store_kafka_lookup};
 
     memset(c, 0, sizeof(*c));
@@ -630,6 +636,85 @@ static void test_kafka_alerts_producer_delivers_keyed_json(void **state)
     assert_true(in_order);
 }
 
+static int paused_once(void *arg)
+{
+    struct kt_kafka_stats st;
+    kt_kafka_source_stats(((struct consumer *)arg)->src, &st);
+    return st.pauses > 0;
+}
+
+static void test_kafka_store_behind_pauses_partitions_and_loses_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct consumer c;
+    struct kt_kafka_stats st;
+    sqlite3 *lock = NULL;
+    enum { N = 3000 };
+
+    f->batch_records = 50; /* the pipeline's few batches fill up long before N */
+    produce_events(f, "slow", 0, N);
+    consumer_open(f, &c, "slow", "g-slow", "audit");
+    /* another connection holds the write lock: the writer waits (its busy timeout is 5 s) */
+    assert_int_equal(sqlite3_open(c.db, &lock), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    consumer_start(&c);
+    if (wait_for(paused_once, &c) != 0) {
+        fail_msg("the source was never paused while the store was locked");
+    }
+    usleep(300000);
+    kt_kafka_source_stats(c.src, &st);
+    assert_true(st.messages < N); /* paused: not reading on while nothing can be stored */
+    assert_int_equal(stored(&c), 0);
+    assert_int_equal(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    wait_stored(&c, N);
+    kt_kafka_source_stats(c.src, &st);
+    consumer_stop(&c);
+    assert_true(st.pauses >= 1);
+    assert_int_equal(count(c.db, "SELECT count(*) FROM events"), N);
+    assert_int_equal(count(c.db, "SELECT count(DISTINCT audit_id) FROM events"), N);
+    assert_int_equal(count(c.db, "SELECT sum(next_offset) FROM ckpt_kafka"), N);
+}
+
+/* Messages whose "cluster" header names their cluster, or none (then --cluster applies). */
+static void test_kafka_cluster_header_names_each_messages_cluster(void **state)
+{
+    struct fx *f = *state;
+    struct consumer c;
+    static const char *const names[3] = {"east", "west", NULL};
+    char buf[1024];
+    enum { N = 600 };
+
+    for (int i = 0; i < N; i++) {
+        size_t len = event(buf, sizeof(buf), "hdr", i);
+        const char *name = names[(i / 7) % 3]; /* runs of 7: clusters alternate inside batches */
+        rd_kafka_headers_t *h = rd_kafka_headers_new(1);
+        if (name != NULL) {
+            rd_kafka_header_add(h, "cluster", -1, name, -1);
+        }
+        assert_int_equal(rd_kafka_producev(
+                             f->rk, RD_KAFKA_V_TOPIC("audit"), RD_KAFKA_V_PARTITION(i % PARTITIONS),
+                             RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                         0);
+    }
+    flush(f);
+    f->cluster = "fallback";
+    f->cluster_header = "cluster";
+    consumer_open(f, &c, "hdr", "g-hdr", "audit");
+    consumer_start(&c);
+    wait_stored(&c, N);
+    consumer_stop(&c);
+    /* the expected cluster of every event, recomputed from its number */
+    assert_int_equal(count(c.db, "SELECT count(*) FROM v_events WHERE cluster = CASE"
+                                 " (CAST(substr(audit_id, 5) AS INTEGER) / 7) % 3"
+                                 " WHEN 0 THEN 'east' WHEN 1 THEN 'west' ELSE 'fallback' END"),
+                     N);
+    assert_string_equal(query(c.db, "SELECT group_concat(cluster || ':' || n, ' ') FROM (SELECT"
+                                    " cluster, count(*) AS n FROM v_events GROUP BY 1 ORDER BY 1)"),
+                        "east:203 fallback:196 west:201");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -643,6 +728,8 @@ int main(void)
         T(test_kafka_broker_down_and_up_loses_nothing),
         T(test_kafka_unreachable_brokers_and_bad_properties_fail_clearly),
         T(test_kafka_alerts_producer_delivers_keyed_json),
+        T(test_kafka_store_behind_pauses_partitions_and_loses_nothing),
+        T(test_kafka_cluster_header_names_each_messages_cluster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
