@@ -19,6 +19,8 @@ void cli_install_signals(void);
 
 /* Parse a byte size with an optional K/M/G suffix (binary); 0, or -1 when s is not one. */
 int cli_parse_size(const char *s, size_t *out);
+/* Parse --keep-raw's value: *all = 1 for "all", 0 for "flagged"; -1 (printed) for others. */
+int cli_parse_keep_raw(const char *arg, int *all);
 
 /* Rule files to load: the default pack, then --rules files in order. */
 struct rule_args {

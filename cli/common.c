@@ -60,6 +60,16 @@ int cli_parse_size(const char *s, size_t *out)
     return 0;
 }
 
+int cli_parse_keep_raw(const char *arg, int *all)
+{
+    if (strcmp(arg, "all") == 0 || strcmp(arg, "flagged") == 0) {
+        *all = arg[0] == 'a';
+        return 0;
+    }
+    fprintf(stderr, "ktrail: --keep-raw takes 'flagged' or 'all', not '%s'\n", arg);
+    return -1;
+}
+
 /* The default pack: $KTRAIL_RULES_DIR, the source tree next to the binary, or installed. */
 static const char *default_rules(void)
 {

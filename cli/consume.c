@@ -168,10 +168,7 @@ int cli_cmd_consume(int argc, char **argv)
             alerts_topic = optarg;
             break;
         case 'K':
-            if (strcmp(optarg, "all") == 0) {
-                so.keep_raw_all = 1;
-            } else if (strcmp(optarg, "flagged") != 0) {
-                fprintf(stderr, "ktrail: --keep-raw takes 'flagged' or 'all', not '%s'\n", optarg);
+            if (cli_parse_keep_raw(optarg, &so.keep_raw_all) != 0) {
                 return EXIT_USAGE;
             }
             break;

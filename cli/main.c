@@ -202,10 +202,7 @@ static int cmd_replay(int argc, char **argv)
             fo.follow = 1;
             break;
         case 'k':
-            if (strcmp(optarg, "all") == 0) {
-                so.keep_raw_all = 1;
-            } else if (strcmp(optarg, "flagged") != 0) {
-                fprintf(stderr, "ktrail: --keep-raw takes 'flagged' or 'all', not '%s'\n", optarg);
+            if (cli_parse_keep_raw(optarg, &so.keep_raw_all) != 0) {
                 return EXIT_USAGE;
             }
             break;

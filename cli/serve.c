@@ -346,10 +346,7 @@ int cli_cmd_serve(int argc, char **argv)
             wo.metrics_listen = optarg;
             break;
         case 'K':
-            if (strcmp(optarg, "all") == 0) {
-                so.keep_raw_all = 1;
-            } else if (strcmp(optarg, "flagged") != 0) {
-                fprintf(stderr, "ktrail: --keep-raw takes 'flagged' or 'all', not '%s'\n", optarg);
+            if (cli_parse_keep_raw(optarg, &so.keep_raw_all) != 0) {
                 return EXIT_USAGE;
             }
             break;
