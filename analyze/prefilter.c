@@ -104,6 +104,19 @@ void prefilter_compile(struct kt_ruleset *rs)
         r->pf_res = ~0ull;
         conjuncts(rs, r->root, verb_id, res_id, &r->pf_verbs, &r->pf_res);
     }
+    for (size_t i = 0; i < rs->ncorrs; i++) {
+        for (size_t k = 0; k < rs->corrs[i].nsteps; k++) {
+            struct cstep *st = &rs->corrs[i].steps[k];
+            st->pf_verbs = ~0u;
+            st->pf_res = ~0ull;
+            if (st->rule >= 0) {
+                st->pf_verbs = rs->rules[st->rule].pf_verbs;
+                st->pf_res = rs->rules[st->rule].pf_res;
+            } else {
+                conjuncts(rs, st->root, verb_id, res_id, &st->pf_verbs, &st->pf_res);
+            }
+        }
+    }
 }
 
 void prefilter_event(const struct kt_ruleset *rs, const struct kt_event *ev, uint32_t *verb,

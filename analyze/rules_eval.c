@@ -31,6 +31,8 @@ struct kt_matcher {
     struct field_memo memo;      /* per-event results shared by fields */
     struct kt_value *outs;       /* scratch for a body walk's results */
     int nouts;                   /* its size */
+    uint64_t *rgen;              /* per rule: the generation its result below is for */
+    unsigned char *rhit;         /* per rule: it matched that event (correlations reuse it) */
 };
 
 static const char *const prio_names[] = {"Emergency", "Alert",  "Critical",      "Error",
@@ -61,7 +63,10 @@ struct kt_matcher *kt_matcher_create(const struct kt_ruleset *rs)
     m->slots = calloc((size_t)rs->nslots + 1, sizeof(*m->slots));
     m->md = pcre2_match_data_create(8, NULL);
     m->mctx = pcre2_match_context_create(NULL);
-    if (m->slots == NULL || m->md == NULL || m->mctx == NULL) {
+    m->rgen = calloc(rs->nrules + 1, sizeof(*m->rgen));
+    m->rhit = calloc(rs->nrules + 1, 1);
+    if (m->slots == NULL || m->md == NULL || m->mctx == NULL || m->rgen == NULL ||
+        m->rhit == NULL) {
         kt_matcher_destroy(m);
         return NULL;
     }
@@ -78,6 +83,8 @@ void kt_matcher_destroy(struct kt_matcher *m)
     }
     free(m->slots);
     free(m->outs);
+    free(m->rgen);
+    free(m->rhit);
     pcre2_match_data_free(m->md);
     pcre2_match_context_free(m->mctx);
     free(m);
@@ -383,16 +390,45 @@ static void sb_value(struct sbuf *s, const struct kt_value *v)
     }
 }
 
-/* Render the output text and the output fields JSON of r for the current event. */
-static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a,
-                  struct kt_str *text, struct kt_str *json)
+/* A correlation firing's group and count, for %group and %count in its output. */
+struct corr_vars {
+    struct kt_str group; /* the group key (values joined with 0x1f: printed with '|') */
+    uint32_t count;      /* observations, distinct values or steps */
+};
+
+/* Is the output text at p (after a '%') the variable name? */
+static int is_var(const char *p, const char *name, size_t n)
+{
+    return strncmp(p, name, n) == 0 && !isalnum((unsigned char)p[n]) && p[n] != '.' &&
+           p[n] != '_' && p[n] != '[';
+}
+
+/* Render output (with its resolved fields outf) for the current event: the text and the
+ * output fields JSON; cv (or NULL) gives a correlation's %group and %count. */
+static int render(struct kt_matcher *m, const char *output, const struct fref *outf, size_t noutf,
+                  const struct corr_vars *cv, struct kt_arena *a, struct kt_str *text,
+                  struct kt_str *json)
 {
     struct sbuf t = {0}, j = {0};
-    size_t k = 0;
+    size_t k = 0, nj = 0;
     SB_LIT(&j, "{");
-    for (const char *p = r->output; *p != '\0';) {
+    if (cv != NULL) {
+        char num[16];
+        SB_LIT(&j, "\"corr.group\":");
+        size_t before = t.len;
+        for (size_t i = 0; i < cv->group.len; i++) {
+            sb_put(&t, cv->group.ptr[i] == 0x1f ? "|" : &cv->group.ptr[i], 1);
+        }
+        sb_json_str(&j, t.p != NULL ? t.p + before : "", t.len - before);
+        t.len = before;
+        snprintf(num, sizeof(num), "%u", cv->count);
+        SB_LIT(&j, ",\"corr.count\":");
+        sb_put(&j, num, strlen(num));
+        nj = 2;
+    }
+    for (const char *p = output; *p != '\0';) {
         const char *pc = strchr(p, '%');
-        if (pc == NULL || k >= r->noutf) {
+        if (pc == NULL) {
             sb_put(&t, p, strlen(p));
             break;
         }
@@ -402,11 +438,28 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
             p = pc + 1;
             continue;
         }
-        const struct fref *f = &r->outf[k++];
+        if (cv != NULL && (is_var(pc + 1, "group", 5) || is_var(pc + 1, "count", 5))) {
+            if (pc[1] == 'g') {
+                for (size_t i = 0; i < cv->group.len; i++) {
+                    sb_put(&t, cv->group.ptr[i] == 0x1f ? "|" : &cv->group.ptr[i], 1);
+                }
+            } else {
+                char num[16];
+                snprintf(num, sizeof(num), "%u", cv->count);
+                sb_put(&t, num, strlen(num));
+            }
+            p = pc + 6;
+            continue;
+        }
+        if (k >= noutf) {
+            sb_put(&t, pc, strlen(pc));
+            break;
+        }
+        const struct fref *f = &outf[k++];
         const struct kt_value *v = get(m, f);
         size_t before = t.len;
         sb_value(&t, v);
-        if (k > 1) {
+        if (nj++ > 0) {
             SB_LIT(&j, ",");
         }
         const char *name = field_name(f->id);
@@ -472,6 +525,92 @@ static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r, stru
     return 0;
 }
 
+/* Does the current event match a correlation step? A referenced rule already evaluated on
+ * this event gives its result; otherwise its condition is evaluated here. */
+static int step_matches(struct kt_matcher *m, const struct cstep *st)
+{
+    if (st->rule >= 0) {
+        if (m->rgen[st->rule] == m->gen) {
+            return m->rhit[st->rule];
+        }
+        return eval(m, m->rs->rules[st->rule].root);
+    }
+    return eval(m, st->root);
+}
+
+/* Append the text of v to buf at *n (lists joined with ','); 0, or -1 when v is missing or
+ * does not fit. */
+static int key_put(char *buf, size_t cap, size_t *n, const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        if (v->s.ptr == NULL || *n + v->s.len > cap) {
+            return -1;
+        }
+        memcpy(buf + *n, v->s.ptr, v->s.len);
+        *n += v->s.len;
+        return 0;
+    }
+    if (v->kind != KT_V_LIST || v->n == 0) {
+        return -1;
+    }
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (*n + v->v[i].len + 1 > cap) {
+            return -1;
+        }
+        if (i > 0) {
+            buf[(*n)++] = ',';
+        }
+        if (v->v[i].len > 0) {
+            memcpy(buf + *n, v->v[i].ptr, v->v[i].len);
+        }
+        *n += v->v[i].len;
+    }
+    return 0;
+}
+
+/*
+ * Record that event ev matched step s of correlation k: the group key (the step's by-values
+ * joined with 0x1f) and, for distinct, the value, copied into the batch arena. An event
+ * missing a by-field (or the distinct field) has no group: no hit. 0 or KT_ENOMEM.
+ */
+static int add_hit(struct kt_matcher *m, struct kt_batch *b, uint32_t ev, uint32_t k, uint32_t s,
+                   const struct corr *c, const struct cstep *st)
+{
+    char key[1024], val[512];
+    size_t kn = 0, vn = 0;
+    for (size_t i = 0; i < st->nby; i++) {
+        if (i > 0) {
+            if (kn + 1 > sizeof(key)) {
+                return 0;
+            }
+            key[kn++] = 0x1f;
+        }
+        if (key_put(key, sizeof(key), &kn, get(m, &st->byf[i])) != 0) {
+            return 0;
+        }
+    }
+    if (c->field != NULL && key_put(val, sizeof(val), &vn, get(m, &c->fieldf)) != 0) {
+        return 0;
+    }
+    if (b->nhits == b->caphits) {
+        size_t cap = b->caphits ? b->caphits * 2 : 256;
+        struct kt_corr_hit *nh = realloc(b->hits, cap * sizeof(*nh));
+        if (nh == NULL) {
+            return KT_ENOMEM;
+        }
+        b->hits = nh;
+        b->caphits = cap;
+    }
+    char *kp = kt_arena_dup(&b->arena, key, kn);
+    char *vp = vn > 0 ? kt_arena_dup(&b->arena, val, vn) : NULL;
+    if (kp == NULL || (vn > 0 && vp == NULL)) {
+        return KT_ENOMEM;
+    }
+    b->hits[b->nhits++] = (struct kt_corr_hit){
+        .event = ev, .corr = k, .step = s, .key = {kp, kn}, .value = {vp != NULL ? vp : "", vn}};
+    return 0;
+}
+
 int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
 {
     const struct kt_ruleset *rs = m->rs;
@@ -491,21 +630,70 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
         for (size_t k = 0; k < rs->nrules; k++) {
             const struct rule *r = &rs->rules[k];
             if (!r->enabled || r->priority > rs->opts.min_priority || (r->pf_verbs & vbit) == 0 ||
-                (r->pf_res & rbit) == 0 || !eval(m, r->root)) {
+                (r->pf_res & rbit) == 0) {
+                continue;
+            }
+            m->rgen[k] = m->gen;
+            m->rhit[k] = (unsigned char)eval(m, r->root);
+            if (!m->rhit[k]) {
                 continue;
             }
             struct kt_str text, json;
-            if (render(m, r, &b->arena, &text, &json) != 0 ||
+            if (render(m, r->output, r->outf, r->noutf, NULL, &b->arena, &text, &json) != 0 ||
                 add_alert(b, (uint32_t)i, r, text, json) != 0) {
                 return KT_ENOMEM;
             }
             ev->flags |= KT_EV_KEEP_RAW;
+        }
+        for (size_t k = 0; k < rs->ncorrs; k++) {
+            const struct corr *c = &rs->corrs[k];
+            if (!c->enabled || c->priority > rs->opts.min_priority) {
+                continue;
+            }
+            for (size_t s = 0; s < c->nsteps; s++) {
+                const struct cstep *st = &c->steps[s];
+                if ((st->pf_verbs & vbit) == 0 || (st->pf_res & rbit) == 0 ||
+                    !step_matches(m, st)) {
+                    continue;
+                }
+                if (add_hit(m, b, (uint32_t)i, (uint32_t)k, (uint32_t)s, c, st) != 0) {
+                    return KT_ENOMEM;
+                }
+            }
         }
         if (m->err != 0) {
             return m->err;
         }
     }
     return 0;
+}
+
+int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_corr_hit *h,
+                    const struct kt_corr_fire *f)
+{
+    const struct corr *c = &m->rs->corrs[h->corr];
+    struct kt_event *ev = &b->events[h->event];
+    struct corr_vars cv = {f->key, f->count};
+    struct kt_str text, json;
+    m->b = b;
+    m->ev = ev;
+    m->gen++; /* another thread's caches, another moment: read the fields afresh */
+    m->memo.gen = m->gen;
+    m->err = 0;
+    uint64_t *refs = kt_arena_alloc(&b->arena, (f->nrefs + 1) * sizeof(*refs));
+    if (refs == NULL ||
+        render(m, c->output, c->outf, c->noutf, &cv, &b->arena, &text, &json) != 0) {
+        return KT_ENOMEM;
+    }
+    memcpy(refs, f->refs, f->nrefs * sizeof(*refs));
+    struct rule shape = {.name = c->name, .priority = c->priority, .tags = c->tags};
+    if (add_alert(b, h->event, &shape, text, json) != 0) {
+        return KT_ENOMEM;
+    }
+    b->alerts[b->nalerts - 1].refs = refs;
+    b->alerts[b->nalerts - 1].nrefs = f->nrefs;
+    ev->flags |= KT_EV_KEEP_RAW;
+    return m->err;
 }
 
 void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json)

@@ -98,7 +98,12 @@ static int cmd_rules(int argc, char **argv)
         if (rs == NULL) {
             return EXIT_RULES;
         }
-        printf("ok: %zu rules\n", kt_ruleset_count(rs));
+        size_t nc = kt_ruleset_ncorr(rs);
+        printf("ok: %zu rules", kt_ruleset_count(rs) - nc);
+        if (nc > 0) {
+            printf(", %zu correlations", nc);
+        }
+        printf("\n");
         kt_ruleset_destroy(rs);
         return EXIT_OK;
     }
@@ -114,8 +119,12 @@ static int cmd_rules(int argc, char **argv)
         for (size_t i = 0; i < kt_ruleset_count(rs); i++) {
             struct kt_rule_info ri;
             kt_ruleset_info(rs, i, &ri);
-            printf("%-13s %-8s %s  [%s]\n", kt_priority_name(ri.priority),
+            printf("%-13s %-8s %s  [%s]", kt_priority_name(ri.priority),
                    ri.enabled ? "enabled" : "disabled", ri.name, ri.tags);
+            if (strcmp(ri.kind, "rule") != 0) {
+                printf("  (%s)", ri.kind);
+            }
+            printf("\n");
         }
         kt_ruleset_destroy(rs);
         return EXIT_OK;
