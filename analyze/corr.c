@@ -425,6 +425,9 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
         return 0;
     }
     int fresh = 0;
+    if (cd->d.kind == KT_CORR_SEQUENCE && cd->d.ordered && step > 0 && !kt_corr_has(c, def, key)) {
+        return 0; /* a later step with no earlier one: nothing to remember */
+    }
     struct group *g = group_get(c, cd, key, &fresh);
     if (g == NULL) {
         return KT_ENOMEM;

@@ -306,6 +306,15 @@ static int cmd_replay(int argc, char **argv)
             (unsigned long long)res.records, (unsigned long long)res.st.events,
             (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects,
             (unsigned long long)res.st.alerts, res.seconds, rate);
+    if (rules != NULL && kt_ruleset_ncorr(rules) > 0) {
+        struct kt_store_stats ss;
+        kt_store_stats(store, &ss);
+        fprintf(stderr,
+                "ktrail replay: correlations: %llu groups held (%.1f MB), %llu evicted, %llu late"
+                " events dropped\n",
+                (unsigned long long)ss.corr_groups, (double)ss.corr_bytes / 1e6,
+                (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late);
+    }
     if (skipped > 0) {
         fprintf(stderr,
                 "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"
