@@ -508,6 +508,22 @@ void kt_corr_stats(const struct kt_corr *c, struct kt_corr_stats *out)
     *out = c->st;
 }
 
+uint64_t kt_corr_cap_bytes(const struct kt_corr *c, size_t keylen)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cdef *cd = &c->defs[i];
+        size_t nb = 64;
+        while (nb < cd->d.max_groups) {
+            nb *= 2;
+        }
+        total += (uint64_t)nb * sizeof(struct group *) +
+                 (uint64_t)cd->d.max_groups *
+                     (sizeof(struct group) + keylen + 1 + (size_t)cd->cap * sizeof(struct obs));
+    }
+    return total;
+}
+
 /* ---- checkpoint and restore ---- */
 
 /*

@@ -70,6 +70,9 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
                  struct kt_str value, int64_t ts, uint64_t ref, struct kt_corr_fire *fire);
 
 void kt_corr_stats(const struct kt_corr *c, struct kt_corr_stats *out);
+/* The most memory the state can hold (what stats.bytes counts) with every correlation at
+ * max_groups and keys of keylen bytes: the cap the bounds imply. */
+uint64_t kt_corr_cap_bytes(const struct kt_corr *c, size_t keylen);
 
 /*
  * Durability. The state of one group as the caller stores it: count, distinct and sequence

@@ -473,9 +473,18 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         return 0;
     case G_CODE:
         if (ev->code != 0) {
-            char num[16];
-            int n = snprintf(num, sizeof(num), "%d", ev->code);
-            from_str((struct kt_str){kt_arena_dup(a, num, (size_t)n), (size_t)n}, out);
+            /* by hand, not snprintf: correlations read the code of nearly every event */
+            char num[16], *p = num + sizeof(num);
+            uint32_t v = ev->code < 0 ? (uint32_t)0 - (uint32_t)ev->code : (uint32_t)ev->code;
+            do {
+                *--p = (char)('0' + v % 10);
+                v /= 10;
+            } while (v > 0);
+            if (ev->code < 0) {
+                *--p = '-';
+            }
+            size_t n = (size_t)(num + sizeof(num) - p);
+            from_str((struct kt_str){kt_arena_dup(a, p, n), n}, out);
         }
         return 0;
     case G_STAGE_TS:

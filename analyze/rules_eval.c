@@ -19,6 +19,13 @@ struct slot {
     struct kt_value val; /* the cached value */
 };
 
+/* A first_seen key recorded in the batch being run (hash of the correlation and key). */
+struct seen_key {
+    uint64_t h;   /* the hash, 0: free */
+    uint64_t gen; /* the batch (kt_matcher.bgen) it belongs to */
+};
+enum { SEEN_SLOTS = 8192 }; /* a power of two, twice a full batch */
+
 struct kt_matcher {
     const struct kt_ruleset *rs; /* borrowed */
     struct slot *slots;          /* one per field reference */
@@ -31,6 +38,8 @@ struct kt_matcher {
     struct field_memo memo;      /* per-event results shared by fields */
     struct kt_value *outs;       /* scratch for a body walk's results */
     int nouts;                   /* its size */
+    uint64_t bgen;               /* batches run: tags seen[] entries of the current one */
+    struct seen_key *seen;       /* first_seen keys already recorded in this batch */
     uint64_t *rgen;              /* per rule: the generation its result below is for */
     unsigned char *rhit;         /* per rule: it matched that event (correlations reuse it) */
 };
@@ -65,8 +74,9 @@ struct kt_matcher *kt_matcher_create(const struct kt_ruleset *rs)
     m->mctx = pcre2_match_context_create(NULL);
     m->rgen = calloc(rs->nrules + 1, sizeof(*m->rgen));
     m->rhit = calloc(rs->nrules + 1, 1);
+    m->seen = rs->ncorrs > 0 ? calloc(SEEN_SLOTS, sizeof(*m->seen)) : NULL;
     if (m->slots == NULL || m->md == NULL || m->mctx == NULL || m->rgen == NULL ||
-        m->rhit == NULL) {
+        m->rhit == NULL || (rs->ncorrs > 0 && m->seen == NULL)) {
         kt_matcher_destroy(m);
         return NULL;
     }
@@ -85,6 +95,7 @@ void kt_matcher_destroy(struct kt_matcher *m)
     free(m->outs);
     free(m->rgen);
     free(m->rhit);
+    free(m->seen);
     pcre2_match_data_free(m->md);
     pcre2_match_context_free(m->mctx);
     free(m);
@@ -157,6 +168,17 @@ static int as_number(struct kt_str s, double *out)
     char buf[64];
     if (s.len == 0 || s.len >= sizeof(buf)) {
         return 0;
+    }
+    if (s.len <= 15) { /* plain integers (response codes, uids) without strtod */
+        size_t i = s.ptr[0] == '-' && s.len > 1;
+        int64_t v = 0;
+        while (i < s.len && s.ptr[i] >= '0' && s.ptr[i] <= '9') {
+            v = v * 10 + (s.ptr[i++] - '0');
+        }
+        if (i == s.len) {
+            *out = (double)(s.ptr[0] == '-' ? -v : v);
+            return 1;
+        }
     }
     memcpy(buf, s.ptr, s.len);
     buf[s.len] = '\0';
@@ -538,59 +560,142 @@ static int step_matches(struct kt_matcher *m, const struct cstep *st)
     return eval(m, st->root);
 }
 
-/* Append the text of v to buf at *n (lists joined with ','); 0, or -1 when v is missing or
- * does not fit. */
-static int key_put(char *buf, size_t cap, size_t *n, const struct kt_value *v)
+/* Bytes the text of v takes in a key (lists joined with ','), or -1 when v is missing. */
+static long key_len(const struct kt_value *v)
 {
     if (v->kind == KT_V_STR) {
-        if (v->s.ptr == NULL || *n + v->s.len > cap) {
-            return -1;
-        }
-        memcpy(buf + *n, v->s.ptr, v->s.len);
-        *n += v->s.len;
-        return 0;
+        return v->s.ptr != NULL ? (long)v->s.len : -1;
     }
     if (v->kind != KT_V_LIST || v->n == 0) {
         return -1;
     }
+    long n = (long)v->n - 1;
     for (uint32_t i = 0; i < v->n; i++) {
-        if (*n + v->v[i].len + 1 > cap) {
-            return -1;
+        n += (long)v->v[i].len;
+    }
+    return n;
+}
+
+/* Copy the text of v (key_len bytes) to p; returns the end. */
+static char *key_put(char *p, const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        if (v->s.len > 0) {
+            memcpy(p, v->s.ptr, v->s.len);
         }
+        return p + v->s.len;
+    }
+    for (uint32_t i = 0; i < v->n; i++) {
         if (i > 0) {
-            buf[(*n)++] = ',';
+            *p++ = ',';
         }
         if (v->v[i].len > 0) {
-            memcpy(buf + *n, v->v[i].ptr, v->v[i].len);
+            memcpy(p, v->v[i].ptr, v->v[i].len);
         }
-        *n += v->v[i].len;
+        p += v->v[i].len;
     }
+    return p;
+}
+
+/* The text of v for a hit: the value itself when it is one string (it lives as long as the
+ * batch), else joined into the arena. 0, 1 when v is missing, KT_ENOMEM. */
+static int key_of(struct kt_batch *b, const struct kt_value *const *vs, size_t n,
+                  struct kt_str *out)
+{
+    long len = (long)n - 1;
+    for (size_t i = 0; i < n; i++) {
+        long l = key_len(vs[i]);
+        if (l < 0) {
+            return 1;
+        }
+        len += l;
+    }
+    if (n == 1 && vs[0]->kind == KT_V_STR) {
+        *out = vs[0]->s;
+        return 0;
+    }
+    char *p = kt_arena_alloc(&b->arena, (size_t)len + 1);
+    if (p == NULL) {
+        return KT_ENOMEM;
+    }
+    char *q = p;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            *q++ = 0x1f;
+        }
+        q = key_put(q, vs[i]);
+    }
+    *q = '\0';
+    *out = (struct kt_str){p, (size_t)len};
     return 0;
+}
+
+static uint64_t value_hash(const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        return kt_hash64(v->s.ptr != NULL ? v->s.ptr : "", v->s.len);
+    }
+    uint64_t h = 0x51ed27;
+    for (uint32_t i = 0; v->kind == KT_V_LIST && i < v->n; i++) {
+        h = (h ^ kt_hash64(v->v[i].ptr != NULL ? v->v[i].ptr : "", v->v[i].len)) *
+            0x9e3779b97f4a7c15ULL;
+    }
+    return h;
+}
+
+/*
+ * first_seen: was this key already recorded in the batch being run? A key's later sightings
+ * in the same batch could only move its last sighting a few seconds (it is new, or not, at
+ * the first one), so only the first is recorded: the analyzer copies, and the writer feeds,
+ * one hit per key and batch instead of one per request of a busy service account. Keys are
+ * told apart by a 64-bit hash. Records the key and returns 0 when it is new to the batch.
+ */
+static int seen_in_batch(struct kt_matcher *m, uint32_t k, const struct kt_value *const *vs,
+                         size_t n)
+{
+    uint64_t h = ((uint64_t)k + 1) * 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ value_hash(vs[i])) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    h |= 1; /* 0 marks a free slot */
+    for (size_t i = 0, p = h & (SEEN_SLOTS - 1); i < 16; i++, p = (p + 1) & (SEEN_SLOTS - 1)) {
+        struct seen_key *e = &m->seen[p];
+        if (e->gen != m->bgen) {
+            *e = (struct seen_key){h, m->bgen};
+            return 0;
+        }
+        if (e->h == h) {
+            return 1;
+        }
+    }
+    return 0; /* the neighbourhood is full: record it again, which is only slower */
 }
 
 /*
  * Record that event ev matched step s of correlation k: the group key (the step's by-values
- * joined with 0x1f) and, for distinct, the value, copied into the batch arena. An event
- * missing a by-field (or the distinct field) has no group: no hit. 0 or KT_ENOMEM.
+ * joined with 0x1f) and, for distinct, the value; a single string is referenced where it
+ * lies (the batch's bytes or arena), anything else joined into the arena. An event missing a
+ * by-field (or the distinct field) has no group: no hit. 0 or KT_ENOMEM.
  */
 static int add_hit(struct kt_matcher *m, struct kt_batch *b, uint32_t ev, uint32_t k, uint32_t s,
                    const struct corr *c, const struct cstep *st)
 {
-    char key[1024], val[512];
-    size_t kn = 0, vn = 0;
-    for (size_t i = 0; i < st->nby; i++) {
-        if (i > 0) {
-            if (kn + 1 > sizeof(key)) {
-                return 0;
-            }
-            key[kn++] = 0x1f;
-        }
-        if (key_put(key, sizeof(key), &kn, get(m, &st->byf[i])) != 0) {
-            return 0;
-        }
+    const struct kt_value *vs[8];
+    struct kt_str key, val = {"", 0};
+    for (size_t i = 0; i < st->nby && i < 8; i++) {
+        vs[i] = get(m, &st->byf[i]);
     }
-    if (c->field != NULL && key_put(val, sizeof(val), &vn, get(m, &c->fieldf)) != 0) {
+    if (c->def.kind == KT_CORR_FIRST_SEEN && seen_in_batch(m, k, vs, st->nby < 8 ? st->nby : 8)) {
         return 0;
+    }
+    int rc = key_of(b, vs, st->nby < 8 ? st->nby : 8, &key);
+    if (rc == 0 && c->field != NULL) {
+        const struct kt_value *v = get(m, &c->fieldf);
+        rc = key_of(b, &v, 1, &val);
+    }
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
     }
     if (b->nhits == b->caphits) {
         size_t cap = b->caphits ? b->caphits * 2 : 256;
@@ -601,13 +706,8 @@ static int add_hit(struct kt_matcher *m, struct kt_batch *b, uint32_t ev, uint32
         b->hits = nh;
         b->caphits = cap;
     }
-    char *kp = kt_arena_dup(&b->arena, key, kn);
-    char *vp = vn > 0 ? kt_arena_dup(&b->arena, val, vn) : NULL;
-    if (kp == NULL || (vn > 0 && vp == NULL)) {
-        return KT_ENOMEM;
-    }
-    b->hits[b->nhits++] = (struct kt_corr_hit){
-        .event = ev, .corr = k, .step = s, .key = {kp, kn}, .value = {vp != NULL ? vp : "", vn}};
+    b->hits[b->nhits++] =
+        (struct kt_corr_hit){.event = ev, .corr = k, .step = s, .key = key, .value = val};
     return 0;
 }
 
@@ -616,6 +716,7 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
     const struct kt_ruleset *rs = m->rs;
     m->b = b;
     m->err = 0;
+    m->bgen++;
     for (size_t i = 0; i < b->nrecs; i++) {
         struct kt_event *ev = &b->events[i];
         if (ev->reject != NULL) {
