@@ -586,7 +586,7 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     }
     struct corr nc = {0};
     int rc = 0;
-    unsigned long long threshold = 0, maxg = 100000;
+    unsigned long long threshold = 0, maxg = 20000;
     const char *ordered = scalar(doc, map_get(doc, m, "ordered"));
     yaml_node_t *by = map_get(doc, m, "by");
     yaml_node_t *steps = map_get(doc, m, "steps");
