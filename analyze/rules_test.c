@@ -165,11 +165,20 @@ int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out,
             events != NULL
                 ? (size_t)(events->data.sequence.items.top - events->data.sequence.items.start)
                 : 1;
+        int bad = 0;
         for (size_t k = 0; k < nev && rc == 0; k++) {
             const char *text = event;
             if (events != NULL) {
                 yaml_node_t *e = yaml_document_get_node(&doc, events->data.sequence.items.start[k]);
-                text = e->type == YAML_SCALAR_NODE ? (const char *)e->data.scalar.value : "";
+                if (e->type != YAML_SCALAR_NODE) {
+                    /* JSON written bare is a YAML flow mapping, not the event's text */
+                    fprintf(out,
+                            "FAIL %s:%lu: %s: event %zu is not a string (write it as a | block)\n",
+                            file, line, name, k + 1);
+                    bad = 1;
+                    break;
+                }
+                text = (const char *)e->data.scalar.value;
             }
             size_t len = strlen(text);
             struct kt_record *r = NULL;
@@ -182,7 +191,14 @@ int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out,
             r->len = len;
             b->len += len;
         }
-        if (rc != 0 || (rc = kt_decode_batch(dec, b)) != 0 || (rc = kt_matcher_run(m, b)) != 0) {
+        if (rc != 0) {
+            break;
+        }
+        if (bad) {
+            (*failed)++;
+            continue;
+        }
+        if ((rc = kt_decode_batch(dec, b)) != 0 || (rc = kt_matcher_run(m, b)) != 0) {
             break;
         }
         int rejected = 0;

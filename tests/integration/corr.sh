@@ -120,6 +120,32 @@ printf -- '- count: Broken\n  desc: d\n  condition: ka.verb = get\n  window: 60s
 "$KTRAIL" rules check "$T/bad3.yaml" >/dev/null 2>"$T/err"
 check "missing by: exit 3" 3 $?
 check "missing by: says so" 1 "$(grep -c 'bad3.yaml:1: item Broken: by: needs a list of fields' "$T/err")"
+# the test runner: a case of several events, and --coverage asks correlations for both cases
+cat >"$T/mine.yaml" <<'YAML'
+- count: Three gets
+  desc: test
+  condition: ka.verb = get
+  by: [ka.user.name]
+  window: 60s
+  threshold: 3
+  output: gets by %group
+  priority: DEBUG
+  tags: [test]
+YAML
+{
+    echo '- name: three gets by alice'
+    echo '  events:'
+    head -4 "$S1" | tail -3 | sed 's/^/    - |\n      /'
+    echo '  fires: [Three gets]'
+} >"$T/mine.tests.yaml"
+"$KTRAIL" rules test --no-default-rules --rules "$T/mine.yaml" "$T/mine.tests.yaml" >"$T/rt.out"
+check "rules test: a sequence of events fires a correlation" "1 passed, 0 failed" "$(tail -1 "$T/rt.out")"
+"$KTRAIL" rules test --coverage --no-default-rules --rules "$T/mine.yaml" "$T/mine.tests.yaml" >"$T/rt.out"
+check "rules test --coverage: a correlation needs a case that must not fire" 1 \
+    "$(grep -c 'rule "Three gets" has no case that must not fire' "$T/rt.out")"
+sed -i 's/fires: \[Three gets\]/not_fires: [Three gets]/' "$T/mine.tests.yaml"
+"$KTRAIL" rules test --no-default-rules --rules "$T/mine.yaml" "$T/mine.tests.yaml" >"$T/rt.out"
+check "rules test: a firing correlation fails not_fires" 1 "$(grep -c 'rule "Three gets" fired' "$T/rt.out")"
 check "rules list shows the correlations with their kind" 1 \
     "$("$KTRAIL" rules list | grep -c 'Secret enumeration  \[.*\]  (distinct)')"
 
