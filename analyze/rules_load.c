@@ -6,6 +6,11 @@
  * condition, output, priority, tags, enabled, source, exceptions. A later item of the same
  * name replaces the earlier one, or with `append: true` (or `override: {KEY: append}`) adds
  * to it: list items, condition text, exceptions. A rule item with only `enabled` toggles it.
+ *
+ * Correlations: `- count: NAME`, `- distinct:`, `- sequence:`, `- first_seen:` (struct corr):
+ * steps that reference a rule by name (its compiled condition is reused, enabled or not) or
+ * give an inline condition, with their group-by fields, windows and thresholds. They are
+ * compiled after every rule, so a step may name a rule defined in any file.
  */
 #include <ctype.h>
 #include <errno.h>
