@@ -725,13 +725,13 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
         m->ev = ev;
         m->gen++;
         m->memo.gen = m->gen;
-        uint32_t vbit;
+        uint32_t vbit, sbit;
         uint64_t rbit;
-        prefilter_event(rs, ev, &vbit, &rbit);
+        prefilter_event(rs, ev, &vbit, &rbit, &sbit);
         for (size_t k = 0; k < rs->nrules; k++) {
             const struct rule *r = &rs->rules[k];
             if (!r->enabled || r->priority > rs->opts.min_priority || (r->pf_verbs & vbit) == 0 ||
-                (r->pf_res & rbit) == 0) {
+                (r->pf_res & rbit) == 0 || (r->pf_stage & sbit) == 0) {
                 continue;
             }
             m->rgen[k] = m->gen;
@@ -754,7 +754,7 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
             for (size_t s = 0; s < c->nsteps; s++) {
                 const struct cstep *st = &c->steps[s];
                 if ((st->pf_verbs & vbit) == 0 || (st->pf_res & rbit) == 0 ||
-                    !step_matches(m, st)) {
+                    (st->pf_stage & sbit) == 0 || !step_matches(m, st)) {
                     continue;
                 }
                 if (add_hit(m, b, (uint32_t)i, (uint32_t)k, (uint32_t)s, c, st) != 0) {

@@ -93,6 +93,7 @@ struct rule {
     size_t nexc;
     uint32_t pf_verbs; /* prefilter.c: verbs the rule can match (bit per verb, all: any) */
     uint64_t pf_res;   /* resources it can match (bit per interned resource, all: any) */
+    uint32_t pf_stage; /* stages it can match (bit per enum kt_stage, all: any) */
 };
 
 /* One step of a correlation (count, distinct and first_seen have one). */
@@ -106,6 +107,7 @@ struct cstep {
     struct fref *byf;  /* compiled: the by fields */
     uint32_t pf_verbs; /* prefilter masks of the condition (see struct rule) */
     uint64_t pf_res;   /* ... */
+    uint32_t pf_stage; /* ... */
 };
 
 /* A correlation item: count, distinct, sequence or first_seen (see corr.h). */
@@ -154,7 +156,7 @@ struct field_memo {
  * event's verb and resource bits. A rule can match only if both masks share a bit. */
 void prefilter_compile(struct kt_ruleset *rs);
 void prefilter_event(const struct kt_ruleset *rs, const struct kt_event *ev, uint32_t *verb,
-                     uint64_t *res);
+                     uint64_t *res, uint32_t *stage);
 
 /* Fields (fields.c). */
 /* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */

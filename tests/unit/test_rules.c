@@ -160,6 +160,19 @@ static void test_rules_prefilter_never_skips_a_match(void **state)
         "not ka.target.resource=pods",
     };
     assert_string_equal(conds_on(c2, 5, ev), "r0,r2,r4");
+    /* stages: known names, a list, and a stage text the decoder does not know */
+    const char *const c3[] = {
+        "ka.stage=ResponseComplete and ka.verb=impersonate",
+        "ka.stage=ResponseStarted",
+        "ka.stage in (Panic, ResponseComplete)",
+        "ka.stage=Weird",
+        "not ka.stage=ResponseStarted",
+    };
+    assert_string_equal(conds_on(c3, 5, ev), "r0,r2,r4");
+    const char *weird = "{\"auditID\":\"p2\",\"stage\":\"Weird\",\"verb\":\"get\","
+                        "\"requestURI\":\"/x\",\"user\":{\"username\":\"bob\"},"
+                        "\"stageTimestamp\":\"2024-05-01T00:00:00.000001Z\"}";
+    assert_string_equal(conds_on(c3, 5, weird), "r3,r4");
 }
 
 /* The body walker (walk.c): skipped subtrees with brackets and quotes inside strings, escapes
