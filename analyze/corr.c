@@ -247,7 +247,7 @@ static void grow(struct kt_corr *c, struct cdef *cd)
 
 /* Remember that the stalest group of cd goes, so the next checkpoint deletes its state. A
  * first_seen key is not deleted: its durable row is the truth, memory only a cache. */
-static void evict(struct kt_corr *c, struct cdef *cd)
+static void evict(struct kt_corr *c, struct cdef *cd, int expired)
 {
     struct group *g = cd->oldest;
     if (cd->d.kind != KT_CORR_FIRST_SEEN && c->track) {
@@ -266,11 +266,21 @@ static void evict(struct kt_corr *c, struct cdef *cd)
         } /* else: its stored state outlives it, and a restore evicts it again */
     }
     remove_group(c, cd, g);
-    c->st.evicted++;
+    if (expired) {
+        c->st.expired++;
+    } else {
+        c->st.evicted++;
+    }
 }
 
-/* The group of key, created (evicting the stalest when full) if new; NULL on ENOMEM. */
-static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str key, int *fresh)
+/*
+ * The group of key, created if new: first dropping (at most two) stalest groups whose window
+ * has passed for good, their clock being more than window + lateness behind ts (nothing they
+ * hold can count again), then evicting the stalest when full. ts INT64_MIN drops none.
+ * NULL on ENOMEM.
+ */
+static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str key, int64_t ts,
+                               int *fresh)
 {
     uint64_t h = kt_hash64(key.ptr != NULL ? key.ptr : "", key.len);
     *fresh = 0;
@@ -279,8 +289,14 @@ static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str
             return g;
         }
     }
+    for (int k = 0; k < 2 && ts != INT64_MIN && cd->d.kind != KT_CORR_FIRST_SEEN &&
+                    cd->oldest != NULL && cd->oldest->clock != INT64_MIN &&
+                    cd->oldest->clock < ts - cd->d.window_us - cd->d.lateness_us;
+         k++) {
+        evict(c, cd, 1);
+    }
     if (cd->ngroups >= cd->d.max_groups && cd->oldest != NULL) {
-        evict(c, cd);
+        evict(c, cd, 0);
     }
     struct group *g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -372,7 +388,7 @@ static int feed_first_seen(struct kt_corr *c, size_t def, struct cdef *cd, struc
     if (cd->t0 == INT64_MIN || ts < cd->t0) {
         cd->t0 = ts;
     }
-    struct group *g = group_get(c, cd, key, &fresh);
+    struct group *g = group_get(c, cd, key, ts, &fresh);
     if (g == NULL) {
         return KT_ENOMEM;
     }
@@ -428,7 +444,7 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
     if (cd->d.kind == KT_CORR_SEQUENCE && cd->d.ordered && step > 0 && !kt_corr_has(c, def, key)) {
         return 0; /* a later step with no earlier one: nothing to remember */
     }
-    struct group *g = group_get(c, cd, key, &fresh);
+    struct group *g = group_get(c, cd, key, ts, &fresh);
     if (g == NULL) {
         return KT_ENOMEM;
     }
@@ -628,7 +644,7 @@ int kt_corr_restore(struct kt_corr *c, const struct kt_corr_state *s)
         }
     }
     int fresh = 0;
-    struct group *g = group_get(c, cd, s->key, &fresh);
+    struct group *g = group_get(c, cd, s->key, INT64_MIN, &fresh);
     if (g == NULL) {
         return KT_ENOMEM;
     }

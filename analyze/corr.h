@@ -15,7 +15,9 @@
  *
  * Memory is bounded twice: a group holds at most `threshold` observations (or one per step),
  * and a correlation holds at most `max_groups` groups; past that, the group updated longest
- * ago is evicted (counted), never a failure.
+ * ago is evicted (counted), never a failure. Groups whose window has passed for good (their
+ * clock more than window + lateness behind a new group's event) are dropped as new groups
+ * come (counted as expired), so memory follows the active groups, not every key ever seen.
  */
 #ifndef KT_ANALYZE_CORR_H
 #define KT_ANALYZE_CORR_H
@@ -50,6 +52,7 @@ struct kt_corr_fire {
 struct kt_corr_stats {
     uint64_t groups;  /* groups held now, all correlations */
     uint64_t evicted; /* groups evicted by max_groups */
+    uint64_t expired; /* groups dropped once their window had passed for good */
     uint64_t late;    /* observations dropped for arriving later than lateness */
     uint64_t fired;   /* firings */
     uint64_t bytes;   /* memory held by the state, about */

@@ -311,9 +311,10 @@ static int cmd_replay(int argc, char **argv)
         kt_store_stats(store, &ss);
         fprintf(stderr,
                 "ktrail replay: correlations: %llu groups held (%.1f MB), %llu evicted, %llu late"
-                " events dropped\n",
+                " events dropped, %llu groups expired\n",
                 (unsigned long long)ss.corr_groups, (double)ss.corr_bytes / 1e6,
-                (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late);
+                (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
+                (unsigned long long)ss.corr_expired);
     }
     if (skipped > 0) {
         fprintf(stderr,

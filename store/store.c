@@ -1219,6 +1219,7 @@ static int write_txn(struct kt_store *st, struct kt_batch *const *bs, size_t n,
         st->totals.corr_groups = cs.groups;
         st->totals.corr_bytes = cs.bytes;
         st->totals.corr_evicted = cs.evicted;
+        st->totals.corr_expired = cs.expired;
         st->totals.corr_late = cs.late;
     }
     pthread_mutex_unlock(&st->smu);

@@ -30,6 +30,7 @@ struct kt_store_stats {
     uint64_t corr_groups;  /* groups held in memory */
     uint64_t corr_bytes;   /* memory they hold, about */
     uint64_t corr_evicted; /* groups evicted by max_groups since open */
+    uint64_t corr_expired; /* groups dropped since open, their window having passed */
     uint64_t corr_late;    /* observations dropped for arriving later than their lateness */
 };
 

@@ -52,6 +52,10 @@ check "the alert's event keeps its raw JSON" 0 \
     "$(sql "$T/w.db" "SELECT count(*) FROM alerts a LEFT JOIN raw r ON r.event_id = a.event_id
         WHERE a.rule IN ($corr_rules) AND r.json IS NULL")"
 check "summary reports the correlation state" 1 "$(grep -c 'correlations: .* groups held' "$T/out")"
+# a day later, alice's two groups can never count again: dropped, from the table too
+check "stale groups expire" 1 "$(grep -c 'correlations: .*, 2 groups expired' "$T/out")"
+check "expired groups leave corr_state" 0 \
+    "$(sql "$T/w.db" "SELECT count(*) FROM corr_state WHERE group_key = 'alice@example.com'")"
 check "first_seen remembers every key with its first sighting" 1 \
     "$(sql "$T/w.db" "SELECT count(*) FROM first_seen WHERE rule = 'Credentials used from a new client'
         AND replace(key, char(31), '|') = 'system:serviceaccount:web:app|curl/8.5.0|10.1.2.3'

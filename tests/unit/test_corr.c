@@ -429,6 +429,39 @@ static void test_late_beyond_window_within_lateness(void **state)
     kt_corr_destroy(c);
 }
 
+static void test_groups_expire_once_their_window_has_passed(void **state)
+{
+    (void)state;
+    struct fake_db db = {0};
+    struct kt_corr_def d = {
+        .kind = KT_CORR_COUNT, .window_us = S(60), .lateness_us = S(10), .threshold = 5};
+    struct kt_corr *c = kt_corr_create(&d, 1);
+    struct kt_corr_stats st;
+    kt_corr_track(c, 1);
+    assert_string_equal(feed(c, 0, "a", "", 0, 1), "");
+    assert_string_equal(feed(c, 0, "b", "", 30, 2), "");
+    assert_int_equal(kt_corr_checkpoint(c, db_put, db_del, &db), 0);
+    /* 70 s: a (clock 0) is exactly window + lateness behind: it could still take a late
+     * event that shares a window with what it holds, so it stays */
+    assert_string_equal(feed(c, 0, "c", "", 70, 3), "");
+    kt_corr_stats(c, &st);
+    assert_int_equal(st.groups, 3);
+    /* 101 s: a is past for good and goes (b, 71 s behind, too); the new group stays */
+    assert_string_equal(feed(c, 0, "d", "", 101, 4), "");
+    kt_corr_stats(c, &st);
+    assert_int_equal(st.expired, 2);
+    assert_int_equal(st.evicted, 0);
+    assert_int_equal(st.groups, 2);
+    assert_int_equal(kt_corr_has(c, 0, str("a")), 0);
+    assert_int_equal(kt_corr_has(c, 0, str("c")), 1);
+    /* and its stored state is deleted with the next checkpoint */
+    assert_int_equal(kt_corr_checkpoint(c, db_put, db_del, &db), 0);
+    assert_null(db_find(&db, 0, str("a"), 0));
+    assert_null(db_find(&db, 0, str("b"), 0));
+    assert_non_null(db_find(&db, 0, str("d"), 0));
+    kt_corr_destroy(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_first_seen_survives_a_restart),
         cmocka_unit_test(test_clear_forgets_everything),
         cmocka_unit_test(test_late_beyond_window_within_lateness),
+        cmocka_unit_test(test_groups_expire_once_their_window_has_passed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
