@@ -24,6 +24,22 @@ struct kt_alert {
     const char *tags;     /* tags joined with ',': owned by the rule set, or NULL */
     struct kt_str output; /* rendered output text, in the batch arena */
     struct kt_str fields; /* output fields as a JSON object, in the batch arena */
+    const uint64_t *refs; /* a correlation's firing: event row ids of every contributing
+                             event, oldest first (batch arena); NULL for a rule's alert */
+    size_t nrefs;         /* how many */
+};
+
+/*
+ * One correlation step an event matched, recorded by the analyzer (which must not touch the
+ * correlation state: several analyzers run at once, and order matters) and fed to the
+ * engine by the store's writer, in input order, only if the event was newly stored.
+ */
+struct kt_corr_hit {
+    uint32_t event;      /* index of the event in its batch */
+    uint32_t corr;       /* correlation index in the rule set */
+    uint32_t step;       /* sequence: the step; else 0 */
+    struct kt_str key;   /* group key: the by-values joined with 0x1f (batch arena) */
+    struct kt_str value; /* distinct: the value counted; else empty (batch arena) */
 };
 
 #endif

@@ -23,12 +23,23 @@ struct obs {
 struct group {
     struct group *hnext;         /* hash chain */
     struct group *older, *newer; /* update order */
+    struct group *dprev, *dnext; /* the dirty list, while dirty */
     uint64_t h;                  /* hash of the key */
     char *key;                   /* the key (owned) */
-    size_t klen;
-    int64_t clock; /* newest event time seen in the group */
-    struct obs *o; /* observations */
-    uint32_t n;    /* used */
+    size_t klen;                 /* its length */
+    int64_t clock;               /* newest event time seen in the group */
+    int64_t first;               /* first_seen: event time the key was first seen */
+    struct obs *o;               /* observations */
+    uint32_t n;                  /* used */
+    uint32_t def;                /* the correlation it belongs to */
+    int dirty;                   /* changed since the last checkpoint */
+};
+
+/* A group removed (evicted) since the last checkpoint: its stored state must go too. */
+struct removed {
+    size_t def; /* the correlation */
+    char *key;  /* its key (owned) */
+    size_t len; /* key length */
 };
 
 struct cdef {
@@ -43,11 +54,17 @@ struct cdef {
 };
 
 struct kt_corr {
-    struct cdef *defs;
-    size_t n;
-    struct kt_corr_stats st;
-    uint64_t *refs; /* a firing's references, handed out until the next feed */
-    size_t caprefs;
+    struct cdef *defs;       /* the correlations */
+    size_t n;                /* how many */
+    struct kt_corr_stats st; /* counters */
+    uint64_t *refs;          /* a firing's references, handed out until the next feed */
+    size_t caprefs;          /* refs allocated */
+    struct group *dirty;     /* groups changed since the last checkpoint (dprev/dnext) */
+    struct removed *rm;      /* groups removed since the last checkpoint */
+    size_t nrm, caprm;       /* used, allocated */
+    int track;               /* keep the dirty list and removals (kt_corr_track) */
+    unsigned char *blob;     /* checkpoint scratch: one serialized group */
+    size_t capblob;          /* its size */
 };
 
 enum { DEFAULT_MAX_GROUPS = 100000 };
@@ -87,6 +104,7 @@ struct kt_corr *kt_corr_create(const struct kt_corr_def *defs, size_t n)
         }
         cd->nbuckets = 64;
         cd->buckets = calloc(cd->nbuckets, sizeof(*cd->buckets));
+        c->st.bytes += cd->nbuckets * sizeof(*cd->buckets);
         cd->t0 = INT64_MIN;
         if (cd->buckets == NULL) {
             kt_corr_destroy(c);
@@ -117,6 +135,11 @@ void kt_corr_destroy(struct kt_corr *c)
         }
         free(c->defs[i].buckets);
     }
+    for (size_t i = 0; i < c->nrm; i++) {
+        free(c->rm[i].key);
+    }
+    free(c->rm);
+    free(c->blob);
     free(c->defs);
     free(c->refs);
     free(c);
@@ -124,7 +147,38 @@ void kt_corr_destroy(struct kt_corr *c)
 
 static size_t group_bytes(const struct cdef *cd, const struct group *g)
 {
-    return sizeof(*g) + g->klen + (size_t)cd->cap * sizeof(struct obs);
+    return sizeof(*g) + g->klen + 1 + (size_t)cd->cap * sizeof(struct obs);
+}
+
+static void mark_dirty(struct kt_corr *c, struct group *g)
+{
+    if (g->dirty || !c->track) {
+        return;
+    }
+    g->dirty = 1;
+    g->dprev = NULL;
+    g->dnext = c->dirty;
+    if (c->dirty != NULL) {
+        c->dirty->dprev = g;
+    }
+    c->dirty = g;
+}
+
+static void unmark_dirty(struct kt_corr *c, struct group *g)
+{
+    if (!g->dirty) {
+        return;
+    }
+    if (g->dprev != NULL) {
+        g->dprev->dnext = g->dnext;
+    } else {
+        c->dirty = g->dnext;
+    }
+    if (g->dnext != NULL) {
+        g->dnext->dprev = g->dprev;
+    }
+    g->dirty = 0;
+    g->dprev = g->dnext = NULL;
 }
 
 static void unlink_order(struct cdef *cd, struct group *g)
@@ -162,13 +216,14 @@ static void remove_group(struct kt_corr *c, struct cdef *cd, struct group *g)
     }
     *pp = g->hnext;
     unlink_order(cd, g);
+    unmark_dirty(c, g);
     cd->ngroups--;
     c->st.groups--;
     c->st.bytes -= group_bytes(cd, g);
     group_free(g);
 }
 
-static void grow(struct cdef *cd)
+static void grow(struct kt_corr *c, struct cdef *cd)
 {
     size_t nb = cd->nbuckets * 2;
     struct group **b = calloc(nb, sizeof(*b));
@@ -185,12 +240,47 @@ static void grow(struct cdef *cd)
         }
     }
     free(cd->buckets);
+    c->st.bytes += (nb - cd->nbuckets) * sizeof(*b);
     cd->buckets = b;
     cd->nbuckets = nb;
 }
 
-/* The group of key, created (evicting the stalest when full) if new; NULL on ENOMEM. */
-static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str key, int *fresh)
+/* Remember that the stalest group of cd goes, so the next checkpoint deletes its state. A
+ * first_seen key is not deleted: its durable row is the truth, memory only a cache. */
+static void evict(struct kt_corr *c, struct cdef *cd, int expired)
+{
+    struct group *g = cd->oldest;
+    if (cd->d.kind != KT_CORR_FIRST_SEEN && c->track) {
+        if (c->nrm == c->caprm) {
+            size_t cap = c->caprm ? c->caprm * 2 : 64;
+            struct removed *r = realloc(c->rm, cap * sizeof(*r));
+            if (r != NULL) {
+                c->rm = r;
+                c->caprm = cap;
+            }
+        }
+        char *k = c->nrm < c->caprm ? malloc(g->klen + 1) : NULL;
+        if (k != NULL) {
+            memcpy(k, g->key, g->klen + 1);
+            c->rm[c->nrm++] = (struct removed){g->def, k, g->klen};
+        } /* else: its stored state outlives it, and a restore evicts it again */
+    }
+    remove_group(c, cd, g);
+    if (expired) {
+        c->st.expired++;
+    } else {
+        c->st.evicted++;
+    }
+}
+
+/*
+ * The group of key, created if new: first dropping (at most two) stalest groups whose window
+ * has passed for good, their clock being more than window + lateness behind ts (nothing they
+ * hold can count again), then evicting the stalest when full. ts INT64_MIN drops none.
+ * NULL on ENOMEM.
+ */
+static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str key, int64_t ts,
+                               int *fresh)
 {
     uint64_t h = kt_hash64(key.ptr != NULL ? key.ptr : "", key.len);
     *fresh = 0;
@@ -199,9 +289,14 @@ static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str
             return g;
         }
     }
+    for (int k = 0; k < 2 && ts != INT64_MIN && cd->d.kind != KT_CORR_FIRST_SEEN &&
+                    cd->oldest != NULL && cd->oldest->clock != INT64_MIN &&
+                    cd->oldest->clock < ts - cd->d.window_us - cd->d.lateness_us;
+         k++) {
+        evict(c, cd, 1);
+    }
     if (cd->ngroups >= cd->d.max_groups && cd->oldest != NULL) {
-        remove_group(c, cd, cd->oldest);
-        c->st.evicted++;
+        evict(c, cd, 0);
     }
     struct group *g = calloc(1, sizeof(*g));
     if (g == NULL) {
@@ -220,8 +315,10 @@ static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str
     g->klen = key.len;
     g->h = h;
     g->clock = INT64_MIN;
+    g->first = INT64_MIN;
+    g->def = (uint32_t)(cd - c->defs);
     if (cd->ngroups + 1 > cd->nbuckets) {
-        grow(cd);
+        grow(c, cd);
     }
     g->hnext = cd->buckets[h & (cd->nbuckets - 1)];
     cd->buckets[h & (cd->nbuckets - 1)] = g;
@@ -229,6 +326,7 @@ static struct group *group_get(struct kt_corr *c, struct cdef *cd, struct kt_str
     cd->ngroups++;
     c->st.groups++;
     c->st.bytes += group_bytes(cd, g);
+    mark_dirty(c, g);
     *fresh = 1;
     return g;
 }
@@ -290,13 +388,18 @@ static int feed_first_seen(struct kt_corr *c, size_t def, struct cdef *cd, struc
     if (cd->t0 == INT64_MIN || ts < cd->t0) {
         cd->t0 = ts;
     }
-    struct group *g = group_get(c, cd, key, &fresh);
+    struct group *g = group_get(c, cd, key, ts, &fresh);
     if (g == NULL) {
         return KT_ENOMEM;
     }
     int64_t last = g->clock;
     if (ts > g->clock) {
         g->clock = ts;
+        mark_dirty(c, g);
+    }
+    if (ts < g->first || g->first == INT64_MIN) {
+        g->first = ts;
+        mark_dirty(c, g);
     }
     unlink_order(cd, g);
     link_newest(cd, g);
@@ -338,7 +441,10 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
         return 0;
     }
     int fresh = 0;
-    struct group *g = group_get(c, cd, key, &fresh);
+    if (cd->d.kind == KT_CORR_SEQUENCE && cd->d.ordered && step > 0 && !kt_corr_has(c, def, key)) {
+        return 0; /* a later step with no earlier one: nothing to remember */
+    }
+    struct group *g = group_get(c, cd, key, ts, &fresh);
     if (g == NULL) {
         return KT_ENOMEM;
     }
@@ -348,6 +454,7 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
         c->st.late++;
         return 0;
     }
+    mark_dirty(c, g);
     if (ts > g->clock) {
         g->clock = ts;
     }
@@ -415,4 +522,182 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
 void kt_corr_stats(const struct kt_corr *c, struct kt_corr_stats *out)
 {
     *out = c->st;
+}
+
+uint64_t kt_corr_cap_bytes(const struct kt_corr *c, size_t keylen)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const struct cdef *cd = &c->defs[i];
+        size_t nb = 64;
+        while (nb < cd->d.max_groups) {
+            nb *= 2;
+        }
+        total += (uint64_t)nb * sizeof(struct group *) +
+                 (uint64_t)cd->d.max_groups *
+                     (sizeof(struct group) + keylen + 1 + (size_t)cd->cap * sizeof(struct obs));
+    }
+    return total;
+}
+
+/* ---- checkpoint and restore ---- */
+
+/*
+ * A group's blob: a header (version, kind, observation count, clock) and the observations,
+ * fixed-width fields in the machine's byte order (the database stays on the machine that
+ * wrote it; a blob that does not fit its definition is dropped on restore, never trusted).
+ */
+enum { BLOB_VERSION = 1, BLOB_HEAD = 16, BLOB_OBS = 28 };
+
+static int blob_of(struct kt_corr *c, const struct cdef *cd, const struct group *g, size_t *len)
+{
+    size_t need = BLOB_HEAD + (size_t)g->n * BLOB_OBS;
+    if (need > c->capblob) {
+        unsigned char *p = realloc(c->blob, need);
+        if (p == NULL) {
+            return KT_ENOMEM;
+        }
+        c->blob = p;
+        c->capblob = need;
+    }
+    unsigned char *p = c->blob;
+    uint16_t kind = (uint16_t)cd->d.kind;
+    p[0] = BLOB_VERSION;
+    p[1] = 0;
+    memcpy(p + 2, &kind, 2);
+    memcpy(p + 4, &g->n, 4);
+    memcpy(p + 8, &g->clock, 8);
+    for (uint32_t i = 0; i < g->n; i++) {
+        unsigned char *o = p + BLOB_HEAD + (size_t)i * BLOB_OBS;
+        memcpy(o, &g->o[i].ts, 8);
+        memcpy(o + 8, &g->o[i].ref, 8);
+        memcpy(o + 16, &g->o[i].vh, 8);
+        memcpy(o + 24, &g->o[i].step, 4);
+    }
+    *len = need;
+    return 0;
+}
+
+void kt_corr_track(struct kt_corr *c, int on)
+{
+    c->track = on;
+}
+
+int kt_corr_checkpoint(struct kt_corr *c, kt_corr_put_fn put, kt_corr_del_fn del, void *ctx)
+{
+    int rc = 0;
+    /* deletions first: a key evicted and seen again since holds its new state */
+    for (size_t i = 0; i < c->nrm && rc == 0; i++) {
+        rc = del(ctx, c->rm[i].def, (struct kt_str){c->rm[i].key, c->rm[i].len});
+    }
+    for (struct group *g = c->dirty; g != NULL && rc == 0; g = g->dnext) {
+        const struct cdef *cd = &c->defs[g->def];
+        size_t len = 0;
+        struct kt_corr_state s = {
+            .def = g->def, .key = {g->key, g->klen}, .first_ts = g->first, .last_ts = g->clock};
+        if (cd->d.kind != KT_CORR_FIRST_SEEN) {
+            if ((rc = blob_of(c, cd, g, &len)) != 0) {
+                break;
+            }
+            s.blob = c->blob;
+            s.len = len;
+        }
+        rc = put(ctx, &s);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    kt_corr_checkpoint_done(c);
+    return 0;
+}
+
+void kt_corr_checkpoint_done(struct kt_corr *c)
+{
+    while (c->dirty != NULL) {
+        unmark_dirty(c, c->dirty);
+    }
+    for (size_t i = 0; i < c->nrm; i++) {
+        free(c->rm[i].key);
+    }
+    c->nrm = 0;
+}
+
+int kt_corr_restore(struct kt_corr *c, const struct kt_corr_state *s)
+{
+    if (s->def >= c->n) {
+        return 0;
+    }
+    struct cdef *cd = &c->defs[s->def];
+    const unsigned char *p = s->blob;
+    uint32_t n = 0;
+    uint16_t kind = 0;
+    int64_t clock = s->last_ts;
+    if (cd->d.kind != KT_CORR_FIRST_SEEN) {
+        if (p == NULL || s->len < BLOB_HEAD || p[0] != BLOB_VERSION) {
+            return 0;
+        }
+        memcpy(&kind, p + 2, 2);
+        memcpy(&n, p + 4, 4);
+        memcpy(&clock, p + 8, 8);
+        if (kind != cd->d.kind || n > cd->cap || s->len != BLOB_HEAD + (size_t)n * BLOB_OBS) {
+            return 0; /* written for another definition of the rule: start it over */
+        }
+    }
+    int fresh = 0;
+    struct group *g = group_get(c, cd, s->key, INT64_MIN, &fresh);
+    if (g == NULL) {
+        return KT_ENOMEM;
+    }
+    g->clock = clock;
+    g->first = s->first_ts;
+    g->n = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *o = p + BLOB_HEAD + (size_t)i * BLOB_OBS;
+        struct obs ob;
+        memcpy(&ob.ts, o, 8);
+        memcpy(&ob.ref, o + 8, 8);
+        memcpy(&ob.vh, o + 16, 8);
+        memcpy(&ob.step, o + 24, 4);
+        if (cd->d.kind == KT_CORR_SEQUENCE && ob.step >= cd->d.steps) {
+            continue;
+        }
+        insert_sorted(g, ob);
+    }
+    /* what was just read is what is stored: nothing to write back */
+    unmark_dirty(c, g);
+    return 0;
+}
+
+int kt_corr_has(const struct kt_corr *c, size_t def, struct kt_str key)
+{
+    if (def >= c->n) {
+        return 0;
+    }
+    const struct cdef *cd = &c->defs[def];
+    uint64_t h = kt_hash64(key.ptr != NULL ? key.ptr : "", key.len);
+    for (struct group *g = cd->buckets[h & (cd->nbuckets - 1)]; g != NULL; g = g->hnext) {
+        if (g->h == h && g->klen == key.len && memcmp(g->key, key.ptr, key.len) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void kt_corr_set_start(struct kt_corr *c, size_t def, int64_t t0)
+{
+    if (def < c->n && (c->defs[def].t0 == INT64_MIN || t0 < c->defs[def].t0)) {
+        c->defs[def].t0 = t0;
+    }
+}
+
+void kt_corr_clear(struct kt_corr *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        struct cdef *cd = &c->defs[i];
+        while (cd->oldest != NULL) {
+            remove_group(c, cd, cd->oldest);
+        }
+        cd->t0 = INT64_MIN;
+    }
+    kt_corr_checkpoint_done(c);
 }

@@ -15,7 +15,9 @@
  *
  * Memory is bounded twice: a group holds at most `threshold` observations (or one per step),
  * and a correlation holds at most `max_groups` groups; past that, the group updated longest
- * ago is evicted (counted), never a failure.
+ * ago is evicted (counted), never a failure. Groups whose window has passed for good (their
+ * clock more than window + lateness behind a new group's event) are dropped as new groups
+ * come (counted as expired), so memory follows the active groups, not every key ever seen.
  */
 #ifndef KT_ANALYZE_CORR_H
 #define KT_ANALYZE_CORR_H
@@ -50,6 +52,7 @@ struct kt_corr_fire {
 struct kt_corr_stats {
     uint64_t groups;  /* groups held now, all correlations */
     uint64_t evicted; /* groups evicted by max_groups */
+    uint64_t expired; /* groups dropped once their window had passed for good */
     uint64_t late;    /* observations dropped for arriving later than lateness */
     uint64_t fired;   /* firings */
     uint64_t bytes;   /* memory held by the state, about */
@@ -70,5 +73,49 @@ int kt_corr_feed(struct kt_corr *c, size_t def, uint32_t step, struct kt_str key
                  struct kt_str value, int64_t ts, uint64_t ref, struct kt_corr_fire *fire);
 
 void kt_corr_stats(const struct kt_corr *c, struct kt_corr_stats *out);
+/* The most memory the state can hold (what stats.bytes counts) with every correlation at
+ * max_groups and keys of keylen bytes: the cap the bounds imply. */
+uint64_t kt_corr_cap_bytes(const struct kt_corr *c, size_t keylen);
+
+/*
+ * Durability. The state of one group as the caller stores it: count, distinct and sequence
+ * groups as an opaque blob (their observations and clock), first_seen keys as their first
+ * and last sighting (no blob), so that a first_seen table can be read by people.
+ */
+struct kt_corr_state {
+    size_t def;        /* the correlation */
+    struct kt_str key; /* the group key */
+    const void *blob;  /* count, distinct, sequence: the serialized group; else NULL */
+    size_t len;        /* its length */
+    int64_t first_ts;  /* first_seen: event time first seen */
+    int64_t last_ts;   /* event time last seen (the group's clock) */
+};
+/* Keep track of what changed, for checkpoints (off by default: an engine nobody checkpoints
+ * must not remember its evictions). */
+void kt_corr_track(struct kt_corr *c, int on);
+typedef int (*kt_corr_put_fn)(void *ctx, const struct kt_corr_state *s);
+typedef int (*kt_corr_del_fn)(void *ctx, size_t def, struct kt_str key);
+
+/*
+ * Hand every group changed since the last checkpoint to put (borrowed views, valid during
+ * the call) and every group evicted since to del (first_seen keys are never deleted: their
+ * stored row stays the truth, memory is a cache of it), then forget the changes. The first
+ * non-zero return of a callback stops it and is returned; nothing is forgotten then.
+ */
+int kt_corr_checkpoint(struct kt_corr *c, kt_corr_put_fn put, kt_corr_del_fn del, void *ctx);
+/* Forget the changes without writing them (they were written another way). */
+void kt_corr_checkpoint_done(struct kt_corr *c);
+/*
+ * Put one stored group back (as written by checkpoint; s borrowed). A blob that does not fit
+ * the correlation's current definition (another kind, too many observations) is dropped: the
+ * group starts over. Restoring more than max_groups evicts as feeding does. 0 or KT_ENOMEM.
+ */
+int kt_corr_restore(struct kt_corr *c, const struct kt_corr_state *s);
+/* Is key's group in memory? (first_seen: the caller looks a missing key up in its store.) */
+int kt_corr_has(const struct kt_corr *c, size_t def, struct kt_str key);
+/* first_seen: the learning period started at t0 (the earliest stored sighting). */
+void kt_corr_set_start(struct kt_corr *c, size_t def, int64_t t0);
+/* Drop every group and the learning starts, e.g. to restore again after a rollback. */
+void kt_corr_clear(struct kt_corr *c);
 
 #endif

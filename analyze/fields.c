@@ -6,6 +6,7 @@
  * body they need (requestObject or responseObject, whose spans the decoder recorded) in one
  * pass (walk.c); a '*' makes the field a list.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -455,6 +456,20 @@ static int subjects_of_kind(struct kt_arena *a, const struct kt_event *ev, const
     return 0;
 }
 
+/* "100101102...599": responseStatus.code as text without formatting it per event. */
+static char code_text[500 * 3];
+static pthread_once_t code_text_once = PTHREAD_ONCE_INIT;
+
+static void code_text_init(void)
+{
+    for (int c = 100; c < 600; c++) {
+        char *p = code_text + (c - 100) * 3;
+        p[0] = (char)('0' + c / 100);
+        p[1] = (char)('0' + c / 10 % 10);
+        p[2] = (char)('0' + c % 10);
+    }
+}
+
 int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_event *ev,
               struct field_memo *memo, struct kt_value *out)
 {
@@ -472,10 +487,24 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         from_list(&ev->source_ips, out);
         return 0;
     case G_CODE:
-        if (ev->code != 0) {
-            char num[16];
-            int n = snprintf(num, sizeof(num), "%d", ev->code);
-            from_str((struct kt_str){kt_arena_dup(a, num, (size_t)n), (size_t)n}, out);
+        if (ev->code >= 100 && ev->code < 600) {
+            /* the HTTP codes as text, made once: correlations read the code of nearly every
+             * event, which must cost neither a format nor an arena copy */
+            pthread_once(&code_text_once, code_text_init);
+            from_str((struct kt_str){code_text + (ev->code - 100) * 3, 3}, out);
+        } else if (ev->code != 0) {
+            /* by hand, not snprintf */
+            char num[16], *p = num + sizeof(num);
+            uint32_t v = ev->code < 0 ? (uint32_t)0 - (uint32_t)ev->code : (uint32_t)ev->code;
+            do {
+                *--p = (char)('0' + v % 10);
+                v /= 10;
+            } while (v > 0);
+            if (ev->code < 0) {
+                *--p = '-';
+            }
+            size_t n = (size_t)(num + sizeof(num) - p);
+            from_str((struct kt_str){kt_arena_dup(a, p, n), n}, out);
         }
         return 0;
     case G_STAGE_TS:

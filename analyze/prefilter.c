@@ -9,7 +9,9 @@
  * resource mask (one bit per resource some rule names, up to 62, one for any other); per
  * event, the verb and the resource are looked up once. Only non-negated '=' and 'in'
  * conjuncts reachable through ANDs from the root count; anything else leaves the masks
- * all-ones, so a rule is never skipped wrongly, only evaluated needlessly.
+ * all-ones, so a rule is never skipped wrongly, only evaluated needlessly. `ka.stage = X`
+ * conjuncts (the macros kevt, kevt_started) give a stage mask the same way, checked against
+ * the stage the decoder already classified.
  */
 #include <string.h>
 
@@ -60,16 +62,31 @@ static uint64_t res_intern(struct kt_ruleset *rs, const char *s, size_t len)
     return 1ull << rs->npf_res++;
 }
 
-/* Narrow the masks by the conjuncts under nd (ANDs only). */
-static void conjuncts(struct kt_ruleset *rs, const struct node *nd, int verb_id, int res_id,
-                      uint32_t *vm, uint64_t *rm)
+/* The bit of a stage name: its enum kt_stage (KT_STAGE_UNKNOWN for any other text, which
+ * the decoder classifies the same way). */
+static uint32_t stage_bit(const char *s, size_t len)
 {
+    static const char *const names[] = {NULL, "RequestReceived", "ResponseStarted",
+                                        "ResponseComplete", "Panic"};
+    for (int i = 1; i < 5; i++) {
+        if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0) {
+            return 1u << i;
+        }
+    }
+    return 1u << KT_STAGE_UNKNOWN;
+}
+
+/* Narrow the masks by the conjuncts under nd (ANDs only). */
+static void conjuncts(struct kt_ruleset *rs, const struct node *nd, const int *ids, uint32_t *vm,
+                      uint64_t *rm, uint32_t *sm)
+{
+    int verb_id = ids[0], res_id = ids[1], stage_id = ids[2];
     if (nd == NULL) {
         return;
     }
     if (nd->kind == N_AND) {
-        conjuncts(rs, nd->a, verb_id, res_id, vm, rm);
-        conjuncts(rs, nd->b, verb_id, res_id, vm, rm);
+        conjuncts(rs, nd->a, ids, vm, rm, sm);
+        conjuncts(rs, nd->b, ids, vm, rm, sm);
         return;
     }
     if (nd->kind != N_CMP || (nd->op != OP_EQ && nd->op != OP_IN) || nd->f.arg != NULL ||
@@ -88,6 +105,12 @@ static void conjuncts(struct kt_ruleset *rs, const struct node *nd, int verb_id,
             m |= res_intern(rs, nd->vals[i], nd->lens[i]);
         }
         *rm &= m;
+    } else if (nd->f.id == stage_id) {
+        uint32_t m = 0;
+        for (size_t i = 0; i < nd->nvals; i++) {
+            m |= stage_bit(nd->vals[i], nd->lens[i]);
+        }
+        *sm &= m;
     }
 }
 
@@ -97,18 +120,37 @@ void prefilter_compile(struct kt_ruleset *rs)
     const char *ptr = NULL;
     int verb_id = field_lookup("ka.verb", 7, &takes_arg, &ptr);
     int res_id = field_lookup("ka.target.resource", 18, &takes_arg, &ptr);
+    int stage_id = field_lookup("ka.stage", 8, &takes_arg, &ptr);
+    const int ids[3] = {verb_id, res_id, stage_id};
     rs->npf_res = 0;
     for (size_t i = 0; i < rs->nrules; i++) {
         struct rule *r = &rs->rules[i];
         r->pf_verbs = ~0u;
         r->pf_res = ~0ull;
-        conjuncts(rs, r->root, verb_id, res_id, &r->pf_verbs, &r->pf_res);
+        r->pf_stage = ~0u;
+        conjuncts(rs, r->root, ids, &r->pf_verbs, &r->pf_res, &r->pf_stage);
+    }
+    for (size_t i = 0; i < rs->ncorrs; i++) {
+        for (size_t k = 0; k < rs->corrs[i].nsteps; k++) {
+            struct cstep *st = &rs->corrs[i].steps[k];
+            st->pf_verbs = ~0u;
+            st->pf_res = ~0ull;
+            st->pf_stage = ~0u;
+            if (st->rule >= 0) {
+                st->pf_verbs = rs->rules[st->rule].pf_verbs;
+                st->pf_res = rs->rules[st->rule].pf_res;
+                st->pf_stage = rs->rules[st->rule].pf_stage;
+            } else {
+                conjuncts(rs, st->root, ids, &st->pf_verbs, &st->pf_res, &st->pf_stage);
+            }
+        }
     }
 }
 
 void prefilter_event(const struct kt_ruleset *rs, const struct kt_event *ev, uint32_t *verb,
-                     uint64_t *res)
+                     uint64_t *res, uint32_t *stage)
 {
+    *stage = 1u << (ev->stage <= KT_STAGE_PANIC ? ev->stage : KT_STAGE_UNKNOWN);
     struct kt_str v = ev->f[KT_F_VERB], r = ev->f[KT_F_RESOURCE];
     *verb = v.ptr != NULL ? verb_bit(v.ptr, v.len) : 1u << VERB_ABSENT;
     *res = r.ptr != NULL ? res_bit(rs, r.ptr, r.len) : 1ull << RES_ABSENT;

@@ -10,6 +10,7 @@
 
 #include "../ingest/batch.h"
 #include "alert.h"
+#include "corr.h"
 
 struct kt_ruleset;
 struct kt_matcher;
@@ -27,7 +28,7 @@ int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rul
                     struct kt_ruleset **out, char *errstr, size_t errlen);
 void kt_ruleset_destroy(struct kt_ruleset *rs);
 
-/* Rules, in load order, for `ktrail rules list`. */
+/* Rules, in load order, then correlations, in load order, for `ktrail rules list`. */
 struct kt_rule_info {
     const char *name;   /* rule name */
     const char *desc;   /* description, or "" */
@@ -35,9 +36,21 @@ struct kt_rule_info {
     const char *source; /* file:line where it was defined */
     int priority;       /* enum kt_priority */
     int enabled;        /* 0 when disabled */
+    const char *kind;   /* "rule", "count", "distinct", "sequence", "first_seen" */
 };
+/* Rules and correlations: correlation j is entry rules + j. */
 size_t kt_ruleset_count(const struct kt_ruleset *rs);
 void kt_ruleset_info(const struct kt_ruleset *rs, size_t i, struct kt_rule_info *out);
+
+/*
+ * Correlations (count, distinct, sequence, first_seen items). Their steps are evaluated by
+ * kt_matcher_run, which records hits in the batch (b->hits); the engine for their state is
+ * made here (one per rule set, owned by the caller, fed by one thread in input order), and a
+ * firing becomes an alert with kt_matcher_fire.
+ */
+size_t kt_ruleset_ncorr(const struct kt_ruleset *rs);
+/* A new engine for the rule set's correlations (indexes as in b->hits); NULL on ENOMEM. */
+struct kt_corr *kt_ruleset_corr_engine(const struct kt_ruleset *rs);
 
 /* A per-thread evaluator over a loaded rule set (borrowed: it must outlive the matcher). */
 struct kt_matcher *kt_matcher_create(const struct kt_ruleset *rs);
@@ -49,6 +62,14 @@ void kt_matcher_destroy(struct kt_matcher *m);
  * b->arena, and flags the event KT_EV_KEEP_RAW. Returns 0 or KT_ENOMEM.
  */
 int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b);
+
+/*
+ * Append the alert of a correlation firing to b->alerts: the correlation of hit h fired on
+ * h's event, with f (the engine's view: copied, with the contributing events' references, into
+ * b->arena). The output renders %group, %count and the fields of that event. 0 or KT_ENOMEM.
+ */
+int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_corr_hit *h,
+                    const struct kt_corr_fire *f);
 
 /* Priority names (Falco's, case-insensitive; "info" accepted): enum, or -1. */
 int kt_priority_parse(const char *s);

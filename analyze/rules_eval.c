@@ -19,6 +19,13 @@ struct slot {
     struct kt_value val; /* the cached value */
 };
 
+/* A first_seen key recorded in the batch being run (hash of the correlation and key). */
+struct seen_key {
+    uint64_t h;   /* the hash, 0: free */
+    uint64_t gen; /* the batch (kt_matcher.bgen) it belongs to */
+};
+enum { SEEN_SLOTS = 8192 }; /* a power of two, twice a full batch */
+
 struct kt_matcher {
     const struct kt_ruleset *rs; /* borrowed */
     struct slot *slots;          /* one per field reference */
@@ -31,6 +38,10 @@ struct kt_matcher {
     struct field_memo memo;      /* per-event results shared by fields */
     struct kt_value *outs;       /* scratch for a body walk's results */
     int nouts;                   /* its size */
+    uint64_t bgen;               /* batches run: tags seen[] entries of the current one */
+    struct seen_key *seen;       /* first_seen keys already recorded in this batch */
+    uint64_t *rgen;              /* per rule: the generation its result below is for */
+    unsigned char *rhit;         /* per rule: it matched that event (correlations reuse it) */
 };
 
 static const char *const prio_names[] = {"Emergency", "Alert",  "Critical",      "Error",
@@ -61,7 +72,11 @@ struct kt_matcher *kt_matcher_create(const struct kt_ruleset *rs)
     m->slots = calloc((size_t)rs->nslots + 1, sizeof(*m->slots));
     m->md = pcre2_match_data_create(8, NULL);
     m->mctx = pcre2_match_context_create(NULL);
-    if (m->slots == NULL || m->md == NULL || m->mctx == NULL) {
+    m->rgen = calloc(rs->nrules + 1, sizeof(*m->rgen));
+    m->rhit = calloc(rs->nrules + 1, 1);
+    m->seen = rs->ncorrs > 0 ? calloc(SEEN_SLOTS, sizeof(*m->seen)) : NULL;
+    if (m->slots == NULL || m->md == NULL || m->mctx == NULL || m->rgen == NULL ||
+        m->rhit == NULL || (rs->ncorrs > 0 && m->seen == NULL)) {
         kt_matcher_destroy(m);
         return NULL;
     }
@@ -78,6 +93,9 @@ void kt_matcher_destroy(struct kt_matcher *m)
     }
     free(m->slots);
     free(m->outs);
+    free(m->rgen);
+    free(m->rhit);
+    free(m->seen);
     pcre2_match_data_free(m->md);
     pcre2_match_context_free(m->mctx);
     free(m);
@@ -150,6 +168,17 @@ static int as_number(struct kt_str s, double *out)
     char buf[64];
     if (s.len == 0 || s.len >= sizeof(buf)) {
         return 0;
+    }
+    if (s.len <= 15) { /* plain integers (response codes, uids) without strtod */
+        size_t i = s.ptr[0] == '-' && s.len > 1;
+        int64_t v = 0;
+        while (i < s.len && s.ptr[i] >= '0' && s.ptr[i] <= '9') {
+            v = v * 10 + (s.ptr[i++] - '0');
+        }
+        if (i == s.len) {
+            *out = (double)(s.ptr[0] == '-' ? -v : v);
+            return 1;
+        }
     }
     memcpy(buf, s.ptr, s.len);
     buf[s.len] = '\0';
@@ -383,16 +412,45 @@ static void sb_value(struct sbuf *s, const struct kt_value *v)
     }
 }
 
-/* Render the output text and the output fields JSON of r for the current event. */
-static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a,
-                  struct kt_str *text, struct kt_str *json)
+/* A correlation firing's group and count, for %group and %count in its output. */
+struct corr_vars {
+    struct kt_str group; /* the group key (values joined with 0x1f: printed with '|') */
+    uint32_t count;      /* observations, distinct values or steps */
+};
+
+/* Is the output text at p (after a '%') the variable name? */
+static int is_var(const char *p, const char *name, size_t n)
+{
+    return strncmp(p, name, n) == 0 && !isalnum((unsigned char)p[n]) && p[n] != '.' &&
+           p[n] != '_' && p[n] != '[';
+}
+
+/* Render output (with its resolved fields outf) for the current event: the text and the
+ * output fields JSON; cv (or NULL) gives a correlation's %group and %count. */
+static int render(struct kt_matcher *m, const char *output, const struct fref *outf, size_t noutf,
+                  const struct corr_vars *cv, struct kt_arena *a, struct kt_str *text,
+                  struct kt_str *json)
 {
     struct sbuf t = {0}, j = {0};
-    size_t k = 0;
+    size_t k = 0, nj = 0;
     SB_LIT(&j, "{");
-    for (const char *p = r->output; *p != '\0';) {
+    if (cv != NULL) {
+        char num[16];
+        SB_LIT(&j, "\"corr.group\":");
+        size_t before = t.len;
+        for (size_t i = 0; i < cv->group.len; i++) {
+            sb_put(&t, cv->group.ptr[i] == 0x1f ? "|" : &cv->group.ptr[i], 1);
+        }
+        sb_json_str(&j, t.p != NULL ? t.p + before : "", t.len - before);
+        t.len = before;
+        snprintf(num, sizeof(num), "%u", cv->count);
+        SB_LIT(&j, ",\"corr.count\":");
+        sb_put(&j, num, strlen(num));
+        nj = 2;
+    }
+    for (const char *p = output; *p != '\0';) {
         const char *pc = strchr(p, '%');
-        if (pc == NULL || k >= r->noutf) {
+        if (pc == NULL) {
             sb_put(&t, p, strlen(p));
             break;
         }
@@ -402,11 +460,28 @@ static int render(struct kt_matcher *m, const struct rule *r, struct kt_arena *a
             p = pc + 1;
             continue;
         }
-        const struct fref *f = &r->outf[k++];
+        if (cv != NULL && (is_var(pc + 1, "group", 5) || is_var(pc + 1, "count", 5))) {
+            if (pc[1] == 'g') {
+                for (size_t i = 0; i < cv->group.len; i++) {
+                    sb_put(&t, cv->group.ptr[i] == 0x1f ? "|" : &cv->group.ptr[i], 1);
+                }
+            } else {
+                char num[16];
+                snprintf(num, sizeof(num), "%u", cv->count);
+                sb_put(&t, num, strlen(num));
+            }
+            p = pc + 6;
+            continue;
+        }
+        if (k >= noutf) {
+            sb_put(&t, pc, strlen(pc));
+            break;
+        }
+        const struct fref *f = &outf[k++];
         const struct kt_value *v = get(m, f);
         size_t before = t.len;
         sb_value(&t, v);
-        if (k > 1) {
+        if (nj++ > 0) {
             SB_LIT(&j, ",");
         }
         const char *name = field_name(f->id);
@@ -472,11 +547,176 @@ static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r, stru
     return 0;
 }
 
+/* Does the current event match a correlation step? A referenced rule already evaluated on
+ * this event gives its result; otherwise its condition is evaluated here. */
+static int step_matches(struct kt_matcher *m, const struct cstep *st)
+{
+    if (st->rule >= 0) {
+        if (m->rgen[st->rule] == m->gen) {
+            return m->rhit[st->rule];
+        }
+        return eval(m, m->rs->rules[st->rule].root);
+    }
+    return eval(m, st->root);
+}
+
+/* Bytes the text of v takes in a key (lists joined with ','), or -1 when v is missing. */
+static long key_len(const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        return v->s.ptr != NULL ? (long)v->s.len : -1;
+    }
+    if (v->kind != KT_V_LIST || v->n == 0) {
+        return -1;
+    }
+    long n = (long)v->n - 1;
+    for (uint32_t i = 0; i < v->n; i++) {
+        n += (long)v->v[i].len;
+    }
+    return n;
+}
+
+/* Copy the text of v (key_len bytes) to p; returns the end. */
+static char *key_put(char *p, const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        if (v->s.len > 0) {
+            memcpy(p, v->s.ptr, v->s.len);
+        }
+        return p + v->s.len;
+    }
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (i > 0) {
+            *p++ = ',';
+        }
+        if (v->v[i].len > 0) {
+            memcpy(p, v->v[i].ptr, v->v[i].len);
+        }
+        p += v->v[i].len;
+    }
+    return p;
+}
+
+/* The text of v for a hit: the value itself when it is one string (it lives as long as the
+ * batch), else joined into the arena. 0, 1 when v is missing, KT_ENOMEM. */
+static int key_of(struct kt_batch *b, const struct kt_value *const *vs, size_t n,
+                  struct kt_str *out)
+{
+    long len = (long)n - 1;
+    for (size_t i = 0; i < n; i++) {
+        long l = key_len(vs[i]);
+        if (l < 0) {
+            return 1;
+        }
+        len += l;
+    }
+    if (n == 1 && vs[0]->kind == KT_V_STR) {
+        *out = vs[0]->s;
+        return 0;
+    }
+    char *p = kt_arena_alloc(&b->arena, (size_t)len + 1);
+    if (p == NULL) {
+        return KT_ENOMEM;
+    }
+    char *q = p;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            *q++ = 0x1f;
+        }
+        q = key_put(q, vs[i]);
+    }
+    *q = '\0';
+    *out = (struct kt_str){p, (size_t)len};
+    return 0;
+}
+
+static uint64_t value_hash(const struct kt_value *v)
+{
+    if (v->kind == KT_V_STR) {
+        return kt_hash64(v->s.ptr != NULL ? v->s.ptr : "", v->s.len);
+    }
+    uint64_t h = 0x51ed27;
+    for (uint32_t i = 0; v->kind == KT_V_LIST && i < v->n; i++) {
+        h = (h ^ kt_hash64(v->v[i].ptr != NULL ? v->v[i].ptr : "", v->v[i].len)) *
+            0x9e3779b97f4a7c15ULL;
+    }
+    return h;
+}
+
+/*
+ * first_seen: was this key already recorded in the batch being run? A key's later sightings
+ * in the same batch could only move its last sighting a few seconds (it is new, or not, at
+ * the first one), so only the first is recorded: the analyzer copies, and the writer feeds,
+ * one hit per key and batch instead of one per request of a busy service account. Keys are
+ * told apart by a 64-bit hash. Records the key and returns 0 when it is new to the batch.
+ */
+static int seen_in_batch(struct kt_matcher *m, uint32_t k, const struct kt_value *const *vs,
+                         size_t n)
+{
+    uint64_t h = ((uint64_t)k + 1) * 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < n; i++) {
+        h = (h ^ value_hash(vs[i])) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    h |= 1; /* 0 marks a free slot */
+    for (size_t i = 0, p = h & (SEEN_SLOTS - 1); i < 16; i++, p = (p + 1) & (SEEN_SLOTS - 1)) {
+        struct seen_key *e = &m->seen[p];
+        if (e->gen != m->bgen) {
+            *e = (struct seen_key){h, m->bgen};
+            return 0;
+        }
+        if (e->h == h) {
+            return 1;
+        }
+    }
+    return 0; /* the neighbourhood is full: record it again, which is only slower */
+}
+
+/*
+ * Record that event ev matched step s of correlation k: the group key (the step's by-values
+ * joined with 0x1f) and, for distinct, the value; a single string is referenced where it
+ * lies (the batch's bytes or arena), anything else joined into the arena. An event missing a
+ * by-field (or the distinct field) has no group: no hit. 0 or KT_ENOMEM.
+ */
+static int add_hit(struct kt_matcher *m, struct kt_batch *b, uint32_t ev, uint32_t k, uint32_t s,
+                   const struct corr *c, const struct cstep *st)
+{
+    const struct kt_value *vs[8];
+    struct kt_str key, val = {"", 0};
+    for (size_t i = 0; i < st->nby && i < 8; i++) {
+        vs[i] = get(m, &st->byf[i]);
+    }
+    if (c->def.kind == KT_CORR_FIRST_SEEN && seen_in_batch(m, k, vs, st->nby < 8 ? st->nby : 8)) {
+        return 0;
+    }
+    int rc = key_of(b, vs, st->nby < 8 ? st->nby : 8, &key);
+    if (rc == 0 && c->field != NULL) {
+        const struct kt_value *v = get(m, &c->fieldf);
+        rc = key_of(b, &v, 1, &val);
+    }
+    if (rc != 0) {
+        return rc == 1 ? 0 : rc;
+    }
+    if (b->nhits == b->caphits) {
+        size_t cap = b->caphits ? b->caphits * 2 : 256;
+        struct kt_corr_hit *nh = realloc(b->hits, cap * sizeof(*nh));
+        if (nh == NULL) {
+            return KT_ENOMEM;
+        }
+        b->hits = nh;
+        b->caphits = cap;
+    }
+    b->hits[b->nhits++] =
+        (struct kt_corr_hit){.event = ev, .corr = k, .step = s, .key = key, .value = val};
+    return 0;
+}
+
 int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
 {
     const struct kt_ruleset *rs = m->rs;
     m->b = b;
     m->err = 0;
+    m->bgen++;
     for (size_t i = 0; i < b->nrecs; i++) {
         struct kt_event *ev = &b->events[i];
         if (ev->reject != NULL) {
@@ -485,27 +725,76 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
         m->ev = ev;
         m->gen++;
         m->memo.gen = m->gen;
-        uint32_t vbit;
+        uint32_t vbit, sbit;
         uint64_t rbit;
-        prefilter_event(rs, ev, &vbit, &rbit);
+        prefilter_event(rs, ev, &vbit, &rbit, &sbit);
         for (size_t k = 0; k < rs->nrules; k++) {
             const struct rule *r = &rs->rules[k];
             if (!r->enabled || r->priority > rs->opts.min_priority || (r->pf_verbs & vbit) == 0 ||
-                (r->pf_res & rbit) == 0 || !eval(m, r->root)) {
+                (r->pf_res & rbit) == 0 || (r->pf_stage & sbit) == 0) {
+                continue;
+            }
+            m->rgen[k] = m->gen;
+            m->rhit[k] = (unsigned char)eval(m, r->root);
+            if (!m->rhit[k]) {
                 continue;
             }
             struct kt_str text, json;
-            if (render(m, r, &b->arena, &text, &json) != 0 ||
+            if (render(m, r->output, r->outf, r->noutf, NULL, &b->arena, &text, &json) != 0 ||
                 add_alert(b, (uint32_t)i, r, text, json) != 0) {
                 return KT_ENOMEM;
             }
             ev->flags |= KT_EV_KEEP_RAW;
+        }
+        for (size_t k = 0; k < rs->ncorrs; k++) {
+            const struct corr *c = &rs->corrs[k];
+            if (!c->enabled || c->priority > rs->opts.min_priority) {
+                continue;
+            }
+            for (size_t s = 0; s < c->nsteps; s++) {
+                const struct cstep *st = &c->steps[s];
+                if ((st->pf_verbs & vbit) == 0 || (st->pf_res & rbit) == 0 ||
+                    (st->pf_stage & sbit) == 0 || !step_matches(m, st)) {
+                    continue;
+                }
+                if (add_hit(m, b, (uint32_t)i, (uint32_t)k, (uint32_t)s, c, st) != 0) {
+                    return KT_ENOMEM;
+                }
+            }
         }
         if (m->err != 0) {
             return m->err;
         }
     }
     return 0;
+}
+
+int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_corr_hit *h,
+                    const struct kt_corr_fire *f)
+{
+    const struct corr *c = &m->rs->corrs[h->corr];
+    struct kt_event *ev = &b->events[h->event];
+    struct corr_vars cv = {f->key, f->count};
+    struct kt_str text, json;
+    m->b = b;
+    m->ev = ev;
+    m->gen++; /* another thread's caches, another moment: read the fields afresh */
+    m->memo.gen = m->gen;
+    m->err = 0;
+    uint64_t *refs = kt_arena_alloc(&b->arena, (f->nrefs + 1) * sizeof(*refs));
+    if (refs == NULL ||
+        render(m, c->output, c->outf, c->noutf, &cv, &b->arena, &text, &json) != 0) {
+        return KT_ENOMEM;
+    }
+    memcpy(refs, f->refs, f->nrefs * sizeof(*refs));
+    struct rule shape = {.name = c->name, .priority = c->priority, .tags = c->tags};
+    if (add_alert(b, h->event, &shape, text, json) != 0) {
+        return KT_ENOMEM;
+    }
+    b->alerts[b->nalerts - 1].refs = refs;
+    b->alerts[b->nalerts - 1].nrefs = f->nrefs;
+    ev->flags |= KT_EV_KEEP_RAW;
+    return m->err;
 }
 
 void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json)

@@ -7,6 +7,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "corr.h"
 #include "event.h"
 #include "rules.h"
 #include "value.h"
@@ -92,11 +93,42 @@ struct rule {
     size_t nexc;
     uint32_t pf_verbs; /* prefilter.c: verbs the rule can match (bit per verb, all: any) */
     uint64_t pf_res;   /* resources it can match (bit per interned resource, all: any) */
+    uint32_t pf_stage; /* stages it can match (bit per enum kt_stage, all: any) */
+};
+
+/* One step of a correlation (count, distinct and first_seen have one). */
+struct cstep {
+    char *ref;         /* the rule it reuses, by name, or NULL */
+    char *cond;        /* or an inline condition, as text */
+    char **by;         /* the group-by (join key) field names */
+    size_t nby;        /* count */
+    int rule;          /* compiled: index of the referenced rule, or -1 */
+    struct node *root; /* compiled: the inline condition (owned), else NULL */
+    struct fref *byf;  /* compiled: the by fields */
+    uint32_t pf_verbs; /* prefilter masks of the condition (see struct rule) */
+    uint64_t pf_res;   /* ... */
+    uint32_t pf_stage; /* ... */
+};
+
+/* A correlation item: count, distinct, sequence or first_seen (see corr.h). */
+struct corr {
+    char *name, *desc, *output, *tags, *source;
+    int priority;           /* enum kt_priority */
+    int enabled;            /* 0: not evaluated */
+    struct kt_corr_def def; /* kind, window, threshold... for the engine */
+    struct cstep *steps;    /* steps, in order */
+    size_t nsteps;          /* count (1 unless a sequence) */
+    char *field;            /* distinct: the field whose values are counted */
+    struct fref fieldf;     /* compiled */
+    struct fref *outf;      /* fields named in the output (not %group, %count), in order */
+    size_t noutf;           /* count */
 };
 
 struct kt_ruleset {
     struct rule *rules; /* in load order */
     size_t nrules;
+    struct corr *corrs; /* correlations, in load order */
+    size_t ncorrs;
     struct item *lists; /* lists by name */
     size_t nlists;
     struct item *macros; /* macros by name */
@@ -124,7 +156,7 @@ struct field_memo {
  * event's verb and resource bits. A rule can match only if both masks share a bit. */
 void prefilter_compile(struct kt_ruleset *rs);
 void prefilter_event(const struct kt_ruleset *rs, const struct kt_event *ev, uint32_t *verb,
-                     uint64_t *res);
+                     uint64_t *res, uint32_t *stage);
 
 /* Fields (fields.c). */
 /* Which text ptr reads, and the pointer relative to it. -1 when ptr is NULL. */

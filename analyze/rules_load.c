@@ -6,6 +6,11 @@
  * condition, output, priority, tags, enabled, source, exceptions. A later item of the same
  * name replaces the earlier one, or with `append: true` (or `override: {KEY: append}`) adds
  * to it: list items, condition text, exceptions. A rule item with only `enabled` toggles it.
+ *
+ * Correlations: `- count: NAME`, `- distinct:`, `- sequence:`, `- first_seen:` (struct corr):
+ * steps that reference a rule by name (its compiled condition is reused, enabled or not) or
+ * give an inline condition, with their group-by fields, windows and thresholds. They are
+ * compiled after every rule, so a step may name a rule defined in any file.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -394,6 +399,316 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
     return exceptions_text(ld, map_get(doc, m, "exceptions"), name, &r->exc, &r->nexc);
 }
 
+/* ---- correlations ---- */
+
+static const char *const corr_kinds[] = {"count", "distinct", "sequence", "first_seen", NULL};
+
+/* A duration: a number with ms, s, m, h or d (bare: seconds). 0, or -1 when malformed. */
+static int parse_duration(const char *s, int64_t *us)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno != 0 || v < 0) {
+        return -1;
+    }
+    double mult = 1e6;
+    if (strcmp(end, "ms") == 0) {
+        mult = 1e3;
+    } else if (strcmp(end, "s") == 0 || *end == '\0') {
+        mult = 1e6;
+    } else if (strcmp(end, "m") == 0) {
+        mult = 60e6;
+    } else if (strcmp(end, "h") == 0) {
+        mult = 3600e6;
+    } else if (strcmp(end, "d") == 0) {
+        mult = 86400e6;
+    } else {
+        return -1;
+    }
+    if (v * mult > 9e18) {
+        return -1;
+    }
+    *us = (int64_t)(v * mult);
+    return 0;
+}
+
+static void cstep_free(struct cstep *st)
+{
+    free(st->ref);
+    free(st->cond);
+    free_strings(st->by, st->nby);
+    node_free(st->root);
+    for (size_t i = 0; st->byf != NULL && i < st->nby; i++) {
+        free(st->byf[i].arg);
+    }
+    free(st->byf);
+}
+
+static void corr_free_fields(struct corr *c)
+{
+    free(c->name);
+    free(c->desc);
+    free(c->output);
+    free(c->tags);
+    free(c->source);
+    free(c->field);
+    free(c->fieldf.arg);
+    for (size_t i = 0; i < c->nsteps; i++) {
+        cstep_free(&c->steps[i]);
+    }
+    free(c->steps);
+    for (size_t i = 0; i < c->noutf; i++) {
+        free(c->outf[i].arg);
+    }
+    free(c->outf);
+}
+
+/* A step from a mapping with rule: or condition:, and by: (else the item's by). */
+static int load_step(struct loader *ld, yaml_node_t *m, const char *name, yaml_node_t *by_default,
+                     struct cstep *st)
+{
+    yaml_document_t *doc = &ld->doc;
+    const char *ref = scalar(doc, map_get(doc, m, "rule"));
+    const char *cond = scalar(doc, map_get(doc, m, "condition"));
+    yaml_node_t *by = map_get(doc, m, "by");
+    if ((ref == NULL) == (cond == NULL)) {
+        return fail(ld, m, name, ": a step needs either rule: NAME or condition: TEXT");
+    }
+    if (by == NULL) {
+        by = by_default;
+    }
+    if (by == NULL || by->type != YAML_SEQUENCE_NODE ||
+        by->data.sequence.items.top == by->data.sequence.items.start) {
+        return fail(ld, by != NULL ? by : m, name, ": by: needs a list of fields to group by");
+    }
+    st->rule = -1;
+    st->ref = ref != NULL ? strdup(ref) : NULL;
+    st->cond = cond != NULL ? strdup(cond) : NULL;
+    st->by = strings_of(doc, by, &st->nby);
+    if ((ref != NULL && st->ref == NULL) || (cond != NULL && st->cond == NULL) || st->by == NULL) {
+        return KT_ENOMEM;
+    }
+    if (st->nby > 8) {
+        return fail(ld, by, name, ": by: names at most 8 fields");
+    }
+    return 0;
+}
+
+static int get_duration(struct loader *ld, yaml_node_t *m, const char *name, const char *key,
+                        int64_t dflt, int64_t *out)
+{
+    yaml_node_t *n = map_get(&ld->doc, m, key);
+    const char *v = scalar(&ld->doc, n);
+    *out = dflt;
+    if (n == NULL) {
+        return 0;
+    }
+    if (v == NULL || parse_duration(v, out) != 0) {
+        return fail(ld, n, name, ": %s: not a duration (60s, 5m, 1h, 7d, 500ms)", key);
+    }
+    return 0;
+}
+
+static int get_uint(struct loader *ld, yaml_node_t *m, const char *name, const char *key,
+                    unsigned long long lo, unsigned long long hi, unsigned long long *out)
+{
+    yaml_node_t *n = map_get(&ld->doc, m, key);
+    const char *v = scalar(&ld->doc, n);
+    char *end = NULL;
+    if (n == NULL) {
+        return 0;
+    }
+    errno = 0;
+    unsigned long long x = v != NULL ? strtoull(v, &end, 10) : 0;
+    if (v == NULL || end == v || *end != '\0' || errno != 0 || x < lo || x > hi) {
+        return fail(ld, n, name, ": %s: needs a whole number from %llu to %llu", key, lo, hi);
+    }
+    *out = x;
+    return 0;
+}
+
+/*
+ * `- count: NAME` (and distinct, sequence, first_seen): see the README's "Stateful
+ * detection". Replaces an earlier correlation of the same name; `append: true` with a
+ * condition appends to a one-step correlation's inline condition; `enabled` alone toggles.
+ */
+static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *name)
+{
+    static const char *const keys[] = {
+        "count",  "distinct", "sequence", "first_seen", "desc",     "output",   "priority",
+        "tags",   "enabled",  "rule",     "condition",  "by",       "window",   "threshold",
+        "field",  "steps",    "ordered",  "learning",   "lookback", "lateness", "max_groups",
+        "append", "override", "source",   NULL};
+    struct kt_ruleset *rs = ld->rs;
+    yaml_document_t *doc = &ld->doc;
+    if (check_keys(ld, m, name, keys) != 0) {
+        return KT_EPARSE;
+    }
+    for (size_t i = 0; i < rs->nrules; i++) {
+        if (strcmp(rs->rules[i].name, name) == 0) {
+            return fail(ld, m, name, ": a rule already has this name");
+        }
+    }
+    struct corr *c = NULL;
+    for (size_t i = 0; i < rs->ncorrs; i++) {
+        if (strcmp(rs->corrs[i].name, name) == 0) {
+            c = &rs->corrs[i];
+        }
+    }
+    const char *enabled = scalar(doc, map_get(doc, m, "enabled"));
+    const char *cond = scalar(doc, map_get(doc, m, "condition"));
+    int append = appends(ld, m, "condition");
+    if (c != NULL && c->def.kind != kind) {
+        return fail(ld, m, name, ": already defined as a %s", corr_kinds[c->def.kind]);
+    }
+    if (append || (c != NULL && map_get(doc, m, "output") == NULL)) {
+        if (c == NULL) {
+            return fail(ld, m, name, ": append to an undefined %s", corr_kinds[kind]);
+        }
+        if (cond != NULL) {
+            if (c->nsteps != 1 || c->steps[0].cond == NULL) {
+                return fail(ld, m, name, ": only an inline condition: can be appended to");
+            }
+            char *t = concat(c->steps[0].cond, cond);
+            if (t == NULL) {
+                return KT_ENOMEM;
+            }
+            free(c->steps[0].cond);
+            c->steps[0].cond = t;
+        }
+        if (enabled != NULL) {
+            c->enabled = strcmp(enabled, "false") != 0;
+        }
+        return 0;
+    }
+    const char *output = scalar(doc, map_get(doc, m, "output"));
+    const char *prio = scalar(doc, map_get(doc, m, "priority"));
+    int p = prio != NULL ? kt_priority_parse(prio) : -1;
+    if (output == NULL || p < 0) {
+        return fail(ld, m, name, ": a %s needs an output and a priority (emergency ... debug)",
+                    corr_kinds[kind]);
+    }
+    struct corr nc = {0};
+    int rc = 0;
+    unsigned long long threshold = 0, maxg = 20000;
+    const char *ordered = scalar(doc, map_get(doc, m, "ordered"));
+    yaml_node_t *by = map_get(doc, m, "by");
+    yaml_node_t *steps = map_get(doc, m, "steps");
+    nc.def.kind = kind;
+    nc.def.ordered = ordered == NULL || strcmp(ordered, "false") != 0;
+    if (rc == 0) {
+        rc = get_duration(ld, m, name, "window", -1, &nc.def.window_us);
+    }
+    if (rc == 0) {
+        rc = get_duration(ld, m, name, "lateness", 60000000, &nc.def.lateness_us);
+    }
+    if (rc == 0) {
+        rc = get_duration(ld, m, name, "learning", 0, &nc.def.learning_us);
+    }
+    if (rc == 0) {
+        rc = get_duration(ld, m, name, "lookback", 0, &nc.def.lookback_us);
+    }
+    if (rc == 0) {
+        rc = get_uint(ld, m, name, "threshold", 1, 100000, &threshold);
+    }
+    if (rc == 0) {
+        rc = get_uint(ld, m, name, "max_groups", 1, 100000000, &maxg);
+    }
+    if (rc == 0 && kind != KT_CORR_FIRST_SEEN && nc.def.window_us <= 0) {
+        rc = fail(ld, m, name, ": a %s needs a window: (60s, 5m...)", corr_kinds[kind]);
+    }
+    if (rc == 0 && (kind == KT_CORR_COUNT || kind == KT_CORR_DISTINCT) && threshold == 0) {
+        rc = fail(ld, m, name, ": a %s needs a threshold:", corr_kinds[kind]);
+    }
+    if (rc == 0 && kind == KT_CORR_DISTINCT && scalar(doc, map_get(doc, m, "field")) == NULL) {
+        rc = fail(ld, m, name, ": a distinct needs a field: whose values it counts");
+    }
+    if (rc == 0 && kind != KT_CORR_DISTINCT && map_get(doc, m, "field") != NULL) {
+        rc = fail(ld, m, name, ": field: is for distinct");
+    }
+    if (rc == 0 && kind == KT_CORR_SEQUENCE) {
+        size_t n = steps != NULL && steps->type == YAML_SEQUENCE_NODE
+                       ? (size_t)(steps->data.sequence.items.top - steps->data.sequence.items.start)
+                       : 0;
+        if (n < 2 || n > 16) {
+            rc = fail(ld, steps != NULL ? steps : m, name,
+                      ": a sequence needs steps: a list of 2 to 16 {rule|condition, by}");
+        } else if (map_get(doc, m, "rule") != NULL || map_get(doc, m, "condition") != NULL) {
+            rc = fail(ld, m, name, ": a sequence names its rules in its steps");
+        } else if ((nc.steps = calloc(n, sizeof(*nc.steps))) == NULL) {
+            rc = KT_ENOMEM;
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            yaml_node_t *sm = yaml_document_get_node(doc, steps->data.sequence.items.start[i]);
+            if (sm->type != YAML_MAPPING_NODE) {
+                rc = fail(ld, sm, name, ": a step is a mapping {rule|condition, by}");
+                break;
+            }
+            static const char *const skeys[] = {"rule", "condition", "by", NULL};
+            if ((rc = check_keys(ld, sm, name, skeys)) == 0) {
+                nc.nsteps++;
+                rc = load_step(ld, sm, name, by, &nc.steps[i]);
+            }
+        }
+        nc.def.steps = (uint32_t)nc.nsteps;
+    } else if (rc == 0) {
+        if (steps != NULL) {
+            rc = fail(ld, steps, name, ": steps: are for sequence");
+        } else if ((nc.steps = calloc(1, sizeof(*nc.steps))) == NULL) {
+            rc = KT_ENOMEM;
+        } else {
+            nc.nsteps = 1;
+            rc = load_step(ld, m, name, NULL, &nc.steps[0]);
+        }
+    }
+    nc.def.threshold = (uint32_t)threshold;
+    nc.def.max_groups = (size_t)maxg;
+    size_t nt = 0;
+    char **tags = rc == 0 ? strings_of(doc, map_get(doc, m, "tags"), &nt) : NULL;
+    char tagbuf[1024] = "";
+    for (size_t i = 0, len = 0; i < nt; i++) {
+        len += (size_t)snprintf(tagbuf + len, sizeof(tagbuf) - len, "%s%s", i ? "," : "", tags[i]);
+        if (len >= sizeof(tagbuf)) {
+            break;
+        }
+    }
+    free_strings(tags, nt);
+    if (rc != 0) {
+        corr_free_fields(&nc);
+        return rc;
+    }
+    char where[300];
+    snprintf(where, sizeof(where), "%s:%lu", ld->file, (unsigned long)m->start_mark.line + 1);
+    const char *desc = scalar(doc, map_get(doc, m, "desc"));
+    const char *field = scalar(doc, map_get(doc, m, "field"));
+    nc.name = strdup(name);
+    nc.desc = strdup(desc != NULL ? desc : "");
+    nc.output = strdup(output);
+    nc.tags = strdup(tagbuf);
+    nc.source = strdup(where);
+    nc.field = field != NULL ? strdup(field) : NULL;
+    nc.priority = p;
+    nc.enabled = enabled == NULL || strcmp(enabled, "false") != 0;
+    if (!nc.name || !nc.desc || !nc.output || !nc.tags || !nc.source || (field && !nc.field)) {
+        corr_free_fields(&nc);
+        return KT_ENOMEM;
+    }
+    if (c == NULL) {
+        struct corr *na = realloc(rs->corrs, (rs->ncorrs + 1) * sizeof(*na));
+        if (na == NULL) {
+            corr_free_fields(&nc);
+            return KT_ENOMEM;
+        }
+        rs->corrs = na;
+        c = &rs->corrs[rs->ncorrs++];
+    } else {
+        corr_free_fields(c);
+    }
+    *c = nc;
+    return 0;
+}
+
 static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t errlen)
 {
     FILE *fp = fopen(file, "r");
@@ -422,8 +737,16 @@ static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t 
          it != NULL && it < root->data.sequence.items.top && rc == 0; it++) {
         yaml_node_t *m = yaml_document_get_node(&ld.doc, *it);
         const char *name;
+        int kind = -1;
+        for (int k = 0; m->type == YAML_MAPPING_NODE && corr_kinds[k] != NULL && kind < 0; k++) {
+            if ((name = scalar(&ld.doc, map_get(&ld.doc, m, corr_kinds[k]))) != NULL) {
+                kind = k;
+            }
+        }
         if (m->type != YAML_MAPPING_NODE) {
             rc = fail(&ld, m, NULL, "an item must be a mapping");
+        } else if (kind >= 0) {
+            rc = load_corr(&ld, m, kind, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "rule"))) != NULL) {
             rc = load_rule(&ld, m, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "macro"))) != NULL) {
@@ -432,7 +755,9 @@ static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t 
             rc = load_list(&ld, m, name);
         } else if (map_get(&ld.doc, m, "required_engine_version") == NULL &&
                    map_get(&ld.doc, m, "required_plugin_versions") == NULL) {
-            rc = fail(&ld, m, NULL, "unknown item (not a rule, macro or list)");
+            rc = fail(&ld, m, NULL,
+                      "unknown item (not a rule, macro, list, count, distinct, sequence or "
+                      "first_seen)");
         }
     }
     yaml_document_delete(&ld.doc);
@@ -493,6 +818,96 @@ static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t
     return 0;
 }
 
+/* Resolve the %fields of an output into *outf (skipping the names in skip). */
+static int output_fields(struct kt_ruleset *rs, const char *output, const char *const *skip,
+                         struct fref **outf, size_t *noutf, const char *source, const char *name,
+                         char *err, size_t errlen)
+{
+    for (const char *p = strchr(output, '%'); p != NULL; p = strchr(p + 1, '%')) {
+        if (!isalpha((unsigned char)p[1])) {
+            continue;
+        }
+        size_t wl = 0;
+        while (isalnum((unsigned char)p[1 + wl]) || p[1 + wl] == '.' || p[1 + wl] == '_') {
+            wl++;
+        }
+        if (p[1 + wl] == '[') {
+            const char *close = strchr(p + 1 + wl, ']');
+            wl = close != NULL ? (size_t)(close - p) : wl;
+        }
+        int skipped = 0;
+        for (const char *const *k = skip; k != NULL && *k != NULL; k++) {
+            skipped |= strlen(*k) == wl && memcmp(*k, p + 1, wl) == 0;
+        }
+        if (skipped) {
+            continue;
+        }
+        struct fref *nf = realloc(*outf, (*noutf + 1) * sizeof(*nf));
+        if (nf == NULL) {
+            return KT_ENOMEM;
+        }
+        *outf = nf;
+        if (fref_resolve(rs, p + 1, wl, &(*outf)[*noutf]) != 0) {
+            snprintf(err, errlen, "%s: %s: unknown field in output: %.*s", source, name, (int)wl,
+                     p + 1);
+            return KT_EPARSE;
+        }
+        (*noutf)++;
+    }
+    return 0;
+}
+
+/* Compile one correlation: steps (referenced rules found, inline conditions compiled), by
+ * fields, the distinct field and the output's fields resolved. */
+static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t errlen)
+{
+    static const char *const special[] = {"group", "count", NULL};
+    char msg[512];
+    const char *kind = corr_kinds[c->def.kind];
+    for (size_t i = 0; i < rs->nrules; i++) {
+        if (strcmp(rs->rules[i].name, c->name) == 0) {
+            snprintf(err, errlen, "%s: %s %s: a rule has the same name (%s)", c->source, kind,
+                     c->name, rs->rules[i].source);
+            return KT_EPARSE;
+        }
+    }
+    for (size_t k = 0; k < c->nsteps; k++) {
+        struct cstep *st = &c->steps[k];
+        if (st->ref != NULL) {
+            for (size_t i = 0; i < rs->nrules && st->rule < 0; i++) {
+                if (strcmp(rs->rules[i].name, st->ref) == 0) {
+                    st->rule = (int)i;
+                }
+            }
+            if (st->rule < 0) {
+                snprintf(err, errlen, "%s: %s %s: unknown rule referenced: %s", c->source, kind,
+                         c->name, st->ref);
+                return KT_EPARSE;
+            }
+        } else if ((st->root = cond_compile(rs, st->cond, msg, sizeof(msg))) == NULL) {
+            snprintf(err, errlen, "%s: %s %s: %s", c->source, kind, c->name, msg);
+            return KT_EPARSE;
+        }
+        if ((st->byf = calloc(st->nby, sizeof(*st->byf))) == NULL) {
+            return KT_ENOMEM;
+        }
+        for (size_t i = 0; i < st->nby; i++) {
+            if (fref_resolve(rs, st->by[i], strlen(st->by[i]), &st->byf[i]) != 0) {
+                snprintf(err, errlen, "%s: %s %s: unknown field in by: %s", c->source, kind,
+                         c->name, st->by[i]);
+                return KT_EPARSE;
+            }
+        }
+    }
+    if (c->field != NULL && fref_resolve(rs, c->field, strlen(c->field), &c->fieldf) != 0) {
+        snprintf(err, errlen, "%s: %s %s: unknown field: %s", c->source, kind, c->name, c->field);
+        return KT_EPARSE;
+    }
+    char name[600];
+    snprintf(name, sizeof(name), "%s %s", kind, c->name);
+    return output_fields(rs, c->output, special, &c->outf, &c->noutf, c->source, name, err, errlen);
+}
+
 int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rules_opts *opts,
                     struct kt_ruleset **out, char *errstr, size_t errlen)
 {
@@ -509,6 +924,9 @@ int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rul
     }
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
         rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
+    }
+    for (size_t i = 0; i < rs->ncorrs && rc == 0; i++) {
+        rc = compile_corr(rs, &rs->corrs[i], errstr, errlen);
     }
     if (rc == 0) {
         prefilter_compile(rs);
@@ -547,6 +965,10 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
         rule_free_fields(&rs->rules[i]);
     }
     free(rs->rules);
+    for (size_t i = 0; i < rs->ncorrs; i++) {
+        corr_free_fields(&rs->corrs[i]);
+    }
+    free(rs->corrs);
     items_free(rs->lists, rs->nlists);
     items_free(rs->macros, rs->nmacros);
     for (int i = 0; i < BODY_COUNT; i++) {
@@ -564,11 +986,37 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
 
 size_t kt_ruleset_count(const struct kt_ruleset *rs)
 {
-    return rs->nrules;
+    return rs->nrules + rs->ncorrs;
 }
 
 void kt_ruleset_info(const struct kt_ruleset *rs, size_t i, struct kt_rule_info *out)
 {
+    if (i >= rs->nrules) {
+        const struct corr *c = &rs->corrs[i - rs->nrules];
+        *out = (struct kt_rule_info){
+            c->name, c->desc, c->tags, c->source, c->priority, c->enabled, corr_kinds[c->def.kind]};
+        return;
+    }
     const struct rule *r = &rs->rules[i];
-    *out = (struct kt_rule_info){r->name, r->desc, r->tags, r->source, r->priority, r->enabled};
+    *out = (struct kt_rule_info){r->name,     r->desc,    r->tags, r->source,
+                                 r->priority, r->enabled, "rule"};
+}
+
+size_t kt_ruleset_ncorr(const struct kt_ruleset *rs)
+{
+    return rs->ncorrs;
+}
+
+struct kt_corr *kt_ruleset_corr_engine(const struct kt_ruleset *rs)
+{
+    struct kt_corr_def *defs = calloc(rs->ncorrs + 1, sizeof(*defs));
+    struct kt_corr *c = NULL;
+    if (defs != NULL) {
+        for (size_t i = 0; i < rs->ncorrs; i++) {
+            defs[i] = rs->corrs[i].def;
+        }
+        c = kt_corr_create(defs, rs->ncorrs);
+    }
+    free(defs);
+    return c;
 }

@@ -7,6 +7,11 @@
  *       {"kind":"Event", ... one audit event as JSON ...}
  *     fires: [Rule A]          # rules that must fire
  *     not_fires: [Rule B]      # rules that must not
+ *
+ * For correlations, a case gives `events:` instead, a list of events in input order: they
+ * run through the rules and then, in order, through a correlation engine of their own (new
+ * for each case, so cases never share state); fires and not_fires then hold for the whole
+ * case, rules and correlations alike.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +86,28 @@ static int check(yaml_document_t *doc, yaml_node_t *list, int want, const struct
     return ok;
 }
 
+/* Feed the batch's correlation hits, in order, to a new engine; firings become alerts. The
+ * references are the events' positions in the case, from 1. */
+static int run_correlations(const struct kt_ruleset *rs, struct kt_matcher *m, struct kt_batch *b)
+{
+    struct kt_corr *c = kt_ruleset_corr_engine(rs);
+    int rc = c != NULL ? 0 : KT_ENOMEM;
+    size_t nhits = b->nhits;
+    for (size_t k = 0; k < nhits && rc == 0; k++) {
+        const struct kt_corr_hit h = b->hits[k];
+        struct kt_corr_fire f;
+        int fired = kt_corr_feed(c, h.corr, h.step, h.key, h.value, b->events[h.event].ts_us,
+                                 (uint64_t)h.event + 1, &f);
+        if (fired < 0) {
+            rc = fired;
+        } else if (fired == 1) {
+            rc = kt_matcher_fire(m, b, &h, &f);
+        }
+    }
+    kt_corr_destroy(c);
+    return rc;
+}
+
 int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out, int *passed,
                        int *failed, unsigned char *cover, char *errstr, size_t errlen)
 {
@@ -118,33 +145,76 @@ int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out,
         if (c->type != YAML_MAPPING_NODE) {
             continue;
         }
+        yaml_node_t *events = NULL;
         const char *name = scalar_of(&doc, c, "name", &n);
         const char *event = scalar_of(&doc, c, "event", &n);
+        scalar_of(&doc, c, "events", &events);
         scalar_of(&doc, c, "fires", &fires);
         scalar_of(&doc, c, "not_fires", &not_fires);
         name = name != NULL ? name : "(unnamed)";
-        if (event == NULL) {
-            fprintf(out, "FAIL %s:%lu: %s: no event\n", file, line, name);
+        if (events != NULL && events->type != YAML_SEQUENCE_NODE) {
+            events = NULL;
+        }
+        if ((event == NULL) == (events == NULL)) {
+            fprintf(out, "FAIL %s:%lu: %s: needs an event or a list of events\n", file, line, name);
             (*failed)++;
             continue;
         }
         kt_batch_reset(b);
-        size_t len = strlen(event);
-        struct kt_record *r = NULL;
-        if (kt_batch_reserve(b, len) != 0 || (r = kt_batch_add_record(b)) == NULL) {
-            rc = KT_ENOMEM;
+        size_t nev =
+            events != NULL
+                ? (size_t)(events->data.sequence.items.top - events->data.sequence.items.start)
+                : 1;
+        int bad = 0;
+        for (size_t k = 0; k < nev && rc == 0; k++) {
+            const char *text = event;
+            if (events != NULL) {
+                yaml_node_t *e = yaml_document_get_node(&doc, events->data.sequence.items.start[k]);
+                if (e->type != YAML_SCALAR_NODE) {
+                    /* JSON written bare is a YAML flow mapping, not the event's text */
+                    fprintf(out,
+                            "FAIL %s:%lu: %s: event %zu is not a string (write it as a | block)\n",
+                            file, line, name, k + 1);
+                    bad = 1;
+                    break;
+                }
+                text = (const char *)e->data.scalar.value;
+            }
+            size_t len = strlen(text);
+            struct kt_record *r = NULL;
+            if (kt_batch_reserve(b, len + 1) != 0 || (r = kt_batch_add_record(b)) == NULL) {
+                rc = KT_ENOMEM;
+                break;
+            }
+            memcpy(b->buf + b->len, text, len);
+            r->pos = b->len;
+            r->len = len;
+            b->len += len;
+        }
+        if (rc != 0) {
             break;
         }
-        memcpy(b->buf, event, len);
-        b->len = r->len = len;
+        if (bad) {
+            (*failed)++;
+            continue;
+        }
         if ((rc = kt_decode_batch(dec, b)) != 0 || (rc = kt_matcher_run(m, b)) != 0) {
             break;
         }
-        if (b->events[0].reject != NULL) {
-            fprintf(out, "FAIL %s:%lu: %s: event rejected: %s\n", file, line, name,
-                    b->events[0].reject);
+        int rejected = 0;
+        for (size_t k = 0; k < b->nrecs && !rejected; k++) {
+            if (b->events[k].reject != NULL) {
+                fprintf(out, "FAIL %s:%lu: %s: event %zu rejected: %s\n", file, line, name, k + 1,
+                        b->events[k].reject);
+                rejected = 1;
+            }
+        }
+        if (rejected) {
             (*failed)++;
             continue;
+        }
+        if (b->nhits > 0 && (rc = run_correlations(rs, m, b)) != 0) {
+            break;
         }
         int ok = check(&doc, fires, 1, b, file, line, name, out, rs, cover);
         ok &= check(&doc, not_fires, 0, b, file, line, name, out, rs, cover);

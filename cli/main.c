@@ -98,7 +98,12 @@ static int cmd_rules(int argc, char **argv)
         if (rs == NULL) {
             return EXIT_RULES;
         }
-        printf("ok: %zu rules\n", kt_ruleset_count(rs));
+        size_t nc = kt_ruleset_ncorr(rs);
+        printf("ok: %zu rules", kt_ruleset_count(rs) - nc);
+        if (nc > 0) {
+            printf(", %zu correlations", nc);
+        }
+        printf("\n");
         kt_ruleset_destroy(rs);
         return EXIT_OK;
     }
@@ -114,8 +119,12 @@ static int cmd_rules(int argc, char **argv)
         for (size_t i = 0; i < kt_ruleset_count(rs); i++) {
             struct kt_rule_info ri;
             kt_ruleset_info(rs, i, &ri);
-            printf("%-13s %-8s %s  [%s]\n", kt_priority_name(ri.priority),
+            printf("%-13s %-8s %s  [%s]", kt_priority_name(ri.priority),
                    ri.enabled ? "enabled" : "disabled", ri.name, ri.tags);
+            if (strcmp(ri.kind, "rule") != 0) {
+                printf("  (%s)", ri.kind);
+            }
+            printf("\n");
         }
         kt_ruleset_destroy(rs);
         return EXIT_OK;
@@ -294,6 +303,16 @@ static int cmd_replay(int argc, char **argv)
             (unsigned long long)res.records, (unsigned long long)res.st.events,
             (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects,
             (unsigned long long)res.st.alerts, res.seconds, rate);
+    if (rules != NULL && kt_ruleset_ncorr(rules) > 0) {
+        struct kt_store_stats ss;
+        kt_store_stats(store, &ss);
+        fprintf(stderr,
+                "ktrail replay: correlations: %llu groups held (%.1f MB), %llu evicted, %llu late"
+                " events dropped, %llu groups expired\n",
+                (unsigned long long)ss.corr_groups, (double)ss.corr_bytes / 1e6,
+                (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
+                (unsigned long long)ss.corr_expired);
+    }
     if (skipped > 0) {
         fprintf(stderr,
                 "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"

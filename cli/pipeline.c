@@ -229,6 +229,14 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
         }
         p.free[p.nfree++] = p.all[i];
     }
+    if (opts->rules != NULL) {
+        char err[256] = "";
+        /* the writer runs the correlations, in input order, inside each transaction */
+        if ((rc = kt_store_attach_rules(store, opts->rules, err, sizeof(err))) != 0) {
+            kt_error("pipeline", "%s", err);
+            goto out;
+        }
+    }
     rc = kt_writer_create(store, depth, &p.w);
     if (rc != 0) {
         goto out;

@@ -137,6 +137,25 @@ static void render_metrics(struct serve_state *s, struct text *t)
              (unsigned long long)ws.events, (unsigned long long)ss.events,
              (unsigned long long)ss.duplicates, (unsigned long long)ss.rejects,
              (unsigned long long)s->batches_failed);
+    text_add(t,
+             "# HELP ktrail_corr_groups Correlation groups held in memory.\n"
+             "# TYPE ktrail_corr_groups gauge\n"
+             "ktrail_corr_groups %llu\n"
+             "# HELP ktrail_corr_state_bytes Memory the correlation state holds, about.\n"
+             "# TYPE ktrail_corr_state_bytes gauge\n"
+             "ktrail_corr_state_bytes %llu\n"
+             "# HELP ktrail_corr_evicted_total Correlation groups evicted by max_groups.\n"
+             "# TYPE ktrail_corr_evicted_total counter\n"
+             "ktrail_corr_evicted_total %llu\n"
+             "# HELP ktrail_corr_late_total Events later than their correlation's lateness.\n"
+             "# TYPE ktrail_corr_late_total counter\n"
+             "ktrail_corr_late_total %llu\n"
+             "# HELP ktrail_corr_expired_total Correlation groups dropped, their window passed.\n"
+             "# TYPE ktrail_corr_expired_total counter\n"
+             "ktrail_corr_expired_total %llu\n",
+             (unsigned long long)ss.corr_groups, (unsigned long long)ss.corr_bytes,
+             (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
+             (unsigned long long)ss.corr_expired);
     text_add(t, "# HELP ktrail_alerts_total Alerts committed, by rule and priority.\n"
                 "# TYPE ktrail_alerts_total counter\n");
     pthread_mutex_lock(&s->mu);

@@ -20,6 +20,7 @@ void kt_batch_reset(struct kt_batch *b)
     b->norigins = 0;
     kt_arena_reset(&b->arena);
     b->nalerts = 0;
+    b->nhits = 0;
     b->ckpt_kind = KT_CKPT_NONE;
     free(b->ckpt_file.path);
     memset(&b->ckpt_file, 0, sizeof(b->ckpt_file));
@@ -45,6 +46,7 @@ void kt_batch_destroy(struct kt_batch *b)
     free(b->origins);
     free(b->events);
     free(b->alerts);
+    free(b->hits);
     free(b->ckpt_kafka);
     free(b);
 }

@@ -12,8 +12,9 @@
 
 #include "kt.h"
 
-struct kt_event; /* analyze/event.h */
-struct kt_alert; /* analyze/rules.h */
+struct kt_event;    /* analyze/event.h */
+struct kt_alert;    /* analyze/alert.h */
+struct kt_corr_hit; /* analyze/alert.h */
 
 /* One framed JSON value (or one piece of input that could not be framed). */
 struct kt_record {
@@ -61,9 +62,12 @@ struct kt_batch {
     struct kt_arena arena;   /* unescaped strings and lists of decoded events */
     struct kt_event *events; /* one per record, same index (analyze fills) */
     size_t capevents;        /* events allocated */
-    struct kt_alert *alerts; /* rule matches (analyze fills) */
+    struct kt_alert *alerts; /* rule matches (analyze fills); the store appends firings */
     size_t nalerts;
     size_t capalerts;
+    struct kt_corr_hit *hits; /* correlation steps events matched, in event order */
+    size_t nhits;             /* hits used */
+    size_t caphits;           /* hits allocated */
 
     /* durability */
     int ckpt_kind;                 /* enum kt_ckpt_kind */

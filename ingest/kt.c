@@ -105,6 +105,27 @@ void kt_arena_reset(struct kt_arena *a)
     a->used = 0;
 }
 
+struct kt_arena_mark kt_arena_mark(const struct kt_arena *a)
+{
+    return (struct kt_arena_mark){a->head, a->used};
+}
+
+void kt_arena_rewind(struct kt_arena *a, struct kt_arena_mark m)
+{
+    while (a->head != m.head && a->head != NULL) {
+        struct kt_arena_block *blk = a->head;
+        a->head = blk->next;
+        if (blk->size == ARENA_BLOCK) {
+            blk->next = a->spare;
+            a->spare = blk;
+        } else {
+            a->total -= blk->size;
+            free(blk);
+        }
+    }
+    a->used = m.used;
+}
+
 void kt_arena_free(struct kt_arena *a)
 {
     struct kt_arena_block *lists[2] = {a->head, a->spare};

@@ -65,6 +65,14 @@ char *kt_arena_dup(struct kt_arena *a, const char *p, size_t len);
 void kt_arena_reset(struct kt_arena *a);
 /* Release every block. The arena may be reused afterwards (it is empty). */
 void kt_arena_free(struct kt_arena *a);
+/* Where an arena stands, to forget what is allocated after it (benchmarks repeating work). */
+struct kt_arena_mark {
+    struct kt_arena_block *head; /* the current block then */
+    size_t used;                 /* bytes used in it then */
+};
+struct kt_arena_mark kt_arena_mark(const struct kt_arena *a);
+/* Forget the allocations made since m (blocks added since go to the spares, as reset does). */
+void kt_arena_rewind(struct kt_arena *a, struct kt_arena_mark m);
 
 /* Logging: level-checked before arguments are evaluated; lines carry a module prefix. */
 enum kt_log_level { KT_LOG_ERROR = 0, KT_LOG_WARN = 1, KT_LOG_INFO = 2, KT_LOG_DEBUG = 3 };

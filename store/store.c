@@ -37,13 +37,14 @@
 
 #include "../analyze/alert.h"
 #include "../analyze/event.h"
+#include "../analyze/rules.h"
 #include "store_int.h"
 #include "store_sql.h"
 
-enum { SCHEMA_VERSION = 2 };
+enum { SCHEMA_VERSION = 3 };
 
 /* migrations[i] takes user_version from i to i + 1. */
-static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2};
+static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3};
 
 enum { REJECT_TEXT = 1024 }; /* bytes of a rejected record kept in rejects.text */
 
@@ -66,6 +67,14 @@ enum {
     ST_CKPT_GET,
     ST_CKPT_KAFKA_UPSERT,
     ST_CKPT_KAFKA_GET,
+    ST_ALERT_EVENT,
+    ST_CORR_PUT,
+    ST_CORR_DEL,
+    ST_CORR_LOAD,
+    ST_SEEN_PUT,
+    ST_SEEN_GET,
+    ST_SEEN_LOAD,
+    ST_SEEN_START,
     ST_COUNT
 };
 
@@ -84,6 +93,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_CKPT_GET] = SQL_CKPT_GET,
     [ST_CKPT_KAFKA_UPSERT] = SQL_CKPT_KAFKA_UPSERT,
     [ST_CKPT_KAFKA_GET] = SQL_CKPT_KAFKA_GET,
+    [ST_ALERT_EVENT] = SQL_ALERT_EVENT_INSERT,
+    [ST_CORR_PUT] = SQL_CORR_PUT,
+    [ST_CORR_DEL] = SQL_CORR_DEL,
+    [ST_CORR_LOAD] = SQL_CORR_LOAD,
+    [ST_SEEN_PUT] = SQL_SEEN_PUT,
+    [ST_SEEN_GET] = SQL_SEEN_GET,
+    [ST_SEEN_LOAD] = SQL_SEEN_LOAD,
+    [ST_SEEN_START] = SQL_SEEN_START,
 };
 
 struct kt_store {
@@ -102,6 +119,15 @@ struct kt_store {
     size_t max_text;              /* longest text SQLite accepts (SQLITE_LIMIT_LENGTH) */
     pthread_mutex_t smu;          /* guards totals, so stats never wait for a transaction */
     struct kt_store_stats totals; /* since open */
+
+    /* correlations (kt_store_attach_rules): fed by the writer inside each transaction */
+    const struct kt_ruleset *rules; /* borrowed, or NULL */
+    struct kt_corr *corr;           /* the engine, or NULL when the rules have none */
+    struct kt_matcher *cm;          /* renders firings (the writer's own matcher) */
+    const char **corr_name;         /* per correlation: its name (the rule set's) */
+    int *corr_kind;                 /* per correlation: enum kt_corr_kind */
+    size_t ncorr;                   /* count */
+    int64_t now;                    /* wall clock of the transaction, for updated_at */
 
     /* the checkpointer: copies the WAL into the database off the writer's path */
     int ckpt_pages;       /* WAL size (pages) that wakes it */
@@ -475,6 +501,10 @@ void kt_store_close(struct kt_store *st)
         return;
     }
     stop_checkpointer(st);
+    kt_corr_destroy(st->corr);
+    kt_matcher_destroy(st->cm);
+    free(st->corr_name);
+    free(st->corr_kind);
     dict_free(&st->dict);
     for (int i = 0; i < ST_COUNT; i++) {
         sqlite3_finalize(st->st[i]);
@@ -834,11 +864,225 @@ static int write_ckpt_kafka(struct kt_store *st, const struct kt_batch *b, int64
     return rc;
 }
 
+/* ---- correlations ---- */
+
+/* Link a correlation's alert (row alert_id) to each event behind it. */
+static int write_alert_events(struct kt_store *st, const struct kt_alert *a, int64_t alert_id)
+{
+    sqlite3_stmt *q = st->st[ST_ALERT_EVENT];
+    int rc = 0;
+
+    for (size_t i = 0; i < a->nrefs && rc == 0; i++) {
+        sqlite3_bind_int64(q, 1, alert_id);
+        sqlite3_bind_int64(q, 2, (int64_t)a->refs[i]);
+        rc = step_done(q);
+    }
+    return rc;
+}
+
+/* A first_seen key not in memory: bring its stored sighting back, if any. 0 or KT_EIO. */
+static int seen_lookup(struct kt_store *st, const struct kt_corr_hit *h)
+{
+    sqlite3_stmt *q = st->st[ST_SEEN_GET];
+    int rc = 0;
+
+    sqlite3_bind_text(q, 1, st->corr_name[h->corr], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, h->key.ptr, (int)h->key.len, SQLITE_STATIC);
+    int s = sqlite3_step(q);
+    if (s == SQLITE_ROW) {
+        struct kt_corr_state cs = {.def = h->corr,
+                                   .key = h->key,
+                                   .first_ts = sqlite3_column_int64(q, 0),
+                                   .last_ts = sqlite3_column_int64(q, 1)};
+        rc = kt_corr_restore(st->corr, &cs) != 0 ? KT_EIO : 0;
+    } else if (s != SQLITE_DONE) {
+        rc = KT_EIO;
+    }
+    sqlite3_reset(q);
+    return rc;
+}
+
+/*
+ * Feed the engine the hits of event i (from *next on: hits are in event order), just stored
+ * as row id by this transaction (a duplicate was fed when it was first stored, so a replay
+ * never alerts again). A firing appends its alert to b->alerts, on the event that completed
+ * it, with its references. 0, KT_EIO or KT_ENOMEM.
+ */
+static int feed_corr(struct kt_store *st, struct kt_batch *b, size_t i, int64_t id, size_t *next)
+{
+    for (; *next < b->nhits && b->hits[*next].event <= i; (*next)++) {
+        const struct kt_corr_hit *h = &b->hits[*next];
+        struct kt_corr_fire f;
+        if (h->event < i || h->corr >= st->ncorr) {
+            continue; /* a duplicate's or a reject's */
+        }
+        if (st->corr_kind[h->corr] == KT_CORR_FIRST_SEEN &&
+            !kt_corr_has(st->corr, h->corr, h->key) && seen_lookup(st, h) != 0) {
+            return KT_EIO;
+        }
+        int rc = kt_corr_feed(st->corr, h->corr, h->step, h->key, h->value, b->events[i].ts_us,
+                              (uint64_t)id, &f);
+        if (rc < 0) {
+            return rc;
+        }
+        if (rc == 1 && kt_matcher_fire(st->cm, b, h, &f) != 0) {
+            return KT_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int corr_put(void *ctx, const struct kt_corr_state *cs)
+{
+    struct kt_store *st = ctx;
+    sqlite3_stmt *q;
+
+    if (st->corr_kind[cs->def] == KT_CORR_FIRST_SEEN) {
+        q = st->st[ST_SEEN_PUT];
+        sqlite3_bind_text(q, 1, st->corr_name[cs->def], -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, cs->key.ptr, (int)cs->key.len, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, cs->first_ts);
+        sqlite3_bind_int64(q, 4, cs->last_ts);
+        return step_done(q);
+    }
+    q = st->st[ST_CORR_PUT];
+    sqlite3_bind_text(q, 1, st->corr_name[cs->def], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, cs->key.ptr, (int)cs->key.len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, cs->last_ts);
+    sqlite3_bind_blob(q, 4, cs->blob, (int)cs->len, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 5, st->now);
+    return step_done(q);
+}
+
+static int corr_del(void *ctx, size_t def, struct kt_str key)
+{
+    struct kt_store *st = ctx;
+    sqlite3_stmt *q = st->st[ST_CORR_DEL];
+
+    sqlite3_bind_text(q, 1, st->corr_name[def], -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, key.ptr, (int)key.len, SQLITE_STATIC);
+    return step_done(q);
+}
+
+/*
+ * (Re)build the engine's state from the database: every stored group of count, distinct and
+ * sequence correlations, oldest first (so the cap evicts as it would have), and for
+ * first_seen the start of learning plus the most recent keys (the rest are looked up when
+ * seen). The caller holds st->mu. 0, KT_EIO or KT_ENOMEM.
+ */
+static int corr_restore_all(struct kt_store *st)
+{
+    int rc = 0;
+
+    kt_corr_clear(st->corr);
+    for (size_t j = 0; j < st->ncorr && rc == 0; j++) {
+        sqlite3_stmt *q;
+        int s;
+        if (st->corr_kind[j] == KT_CORR_FIRST_SEEN) {
+            q = st->st[ST_SEEN_START];
+            sqlite3_bind_text(q, 1, st->corr_name[j], -1, SQLITE_STATIC);
+            if ((s = sqlite3_step(q)) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL) {
+                kt_corr_set_start(st->corr, j, sqlite3_column_int64(q, 0));
+            }
+            sqlite3_reset(q);
+            q = st->st[ST_SEEN_LOAD];
+            sqlite3_bind_text(q, 1, st->corr_name[j], -1, SQLITE_STATIC);
+            sqlite3_bind_int64(q, 2, 10000);
+            while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW) {
+                struct kt_corr_state cs = {.def = j,
+                                           .key = {(const char *)sqlite3_column_text(q, 0),
+                                                   (size_t)sqlite3_column_bytes(q, 0)},
+                                           .first_ts = sqlite3_column_int64(q, 1),
+                                           .last_ts = sqlite3_column_int64(q, 2)};
+                rc = kt_corr_restore(st->corr, &cs);
+            }
+        } else {
+            q = st->st[ST_CORR_LOAD];
+            sqlite3_bind_text(q, 1, st->corr_name[j], -1, SQLITE_STATIC);
+            while (rc == 0 && (s = sqlite3_step(q)) == SQLITE_ROW) {
+                struct kt_corr_state cs = {.def = j,
+                                           .key = {(const char *)sqlite3_column_text(q, 0),
+                                                   (size_t)sqlite3_column_bytes(q, 0)},
+                                           .blob = sqlite3_column_blob(q, 1),
+                                           .len = (size_t)sqlite3_column_bytes(q, 1),
+                                           .last_ts = sqlite3_column_int64(q, 2)};
+                rc = kt_corr_restore(st->corr, &cs);
+            }
+        }
+        if (rc == 0 && s != SQLITE_DONE) {
+            kt_error("store", "restoring correlation state: %s", sqlite3_errmsg(st->db));
+            rc = KT_EIO;
+        }
+        sqlite3_reset(q);
+    }
+    /* restoring evicts past max_groups: those deletions are written with the next batch */
+    return rc;
+}
+
+int kt_store_attach_rules(struct kt_store *st, const struct kt_ruleset *rs, char *errstr,
+                          size_t errlen)
+{
+    int rc = 0;
+
+    if (rs == NULL || st->rules == rs || kt_ruleset_ncorr(rs) == 0) {
+        return 0;
+    }
+    pthread_mutex_lock(&st->mu);
+    kt_corr_destroy(st->corr);
+    kt_matcher_destroy(st->cm);
+    free(st->corr_name);
+    free(st->corr_kind);
+    st->ncorr = kt_ruleset_ncorr(rs);
+    st->corr = kt_ruleset_corr_engine(rs);
+    st->cm = kt_matcher_create(rs);
+    st->corr_name = calloc(st->ncorr, sizeof(*st->corr_name));
+    st->corr_kind = calloc(st->ncorr, sizeof(*st->corr_kind));
+    if (st->corr == NULL || st->cm == NULL || st->corr_name == NULL || st->corr_kind == NULL) {
+        snprintf(errstr, errlen, "out of memory");
+        rc = KT_ENOMEM;
+    }
+    size_t nrules = kt_ruleset_count(rs) - st->ncorr;
+    for (size_t j = 0; rc == 0 && j < st->ncorr; j++) {
+        struct kt_rule_info ri;
+        kt_ruleset_info(rs, nrules + j, &ri);
+        st->corr_name[j] = ri.name;
+        st->corr_kind[j] = strcmp(ri.kind, "count") == 0      ? KT_CORR_COUNT
+                           : strcmp(ri.kind, "distinct") == 0 ? KT_CORR_DISTINCT
+                           : strcmp(ri.kind, "sequence") == 0 ? KT_CORR_SEQUENCE
+                                                              : KT_CORR_FIRST_SEEN;
+    }
+    if (rc == 0) {
+        kt_corr_track(st->corr, 1);
+        st->rules = rs;
+        if ((rc = corr_restore_all(st)) != 0) {
+            snprintf(errstr, errlen, "cannot restore correlation state: %s",
+                     sqlite3_errmsg(st->db));
+        }
+    }
+    if (rc != 0) {
+        kt_corr_destroy(st->corr);
+        kt_matcher_destroy(st->cm);
+        st->corr = NULL;
+        st->cm = NULL;
+        st->rules = NULL;
+        st->ncorr = 0;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+}
+
 /* The body of the transaction; the caller commits or rolls back. Counts into *d. */
-static int write_batch(struct kt_store *st, const struct kt_batch *b, struct kt_store_stats *d)
+static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_stats *d)
 {
     int64_t now = kt_now_wall_us();
     int rc = reserve(st, b);
+
+    /* firings appended by an earlier attempt at this batch (rolled back) go: they come again */
+    while (b->nalerts > 0 && b->alerts[b->nalerts - 1].refs != NULL) {
+        b->nalerts--;
+    }
+    st->now = now;
+    size_t next_hit = 0; /* the next correlation hit to feed (hits are in event order) */
 
     for (size_t o = 0; o < b->norigins && rc == 0; o++) {
         rc = dict_id(&st->dict, b->origins[o], strlen(b->origins[o]), &st->origin_ids[o]);
@@ -860,6 +1104,9 @@ static int write_batch(struct kt_store *st, const struct kt_batch *b, struct kt_
             d->duplicates++;
         } else {
             d->events++;
+            if (st->corr != NULL && (rc = feed_corr(st, b, i, st->ids[i], &next_hit)) != 0) {
+                break;
+            }
         }
         if (st->opts.keep_raw_all || (b->events[i].flags & KT_EV_KEEP_RAW)) {
             int64_t id = 0;
@@ -885,6 +1132,9 @@ static int write_batch(struct kt_store *st, const struct kt_batch *b, struct kt_
         rc = event_row(st, b, a->event, &id);
         if (rc == 0) {
             rc = write_alert(st, b, a, id, &added);
+        }
+        if (rc == 0 && added && a->refs != NULL) {
+            rc = write_alert_events(st, a, sqlite3_last_insert_rowid(st->db));
         }
         /* an alerted event's JSON is always kept: it is the evidence */
         if (rc == 0) {
@@ -936,6 +1186,10 @@ static int write_txn(struct kt_store *st, struct kt_batch *const *bs, size_t n,
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = write_batch(st, bs[i], &sum);
     }
+    /* the correlation state these batches leave, in their transaction */
+    if (rc == 0 && st->corr != NULL) {
+        rc = kt_corr_checkpoint(st->corr, corr_put, corr_del, st) != 0 ? KT_EIO : 0;
+    }
     if (rc == 0 && step_done(st->st[ST_COMMIT]) != 0) {
         rc = KT_EIO;
     }
@@ -948,12 +1202,26 @@ static int write_txn(struct kt_store *st, struct kt_batch *const *bs, size_t n,
         }
         /* ids cached during the transaction may name strings rows that no longer exist */
         dict_forget(&st->dict);
+        /* the engine saw what was rolled back: back to the state stored with the last commit */
+        if (st->corr != NULL && corr_restore_all(st) != 0) {
+            kt_error("store", "correlation state not restored after a rollback: %s",
+                     sqlite3_errmsg(st->db));
+        }
         return rc;
     }
     sum.batches = n;
     st->commits++;
     pthread_mutex_lock(&st->smu);
     add_stats(&st->totals, &sum);
+    if (st->corr != NULL) {
+        struct kt_corr_stats cs;
+        kt_corr_stats(st->corr, &cs);
+        st->totals.corr_groups = cs.groups;
+        st->totals.corr_bytes = cs.bytes;
+        st->totals.corr_evicted = cs.evicted;
+        st->totals.corr_expired = cs.expired;
+        st->totals.corr_late = cs.late;
+    }
     pthread_mutex_unlock(&st->smu);
     add_stats(d, &sum);
     return 0;

@@ -26,6 +26,12 @@ struct kt_store_stats {
     uint64_t rejects;    /* records kept in rejects */
     uint64_t alerts;     /* alerts inserted (a rule already stored for the event not counted) */
     uint64_t batches;    /* batches committed (the writer may commit several in one transaction) */
+    /* correlations, as of the last commit (totals only: not summed per batch) */
+    uint64_t corr_groups;  /* groups held in memory */
+    uint64_t corr_bytes;   /* memory they hold, about */
+    uint64_t corr_evicted; /* groups evicted by max_groups since open */
+    uint64_t corr_expired; /* groups dropped since open, their window having passed */
+    uint64_t corr_late;    /* observations dropped for arriving later than their lateness */
 };
 
 /*
@@ -44,6 +50,17 @@ void kt_store_close(struct kt_store *s);
  * (b is inconsistent: records without events, an alert naming no event; nothing stored).
  */
 int kt_store_write(struct kt_store *s, struct kt_batch *b, struct kt_store_stats *delta);
+
+/*
+ * Run the correlations of rs (borrowed: it must outlive the store) in the writer: restores
+ * their state stored by earlier runs, then each transaction feeds the engine the hits of the
+ * events it inserts, stores firings as alerts with their alert_events, and checkpoints the
+ * state it changed. A rule set without correlations, or the one already attached, is a no-op.
+ * Call before writing. 0, KT_EIO or KT_ENOMEM (errstr says why).
+ */
+struct kt_ruleset;
+int kt_store_attach_rules(struct kt_store *s, const struct kt_ruleset *rs, char *errstr,
+                          size_t errlen);
 
 /* A kt_ckpt_lookup_fn over the ckpt_file table; ctx is the struct kt_store. Thread-safe. */
 int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode, int *done);

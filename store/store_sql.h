@@ -214,6 +214,41 @@
     "  updated_at  INTEGER NOT NULL, -- wall clock, microseconds since the epoch\n"                \
     "  PRIMARY KEY (topic, partition)) WITHOUT ROWID;\n"
 
+/* ---- schema version 3: correlations (stateful detection) ---- */
+
+/*
+ * A correlation's alert is a row of alerts on the event that completed it; alert_events links
+ * it to every event that contributed (the count's events, the distinct values' latest
+ * sightings, each step of a sequence), so one join pulls the whole story. corr_state holds
+ * each open group of count, distinct and sequence correlations as of the last commit, written
+ * in the same transaction as the events that changed it: a restart continues the windows.
+ * first_seen holds every key a first_seen correlation has seen, with its first and last
+ * sighting (event time); memory only caches it. Group keys are the by-values joined with
+ * char(31): replace(group_key, char(31), '|') prints them as alerts do.
+ */
+#define SQL_SCHEMA_V3                                                                              \
+    "CREATE TABLE alert_events (\n"                                                                \
+    "  -- the events behind a correlation's alert, one row per (alert, event)\n"                  \
+    "  alert_id INTEGER NOT NULL REFERENCES alerts (id),\n"                                        \
+    "  event_id INTEGER NOT NULL REFERENCES events (id),\n"                                        \
+    "  PRIMARY KEY (alert_id, event_id)) WITHOUT ROWID;\n"                                         \
+    "CREATE INDEX alert_events_event ON alert_events (event_id);\n"                               \
+    "CREATE TABLE corr_state (\n"                                                                  \
+    "  -- open groups of count, distinct and sequence correlations, as of the last commit\n"      \
+    "  rule       TEXT NOT NULL,    -- correlation name\n"                                        \
+    "  group_key  TEXT NOT NULL,    -- its by-values joined with char(31)\n"                      \
+    "  last_ts    INTEGER NOT NULL, -- newest event time in the group, microseconds\n"            \
+    "  state      BLOB NOT NULL,    -- the group's observations (ktrail's format)\n"             \
+    "  updated_at INTEGER NOT NULL, -- wall clock, microseconds since the epoch\n"                \
+    "  PRIMARY KEY (rule, group_key)) WITHOUT ROWID;\n"                                            \
+    "CREATE TABLE first_seen (\n"                                                                  \
+    "  -- every key a first_seen correlation has seen\n"                                          \
+    "  rule     TEXT NOT NULL,    -- correlation name\n"                                          \
+    "  key      TEXT NOT NULL,    -- its by-values joined with char(31)\n"                        \
+    "  first_ts INTEGER NOT NULL, -- event time first seen, microseconds\n"                       \
+    "  last_ts  INTEGER NOT NULL, -- event time last seen, microseconds\n"                        \
+    "  PRIMARY KEY (rule, key)) WITHOUT ROWID;\n"
+
 /* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
@@ -275,6 +310,26 @@ enum {
     "INSERT INTO ckpt_kafka (topic, partition, next_offset, updated_at) VALUES (?1, ?2, ?3, ?4)"   \
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"            \
     " updated_at = excluded.updated_at"
+#define SQL_ALERT_EVENT_INSERT                                                                     \
+    "INSERT OR IGNORE INTO alert_events (alert_id, event_id) VALUES (?1, ?2)"
+#define SQL_CORR_PUT                                                                               \
+    "INSERT INTO corr_state (rule, group_key, last_ts, state, updated_at)"                         \
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (rule, group_key) DO UPDATE SET"                     \
+    " last_ts = excluded.last_ts, state = excluded.state, updated_at = excluded.updated_at"
+#define SQL_CORR_DEL "DELETE FROM corr_state WHERE rule = ?1 AND group_key = ?2"
+#define SQL_CORR_LOAD                                                                              \
+    "SELECT group_key, state, last_ts FROM corr_state WHERE rule = ?1 ORDER BY last_ts"
+#define SQL_SEEN_PUT                                                                               \
+    "INSERT INTO first_seen (rule, key, first_ts, last_ts) VALUES (?1, ?2, ?3, ?4)"                \
+    " ON CONFLICT (rule, key) DO UPDATE SET first_ts = min(first_ts, excluded.first_ts),"          \
+    " last_ts = max(last_ts, excluded.last_ts)"
+#define SQL_SEEN_GET "SELECT first_ts, last_ts FROM first_seen WHERE rule = ?1 AND key = ?2"
+/* the most recently seen keys (up to ?2), oldest first, to warm the cache on open */
+#define SQL_SEEN_LOAD                                                                              \
+    "SELECT key, first_ts, last_ts FROM (SELECT key, first_ts, last_ts FROM first_seen"            \
+    " WHERE rule = ?1 ORDER BY last_ts DESC LIMIT ?2) ORDER BY last_ts"
+/* when the learning period began: the earliest sighting */
+#define SQL_SEEN_START "SELECT min(first_ts) FROM first_seen WHERE rule = ?1"
 #define SQL_CKPT_KAFKA_GET "SELECT next_offset FROM ckpt_kafka WHERE topic = ?1 AND partition = ?2"
 
 /* clang-format on */

@@ -160,6 +160,19 @@ static void test_rules_prefilter_never_skips_a_match(void **state)
         "not ka.target.resource=pods",
     };
     assert_string_equal(conds_on(c2, 5, ev), "r0,r2,r4");
+    /* stages: known names, a list, and a stage text the decoder does not know */
+    const char *const c3[] = {
+        "ka.stage=ResponseComplete and ka.verb=impersonate",
+        "ka.stage=ResponseStarted",
+        "ka.stage in (Panic, ResponseComplete)",
+        "ka.stage=Weird",
+        "not ka.stage=ResponseStarted",
+    };
+    assert_string_equal(conds_on(c3, 5, ev), "r0,r2,r4");
+    const char *weird = "{\"auditID\":\"p2\",\"stage\":\"Weird\",\"verb\":\"get\","
+                        "\"requestURI\":\"/x\",\"user\":{\"username\":\"bob\"},"
+                        "\"stageTimestamp\":\"2024-05-01T00:00:00.000001Z\"}";
+    assert_string_equal(conds_on(c3, 5, weird), "r3,r4");
 }
 
 /* The body walker (walk.c): skipped subtrees with brackets and quotes inside strings, escapes
@@ -628,6 +641,194 @@ static void test_rules_default_pack_loads_and_fires(void **state)
     kt_ruleset_destroy(rs);
 }
 
+/* ---- correlations: items, hits, firings ---- */
+
+static const char *const CORR_YAML =
+    "- rule: creates\n  desc: d\n  condition: ka.verb = create\n  output: o\n"
+    "  priority: INFO\n  enabled: false\n"
+    "- count: by user and ip\n  desc: d\n  rule: creates\n  by: [ka.user.name, ka.sourceips]\n"
+    "  window: 60s\n  threshold: 2\n  output: \"%count creates by %group, last %ka.target.name\"\n"
+    "  priority: WARNING\n  tags: [t]\n"
+    "- distinct: names\n  desc: d\n  condition: ka.target.resource = pods\n"
+    "  field: ka.target.name\n  by: [ka.user.name]\n  window: 5m\n  threshold: 3\n"
+    "  output: o\n  priority: NOTICE\n"
+    "- sequence: seq\n  desc: d\n  window: 1h\n  ordered: false\n  steps:\n"
+    "    - {condition: ka.verb = delete, by: [ka.target.name]}\n"
+    "    - {rule: creates, by: [ka.target.namespace, ka.target.name]}\n"
+    "  output: o\n  priority: NOTICE\n"
+    "- count: nobody\n  desc: d\n  rule: creates\n  by: [ka.impuser.name]\n  window: 60s\n"
+    "  threshold: 1\n  output: o\n  priority: NOTICE\n";
+
+static void test_corr_items_record_hits_with_keys(void **state)
+{
+    (void)state;
+    struct run r;
+    assert_int_equal(run_rules(&r, CORR_YAML, NULL, POD_EVENT, KT_PRIO_DEBUG), 0);
+    /* the referenced rule is disabled: it does not alert, but its condition is used */
+    assert_int_equal(r.b->nalerts, 0);
+    assert_int_equal(kt_ruleset_count(r.rs), 5);
+    assert_int_equal(kt_ruleset_ncorr(r.rs), 4);
+    struct kt_rule_info ri;
+    kt_ruleset_info(r.rs, 2, &ri);
+    assert_string_equal(ri.name, "names");
+    assert_string_equal(ri.kind, "distinct");
+    /* count, distinct, and step 1 of the sequence; "nobody" has no impersonated user: no
+     * group, no hit; the delete step does not match */
+    assert_int_equal(r.b->nhits, 3);
+    const struct kt_corr_hit *h = r.b->hits;
+    assert_int_equal(h[0].corr, 0);
+    assert_int_equal(h[0].key.len, strlen("alice\x1f"
+                                          "10.0.0.1"));
+    assert_memory_equal(h[0].key.ptr,
+                        "alice\x1f"
+                        "10.0.0.1",
+                        h[0].key.len);
+    assert_int_equal(h[1].corr, 1);
+    assert_memory_equal(h[1].key.ptr, "alice", 5);
+    assert_int_equal(h[1].value.len, 1);
+    assert_memory_equal(h[1].value.ptr, "p", 1);
+    assert_int_equal(h[2].corr, 2);
+    assert_int_equal(h[2].step, 1);
+    assert_memory_equal(h[2].key.ptr, "web\x1fp", 5);
+
+    /* two sightings fire the count: the alert renders %count and %group and the last
+     * event's fields, links both events, and names the correlation */
+    struct kt_corr *c = kt_ruleset_corr_engine(r.rs);
+    struct kt_matcher *m = kt_matcher_create(r.rs);
+    struct kt_corr_fire f;
+    assert_int_equal(kt_corr_feed(c, 0, 0, h[0].key, h[0].value, 0, 7, &f), 0);
+    assert_int_equal(kt_corr_feed(c, 0, 0, h[0].key, h[0].value, 1000, 8, &f), 1);
+    assert_int_equal(kt_matcher_fire(m, r.b, &h[0], &f), 0);
+    assert_int_equal(r.b->nalerts, 1);
+    const struct kt_alert *a = &r.b->alerts[0];
+    assert_string_equal(a->rule, "by user and ip");
+    assert_int_equal(a->priority, KT_PRIO_WARNING);
+    assert_int_equal(a->nrefs, 2);
+    assert_int_equal(a->refs[0], 7);
+    assert_int_equal(a->refs[1], 8);
+    assert_int_equal(a->output.len, strlen("2 creates by alice|10.0.0.1, last p"));
+    assert_memory_equal(a->output.ptr, "2 creates by alice|10.0.0.1, last p", a->output.len);
+    assert_non_null(strstr(a->fields.ptr, "\"corr.group\":\"alice|10.0.0.1\""));
+    assert_non_null(strstr(a->fields.ptr, "\"corr.count\":2"));
+    kt_matcher_destroy(m);
+    kt_corr_destroy(c);
+    run_done(&r);
+}
+
+static void test_corr_first_seen_one_hit_per_key_and_batch(void **state)
+{
+    (void)state;
+    static const char *const yaml =
+        "- first_seen: new agent\n  desc: d\n  condition: ka.verb = create\n"
+        "  by: [ka.user.name, ka.useragent]\n  output: o\n  priority: NOTICE\n";
+    struct run r;
+    assert_int_equal(run_rules(&r, yaml, NULL, POD_EVENT, KT_PRIO_DEBUG), 0);
+    assert_int_equal(r.b->nhits, 1);
+    /* the same key three times, then another agent, in one batch: two hits */
+    kt_batch_reset(r.b);
+    size_t len = strlen(POD_EVENT);
+    for (int i = 0; i < 4; i++) {
+        const char *ev = POD_EVENT;
+        char other[4096];
+        if (i == 3) {
+            const char *ua = strstr(POD_EVENT, "kubectl/v1.29");
+            snprintf(other, sizeof(other), "%.*scurl/8.5.0%s", (int)(ua - POD_EVENT), POD_EVENT,
+                     ua + strlen("kubectl/v1.29"));
+            ev = other;
+        }
+        len = strlen(ev);
+        assert_int_equal(kt_batch_reserve(r.b, len), 0);
+        struct kt_record *rec = kt_batch_add_record(r.b);
+        memcpy(r.b->buf + r.b->len, ev, len);
+        rec->pos = r.b->len;
+        rec->len = len;
+        r.b->len += len;
+    }
+    struct kt_decoder *d = kt_decoder_create();
+    struct kt_matcher *m = kt_matcher_create(r.rs);
+    assert_int_equal(kt_decode_batch(d, r.b), 0);
+    assert_int_equal(kt_matcher_run(m, r.b), 0);
+    assert_int_equal(r.b->nhits, 2);
+    assert_int_equal(r.b->hits[0].event, 0);
+    assert_int_equal(r.b->hits[1].event, 3);
+    /* the next batch records the key again */
+    r.b->nhits = 0;
+    assert_int_equal(kt_matcher_run(m, r.b), 0);
+    assert_int_equal(r.b->nhits, 2);
+    kt_matcher_destroy(m);
+    kt_decoder_destroy(d);
+    run_done(&r);
+}
+
+static void test_corr_errors_name_file_line_and_item(void **state)
+{
+    (void)state;
+    static const char *const base = "  desc: d\n  output: o\n  priority: INFO\n";
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"- count: c\n  rule: nope\n  by: [ka.user.name]\n  window: 60s\n  threshold: 2\n",
+         ":1: count c: unknown rule referenced: nope"},
+        {"- count: c\n  condition: ka.verb = get\n  by: [ka.user.name]\n  window: 1y\n"
+         "  threshold: 2\n",
+         ":4: item c: window: not a duration"},
+        {"- count: c\n  condition: ka.verb = get\n  by: [ka.user.name]\n  window: 60s\n",
+         ":1: item c: a count needs a threshold:"},
+        {"- count: c\n  condition: ka.verb = get\n  window: 60s\n  threshold: 2\n",
+         ":1: item c: by: needs a list of fields"},
+        {"- count: c\n  condition: ka.verb = get\n  by: [ka.nope]\n  window: 60s\n"
+         "  threshold: 2\n",
+         ":1: count c: unknown field in by: ka.nope"},
+        {"- distinct: c\n  condition: ka.verb = get\n  by: [ka.user.name]\n  window: 60s\n"
+         "  threshold: 2\n",
+         ":1: item c: a distinct needs a field:"},
+        {"- sequence: c\n  window: 60s\n  steps: [{condition: ka.verb = get, by: [ka.verb]}]\n",
+         ":3: item c: a sequence needs steps:"},
+        {"- count: c\n  condition: ka.verb ==== get\n  by: [ka.user.name]\n  window: 60s\n"
+         "  threshold: 2\n",
+         ":1: count c: "},
+        {"- count: c\n  condition: ka.verb = get\n  by: [ka.user.name]\n  window: 60s\n"
+         "  threshold: 2\n  bogus: 1\n",
+         ":6: item c: unknown key 'bogus'"},
+        {"- first_seen: c\n  condition: ka.verb = get\n  by: [ka.user.name]\n  learning: x\n",
+         ":4: item c: learning: not a duration"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[1024];
+        snprintf(yaml, sizeof(yaml), "%s%s", cases[i].yaml, base);
+        const char *got = fire(yaml, POD_EVENT);
+        if (strncmp(got, "ERROR ", 6) != 0 || strstr(got, cases[i].want) == NULL) {
+            fail_msg("case %zu: want \"%s\", got \"%s\"", i, cases[i].want, got);
+        }
+    }
+    /* a correlation may not take a rule's name */
+    const char *got = fire("- rule: c\n  desc: d\n  condition: ka.verb = get\n  output: o\n"
+                           "  priority: INFO\n- count: c\n  condition: ka.verb = get\n"
+                           "  by: [ka.user.name]\n  window: 60s\n  threshold: 2\n  desc: d\n"
+                           "  output: o\n  priority: INFO\n",
+                           POD_EVENT);
+    assert_non_null(strstr(got, ":6: item c: a rule already has this name"));
+    /* appending to and disabling a correlation from a later file */
+    static const char *const one =
+        "- count: c\n  condition: ka.verb = create\n  by: [ka.user.name]\n  window: 60s\n"
+        "  threshold: 2\n  desc: d\n  output: o\n  priority: INFO\n";
+    struct run r;
+    assert_int_equal(run_rules(&r, one,
+                               "- count: c\n  condition: and ka.user.name = bob\n"
+                               "  append: true\n",
+                               POD_EVENT, KT_PRIO_DEBUG),
+                     0);
+    assert_int_equal(r.b->nhits, 0);
+    run_done(&r);
+    assert_int_equal(run_rules(&r, one, "- count: c\n  enabled: false\n", POD_EVENT, KT_PRIO_DEBUG),
+                     0);
+    assert_int_equal(r.b->nhits, 0);
+    run_done(&r);
+    assert_int_equal(run_rules(&r, one, NULL, POD_EVENT, KT_PRIO_DEBUG), 0);
+    assert_int_equal(r.b->nhits, 1);
+    run_done(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -648,6 +849,9 @@ int main(void)
         cmocka_unit_test(test_rules_min_priority_skips_lower_rules),
         cmocka_unit_test(test_rules_falco_style_file_loads_unchanged),
         cmocka_unit_test(test_rules_default_pack_loads_and_fires),
+        cmocka_unit_test(test_corr_items_record_hits_with_keys),
+        cmocka_unit_test(test_corr_first_seen_one_hit_per_key_and_batch),
+        cmocka_unit_test(test_corr_errors_name_file_line_and_item),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

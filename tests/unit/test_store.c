@@ -27,6 +27,7 @@
 
 #include "alert.h"
 #include "event.h"
+#include "rules.h"
 #include "store.h"
 #include "store_int.h"
 #include "store_sql.h"
@@ -254,8 +255,9 @@ static struct kt_batch *three_events(void)
 /* ---- schema and migrations ---- */
 
 static const char *const all_objects =
-    "index|alerts_rule_ts\nindex|alerts_ts\nindex|events_resource_verb_ts\n"
-    "index|events_user_ts\ntable|alerts\ntable|ckpt_file\ntable|ckpt_kafka\ntable|events\n"
+    "index|alert_events_event\nindex|alerts_rule_ts\nindex|alerts_ts\n"
+    "index|events_resource_verb_ts\nindex|events_user_ts\ntable|alert_events\ntable|alerts\n"
+    "table|ckpt_file\ntable|ckpt_kafka\ntable|corr_state\ntable|events\ntable|first_seen\n"
     "table|raw\n"
     "table|rejects\ntable|strings\nview|v_alerts\nview|v_events\nview|v_rejects";
 #define OBJECTS_SQL                                                                                \
@@ -732,7 +734,7 @@ static void test_store_version_1_database_migrates_to_kafka_checkpoints(void **s
     exec_on(f->path, "PRAGMA user_version=1");
     exec_on(f->path, "INSERT INTO ckpt_file VALUES (1, '/var/log/audit.log', 10, 0, 0, 0)");
     open_store(f, 0);
-    assert_string_equal(query(f->path, "PRAGMA user_version"), "2");
+    assert_string_equal(query(f->path, "PRAGMA user_version"), "3");
     assert_string_equal(query(f->path, OBJECTS_SQL), all_objects);
     assert_string_equal(query(f->path, "SELECT path, offset FROM ckpt_file"),
                         "/var/log/audit.log|10");
@@ -1304,12 +1306,103 @@ static void test_store_ckpt_lookup_is_safe_while_the_writer_writes(void **state)
     }
 }
 
+/* ---- correlations ---- */
+
+static struct kt_ruleset *corr_rules(void)
+{
+    char path[] = "/tmp/kt-corr-rules-XXXXXX";
+    int fd = mkstemp(path);
+    static const char yaml[] = "- count: reads\n  desc: d\n  condition: ka.verb = get\n"
+                               "  by: [ka.user.name]\n  window: 60s\n  threshold: 3\n"
+                               "  output: \"%count reads by %group\"\n  priority: WARNING\n";
+    struct kt_ruleset *rs = NULL;
+    char err[256];
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, yaml, sizeof(yaml) - 1), (ssize_t)(sizeof(yaml) - 1));
+    close(fd);
+    const char *files[] = {path};
+    assert_int_equal(kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)), 0);
+    unlink(path);
+    return rs;
+}
+
+/* Record the batch's correlation hits as the analyzers do. */
+static void match(const struct kt_ruleset *rs, struct kt_batch *b)
+{
+    struct kt_matcher *m = kt_matcher_create(rs);
+    b->nhits = 0;
+    assert_int_equal(kt_matcher_run(m, b), 0);
+    kt_matcher_destroy(m);
+}
+
+static void test_store_correlation_fires_once_links_events_and_survives_rollback(void **state)
+{
+    struct fx *f = *state;
+    struct kt_ruleset *rs = corr_rules();
+    struct kt_batch *b = three_events(); /* bob, alice, bob */
+    char err[256];
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_attach_rules(f->st, rs, err, sizeof(err)), 0);
+    add_event(b, "e-3", "bob", 3); /* bob's third read fires */
+    match(rs, b);
+    assert_int_equal(b->nhits, 4);
+    /* the batch fails after the engine was fed: rolled back, and the engine with it */
+    add_alert(b, 9, "Broken rule");
+    kt_log_level = -1;
+    assert_int_equal(kt_store_write(f->st, b, NULL), KT_EINVAL);
+    kt_log_level = KT_LOG_INFO;
+    assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM alerts), (SELECT count(*)"
+                                       " FROM alert_events), (SELECT count(*) FROM corr_state)"),
+                        "0|0|0");
+    b->nalerts = 0;
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    /* fired once (not twice: the rolled-back feed was forgotten), on e-3, with its three */
+    assert_string_equal(query(f->path, "SELECT a.audit_id, a.output, group_concat(e.audit_id)"
+                                       " FROM alerts a JOIN alert_events ae ON ae.alert_id = a.id"
+                                       " JOIN events e ON e.id = ae.event_id GROUP BY a.id"),
+                        "e-3|3 reads by bob|e-0,e-2,e-3");
+    assert_int_equal(b->nalerts, 1);
+    assert_int_equal(b->alerts[0].nrefs, 3);
+    /* the same batch again: duplicates are not fed, nothing new */
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM alerts"), "1");
+    assert_string_equal(query(f->path, "SELECT group_concat(group_key) FROM (SELECT group_key"
+                                       " FROM corr_state ORDER BY 1)"),
+                        "alice,bob");
+    kt_batch_destroy(b);
+
+    /* a restart continues alice's window: two more reads fire with the first one */
+    close_store(f);
+    open_store(f, 0);
+    assert_int_equal(kt_store_attach_rules(f->st, rs, err, sizeof(err)), 0);
+    b = kt_batch_create();
+    add_event(b, "e-4", "alice", 4);
+    add_event(b, "e-5", "alice", 5);
+    match(rs, b);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT group_concat(e.audit_id) FROM alerts a"
+                                       " JOIN alert_events ae ON ae.alert_id = a.id"
+                                       " JOIN events e ON e.id = ae.event_id"
+                                       " WHERE a.audit_id = 'e-5'"),
+                        "e-1,e-4,e-5");
+    struct kt_store_stats st;
+    kt_store_stats(f->st, &st);
+    assert_int_equal(st.corr_groups, 2);
+    assert_true(st.corr_bytes > 0);
+    kt_batch_destroy(b);
+    close_store(f);
+    kt_ruleset_destroy(rs);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_store_fresh_database_gets_current_version_and_all_objects),
+        T(test_store_correlation_fires_once_links_events_and_survives_rollback),
         T(test_store_reopen_migrates_nothing_and_keeps_rows),
         T(test_store_refuses_database_of_a_newer_ktrail),
         T(test_store_refuses_foreign_database_and_leaves_it_untouched),
