@@ -27,6 +27,9 @@ struct kt_alert {
     const uint64_t *refs; /* a correlation's firing: event row ids of every contributing
                              event, oldest first (batch arena); NULL for a rule's alert */
     size_t nrefs;         /* how many */
+    int stored;           /* set by the store: 1 when its transaction added the alert, 0 for
+                             the alert of a duplicate event (a replay, a retried request):
+                             only stored alerts are printed, forwarded and counted */
 };
 
 /*

@@ -41,14 +41,20 @@ static void forward_alerts(const struct kt_batch *b, int status, void *ctx)
         f->lost += b->nalerts;
         return;
     }
+    /* one JSON object a line (JSON strings cannot hold a raw newline): line n is the n-th
+     * stored alert; a duplicate event's alerts went out when it was first stored */
     for (size_t i = 0; i < b->nalerts; i++) {
-        kt_alert_print(mem, b, &b->alerts[i], 1);
+        if (b->alerts[i].stored) {
+            kt_alert_print(mem, b, &b->alerts[i], 1);
+        }
     }
     fclose(mem);
-    /* one JSON object a line: JSON strings cannot hold a raw newline */
     size_t a = 0;
     for (char *p = text, *nl; p < text + len && (nl = memchr(p, '\n', len - (size_t)(p - text)));
          p = nl + 1, a++) {
+        while (a < b->nalerts && !b->alerts[a].stored) {
+            a++;
+        }
         struct kt_str key = b->cluster;
         if (key.ptr == NULL && a < b->nalerts) {
             key = b->events[b->alerts[a].event].f[KT_F_CLUSTER_ANNOT];

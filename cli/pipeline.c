@@ -98,7 +98,9 @@ static void batch_done(struct kt_batch *b, int status, void *ctx)
     if (status == 0 && p->alerts != NULL) {
         /* printed once durable: what is printed is in the database */
         for (size_t i = 0; i < b->nalerts; i++) {
-            kt_alert_print(p->alerts, b, &b->alerts[i], p->alerts_json);
+            if (b->alerts[i].stored) { /* not again for a duplicate event */
+                kt_alert_print(p->alerts, b, &b->alerts[i], p->alerts_json);
+            }
         }
         fflush(p->alerts);
     }

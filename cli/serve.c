@@ -36,6 +36,9 @@ static void on_committed(const struct kt_batch *b, int status, void *ctx)
         s->batches_failed++;
     }
     for (size_t i = 0; status == 0 && i < b->nalerts; i++) {
+        if (!b->alerts[i].stored) {
+            continue; /* a retried request's: counted the first time */
+        }
         /* rule names are owned by the rule set: find the index by pointer */
         for (size_t r = 0; r < s->nrules; r++) {
             struct kt_rule_info ri;

@@ -1117,9 +1117,10 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
         }
     }
     for (size_t k = 0; k < b->nalerts && rc == 0; k++) {
-        const struct kt_alert *a = &b->alerts[k];
+        struct kt_alert *a = &b->alerts[k];
         int64_t id = 0;
         int added = 0;
+        a->stored = 0;
         if (a->event >= b->nrecs) {
             kt_error("store", "alert '%s' names event %u of a batch of %zu", a->rule, a->event,
                      b->nrecs);
@@ -1140,6 +1141,7 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
         if (rc == 0) {
             rc = write_raw(st, b, a->event, id);
         }
+        a->stored = added;
         d->alerts += (uint64_t)added;
     }
     if (rc == 0 && b->ckpt_kind == KT_CKPT_FILE) {

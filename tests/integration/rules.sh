@@ -18,9 +18,10 @@ check "privileged pods found" 1 \
 check "reverse shell found with decoded command" 1 \
     "$(sql "$T/r.db" "SELECT count(*) > 0 FROM v_alerts WHERE rule = 'Reverse shell in exec' AND output LIKE '%/dev/tcp/%'")"
 
-# a replay never alerts twice
-"$KTRAIL" replay --quiet --no-resume --alerts none --db "$T/r.db" "$T/a.log" 2>/dev/null
+# a replay never alerts twice: not in the table, not on output
+"$KTRAIL" replay --quiet --no-resume --alerts json --db "$T/r.db" "$T/a.log" >"$T/again.json" 2>/dev/null
 check "no duplicate alerts" "$stored" "$(sql "$T/r.db" 'SELECT count(*) FROM alerts')"
+check "no alert printed again" 0 "$(wc -l <"$T/again.json")"
 
 # --min-priority and --no-default-rules
 "$KTRAIL" replay --quiet --alerts none --min-priority critical --db "$T/c.db" "$T/a.log" 2>/dev/null
