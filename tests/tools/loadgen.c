@@ -19,7 +19,10 @@
  * cycled; without it, a built-in Metadata-level event stamped with the current time. Every
  * event sent is unique: the last 12 hex digits of its auditID are overwritten in place with a
  * counter shared by all connections, started at a random value so that two runs against one
- * database do not collide either, and the store never drops a duplicate.
+ * database do not collide either, and the store never drops a duplicate. Each cycle through
+ * the file moves its events' timestamps on by the file's time span, so time goes forward as
+ * from a live apiserver (replaying the same times again would insert into the middle of
+ * every time-ordered index, a load no cluster produces).
  *
  * At the end, one line on stdout for scripts (events: in all requests sent; events_per_sec:
  * events of 2xx answers per second of the run; errors: requests without an HTTP answer):
@@ -62,9 +65,11 @@ enum {
 
 /* One event to send: a line of the events file, or the built-in event. */
 struct line {
-    char *json;   /* the event, compact JSON without its newline (heap) */
-    size_t len;   /* bytes */
-    size_t id_at; /* offset of the last ID_DIGITS characters of its auditID value */
+    char *json;       /* the event, compact JSON without its newline (heap) */
+    size_t len;       /* bytes */
+    size_t id_at;     /* offset of the last ID_DIGITS characters of its auditID value */
+    size_t ts_at[2];  /* offsets of its two timestamps' values, 0 when not in TS_LEN form */
+    int64_t ts_us[2]; /* and their times, microseconds since the epoch */
 };
 
 /* What the connections share: set up before they start, then read-only but for the atomics. */
@@ -87,6 +92,7 @@ struct run {
     size_t ts_at[2];                        /* built-in event: offsets of its timestamps */
     double t_start;                         /* monotonic seconds at start */
     double t_end;                           /* no request starts after it (duration mode) */
+    int64_t span_us;                        /* the lines' time span: each cycle adds it */
     atomic_ullong next_line;                /* next line to send, modulo nlines */
     atomic_ullong next_id;                  /* the auditID counter */
     atomic_ullong slots;                    /* --rate: requests scheduled so far */
@@ -284,8 +290,40 @@ static int add_line(struct run *r, char *json, size_t len, long id_at, size_t *c
         r->lines = nl;
         *cap = ncap;
     }
-    r->lines[r->nlines++] = (struct line){json, len, (size_t)id_at};
+    struct line *l = &r->lines[r->nlines++];
+    *l = (struct line){json, len, (size_t)id_at, {0, 0}, {0, 0}};
+    static const char *const keys[2] = {"\"requestReceivedTimestamp\":\"", "\"stageTimestamp\":\""};
+    for (int k = 0; k < 2; k++) {
+        const char *at = memmem(json, len, keys[k], strlen(keys[k]));
+        struct tm tm = {0};
+        int us = 0, n = 0;
+        if (at == NULL) {
+            continue;
+        }
+        at += strlen(keys[k]);
+        if ((size_t)(at - json) + TS_LEN <= len && at[TS_LEN - 1] == 'Z' &&
+            sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d.%6d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us, &n) == 7 &&
+            n == TS_LEN - 1) {
+            tm.tm_year -= 1900;
+            tm.tm_mon -= 1;
+            l->ts_at[k] = (size_t)(at - json);
+            l->ts_us[k] = (int64_t)timegm(&tm) * 1000000 + us;
+        }
+    }
     return 0;
+}
+
+/* Write t (microseconds since the epoch) at p in TS_LEN characters. */
+static void put_ts(char *p, int64_t t)
+{
+    char ts[48]; /* TS_LEN used; the rest lets -Wformat-truncation prove the fit */
+    time_t secs = (time_t)(t / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + 19, sizeof(ts) - 19, ".%06ldZ", (long)(t % 1000000));
+    memcpy(p, ts, TS_LEN);
 }
 
 /* Read the events of path (JSON lines) into r; lines without an auditID are skipped. */
@@ -329,6 +367,17 @@ static int load_events(struct run *r, const char *path)
     } else if (skipped > 0) {
         fprintf(stderr, "loadgen: %s: %zu lines without an auditID skipped\n", path, skipped);
     }
+    /* each cycle is shifted by the file's span (plus a second), so times keep increasing */
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (size_t i = 0; rc == 0 && i < r->nlines; i++) {
+        for (int k = 0; k < 2; k++) {
+            if (r->lines[i].ts_at[k] != 0) {
+                lo = r->lines[i].ts_us[k] < lo ? r->lines[i].ts_us[k] : lo;
+                hi = r->lines[i].ts_us[k] > hi ? r->lines[i].ts_us[k] : hi;
+            }
+        }
+    }
+    r->span_us = lo <= hi ? hi - lo + 1000000 : 0;
     free(buf);
     fclose(f);
     return rc;
@@ -424,6 +473,12 @@ static char *build_request(struct worker *w, size_t *len)
         }
         memcpy(p, l->json, l->len);
         put_hex(p + l->id_at, id + (unsigned long long)i);
+        int64_t shift = (int64_t)((first + (unsigned long long)i) / r->nlines) * r->span_us;
+        for (int k = 0; k < 2 && shift > 0; k++) {
+            if (l->ts_at[k] != 0) {
+                put_ts(p + l->ts_at[k], l->ts_us[k] + shift);
+            }
+        }
         if (r->synthesized) {
             memcpy(p + r->ts_at[0], ts, TS_LEN);
             memcpy(p + r->ts_at[1], ts, TS_LEN);
