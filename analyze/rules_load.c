@@ -766,58 +766,6 @@ static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t 
     return rc;
 }
 
-/* Compile one rule: condition and exceptions into a tree, output fields resolved. */
-static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t errlen)
-{
-    char msg[512];
-    size_t len = strlen(r->cond) + 16;
-    for (size_t i = 0; i < r->nexc; i++) {
-        len += strlen(r->exc[i]) + 8;
-    }
-    char *text = malloc(len);
-    if (text == NULL) {
-        return KT_ENOMEM;
-    }
-    size_t n = (size_t)snprintf(text, len, "(%s)", r->cond);
-    for (size_t i = 0; i < r->nexc; i++) {
-        n += (size_t)snprintf(text + n, len - n, "%s%s", i == 0 ? " and not (" : " or ", r->exc[i]);
-    }
-    if (r->nexc > 0) {
-        snprintf(text + n, len - n, ")");
-    }
-    r->root = cond_compile(rs, text, msg, sizeof(msg));
-    free(text);
-    if (r->root == NULL) {
-        snprintf(err, errlen, "%s: rule %s: %s", r->source, r->name, msg);
-        return KT_EPARSE;
-    }
-    for (const char *p = strchr(r->output, '%'); p != NULL; p = strchr(p + 1, '%')) {
-        if (!isalpha((unsigned char)p[1])) {
-            continue;
-        }
-        size_t wl = 0;
-        while (isalnum((unsigned char)p[1 + wl]) || p[1 + wl] == '.' || p[1 + wl] == '_') {
-            wl++;
-        }
-        if (p[1 + wl] == '[') {
-            const char *close = strchr(p + 1 + wl, ']');
-            wl = close != NULL ? (size_t)(close - p) : wl;
-        }
-        struct fref *nf = realloc(r->outf, (r->noutf + 1) * sizeof(*nf));
-        if (nf == NULL) {
-            return KT_ENOMEM;
-        }
-        r->outf = nf;
-        if (fref_resolve(rs, p + 1, wl, &r->outf[r->noutf]) != 0) {
-            snprintf(err, errlen, "%s: rule %s: unknown field in output: %.*s", r->source, r->name,
-                     (int)wl, p + 1);
-            return KT_EPARSE;
-        }
-        r->noutf++;
-    }
-    return 0;
-}
-
 /* Resolve the %fields of an output into *outf (skipping the names in skip). */
 static int output_fields(struct kt_ruleset *rs, const char *output, const char *const *skip,
                          struct fref **outf, size_t *noutf, const char *source, const char *name,
@@ -855,6 +803,36 @@ static int output_fields(struct kt_ruleset *rs, const char *output, const char *
         (*noutf)++;
     }
     return 0;
+}
+
+/* Compile one rule: condition and exceptions into a tree, output fields resolved. */
+static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t errlen)
+{
+    char msg[512];
+    size_t len = strlen(r->cond) + 16;
+    for (size_t i = 0; i < r->nexc; i++) {
+        len += strlen(r->exc[i]) + 8;
+    }
+    char *text = malloc(len);
+    if (text == NULL) {
+        return KT_ENOMEM;
+    }
+    size_t n = (size_t)snprintf(text, len, "(%s)", r->cond);
+    for (size_t i = 0; i < r->nexc; i++) {
+        n += (size_t)snprintf(text + n, len - n, "%s%s", i == 0 ? " and not (" : " or ", r->exc[i]);
+    }
+    if (r->nexc > 0) {
+        snprintf(text + n, len - n, ")");
+    }
+    r->root = cond_compile(rs, text, msg, sizeof(msg));
+    free(text);
+    if (r->root == NULL) {
+        snprintf(err, errlen, "%s: rule %s: %s", r->source, r->name, msg);
+        return KT_EPARSE;
+    }
+    char what[600];
+    snprintf(what, sizeof(what), "rule %s", r->name);
+    return output_fields(rs, r->output, NULL, &r->outf, &r->noutf, r->source, what, err, errlen);
 }
 
 /* Compile one correlation: steps (referenced rules found, inline conditions compiled), by
