@@ -16,8 +16,9 @@
  * commits after the store's COMMIT; revocation commits synchronously once the batches in
  * flight are committed), so it never runs ahead of what some database holds. Seeking to the
  * larger of the two therefore skips nothing that is not stored somewhere, and repeats nothing
- * this database stored. Only a process that dies (SIGKILL, power) between its database commit
- * and the asynchronous Kafka commit leaves a gap: the next owner of its partitions, a
+ * this database stored. A process that dies (SIGKILL, power) between its database commit and
+ * the asynchronous Kafka commit, or whose commit at revocation the brokers refuse (librdkafka's
+ * mock cluster does during a rebalance), leaves a gap: the next owner of its partitions, a
  * different process, repeats those few batches into its own database (each database is still
  * free of duplicates, and a restart of the same process resumes exactly from its database).
  *
