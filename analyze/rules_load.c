@@ -225,6 +225,15 @@ static int load_macro(struct loader *ld, yaml_node_t *m, const char *name)
     return 0;
 }
 
+/* Free an array of n resolved field references and their arguments; accepts NULL. */
+static void frefs_free(struct fref *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].arg);
+    }
+    free(f);
+}
+
 static void rule_free_fields(struct rule *r)
 {
     free(r->name);
@@ -235,10 +244,7 @@ static void rule_free_fields(struct rule *r)
     free(r->source);
     free_strings(r->exc, r->nexc);
     node_free(r->root);
-    for (size_t i = 0; i < r->noutf; i++) {
-        free(r->outf[i].arg);
-    }
-    free(r->outf);
+    frefs_free(r->outf, r->noutf);
 }
 
 /* Exceptions as condition text: "(f1 = v1 and f2 startswith v2) or ...", one per value row. */
@@ -439,10 +445,7 @@ static void cstep_free(struct cstep *st)
     free(st->cond);
     free_strings(st->by, st->nby);
     node_free(st->root);
-    for (size_t i = 0; st->byf != NULL && i < st->nby; i++) {
-        free(st->byf[i].arg);
-    }
-    free(st->byf);
+    frefs_free(st->byf, st->byf != NULL ? st->nby : 0);
 }
 
 static void corr_free_fields(struct corr *c)
@@ -458,10 +461,7 @@ static void corr_free_fields(struct corr *c)
         cstep_free(&c->steps[i]);
     }
     free(c->steps);
-    for (size_t i = 0; i < c->noutf; i++) {
-        free(c->outf[i].arg);
-    }
-    free(c->outf);
+    frefs_free(c->outf, c->noutf);
 }
 
 /* A step from a mapping with rule: or condition:, and by: (else the item's by). */
