@@ -36,6 +36,56 @@ const char *kt_strerror(int err)
     }
 }
 
+int kt_buf_reserve(struct kt_buf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra) {
+        return 0;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < extra) {
+        if (cap > SIZE_MAX / 2) {
+            return KT_ENOMEM;
+        }
+        cap *= 2;
+    }
+    char *np = realloc(b->p, cap);
+    if (np == NULL) {
+        return KT_ENOMEM;
+    }
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+int kt_buf_append(struct kt_buf *b, const void *p, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    if (kt_buf_reserve(b, n) != 0) {
+        return KT_ENOMEM;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+int kt_buf_puts(struct kt_buf *b, const char *s)
+{
+    return kt_buf_append(b, s, strlen(s));
+}
+
+void kt_buf_free(struct kt_buf *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    free(b->p);
+    b->p = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
 /* Blocks hold their payload after the header; 64 KiB unless one allocation needs more. */
 struct kt_arena_block {
     struct kt_arena_block *next; /* older block */

@@ -43,6 +43,22 @@ static inline int kt_str_eq(struct kt_str a, const char *lit, size_t litlen)
     return a.ptr != NULL && a.len == litlen && memcmp(a.ptr, lit, litlen) == 0;
 }
 
+/* A growable byte buffer (heap). Zero-initialise; kt_buf_free() releases it. */
+struct kt_buf {
+    char *p;    /* bytes, or NULL before the first append */
+    size_t len; /* bytes used */
+    size_t cap; /* bytes allocated */
+};
+
+/* Make room for extra more bytes; 0 or KT_ENOMEM. */
+int kt_buf_reserve(struct kt_buf *b, size_t extra);
+/* Append n bytes (p may be NULL when n is 0); 0 or KT_ENOMEM. */
+int kt_buf_append(struct kt_buf *b, const void *p, size_t n);
+/* Append a NUL-terminated string; 0 or KT_ENOMEM. */
+int kt_buf_puts(struct kt_buf *b, const char *s);
+/* Release the bytes; the buffer is empty and reusable afterwards. Accepts NULL. */
+void kt_buf_free(struct kt_buf *b);
+
 /*
  * A bump allocator for decoded strings. Memory lives until kt_arena_reset() (which keeps
  * the first block for reuse) or kt_arena_free(). Blocks are chained, never moved, so
