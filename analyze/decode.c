@@ -885,6 +885,16 @@ int kt_decode_batch(struct kt_decoder *d, struct kt_batch *b)
             return KT_ENOMEM;
         }
         ev->rec = (uint32_t)i;
+        if (ev->reject == NULL) {
+            /* what the envelope said: its cluster names the event's, truncation is marked */
+            struct kt_str c = kt_batch_record_cluster(b, rec);
+            if (c.ptr != NULL) {
+                ev->f[KT_F_CLUSTER_ANNOT] = c;
+            }
+            if (rec->truncated) {
+                ev->flags |= KT_EV_TRUNCATED;
+            }
+        }
     }
     return 0;
 }

@@ -53,7 +53,7 @@ enum kt_field {
     KT_F_PSS_VIOLATIONS,  /* annotations["pod-security.kubernetes.io/audit-violations"] */
     KT_F_PSS_ENFORCE,     /* annotations["pod-security.kubernetes.io/enforce-policy"] */
     KT_F_ADMISSION_FAIL,  /* annotations["validation.policy.admission.k8s.io/validation_failure"] */
-    KT_F_CLUSTER_ANNOT,   /* annotations["cluster_name"] */
+    KT_F_CLUSTER_ANNOT,   /* annotations["cluster_name"], or the cluster its envelope names */
     KT_F_POD_NAME_EXTRA,  /* user.extra["authentication.kubernetes.io/pod-name"][0] */
     KT_F_NODE_NAME_EXTRA, /* user.extra["authentication.kubernetes.io/node-name"][0] */
     KT_F_STAGE_TS,        /* stageTimestamp, as written */
@@ -84,11 +84,8 @@ struct kt_event {
 };
 
 enum {
-    KT_EV_KEEP_RAW = 1, /* store the raw JSON (a rule flagged it, or --keep-raw all) */
+    KT_EV_KEEP_RAW = 1,  /* store the raw JSON (a rule flagged it, or --keep-raw all) */
+    KT_EV_TRUNCATED = 2, /* cut short in transport: only the fields before the cut */
 };
-
-/* Parse an RFC 3339 timestamp ("2024-05-01T12:00:00.123456Z", offsets allowed) into
- * microseconds since the epoch. 0 on success, KT_EPARSE when it is not one. */
-int kt_parse_rfc3339(const char *p, size_t len, int64_t *out_us);
 
 #endif

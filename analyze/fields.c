@@ -19,6 +19,7 @@ enum getter {
     G_CODE,       /* responseStatus.code as text */
     G_STAGE_TS,   /* jevt.rawtime */
     G_CLUSTER,    /* batch tag, else annotation */
+    G_TRUNCATED,  /* ka.truncated: "true" or "false" */
     G_URI_PARAM,  /* first value of a query parameter */
     G_URI_PARAMS, /* every value of a query parameter, a list */
     G_EXEC_CMD,   /* exec command= parameters joined by spaces */
@@ -73,6 +74,7 @@ static const struct field fields[] = {
     {"ka.validations.admission.policy.failure", G_STR, KT_F_ADMISSION_FAIL, 0, NULL},
     {"ka.security.pod.violations", G_STR, KT_F_PSS_VIOLATIONS, 0, NULL},
     {"ka.cluster.name", G_CLUSTER, 0, 0, NULL},
+    {"ka.truncated", G_TRUNCATED, 0, 0, NULL},
     {"ka.target.name", G_STR, KT_F_NAME, 0, NULL},
     {"ka.target.namespace", G_STR, KT_F_NAMESPACE, 0, NULL},
     {"ka.target.resource", G_STR, KT_F_RESOURCE, 0, NULL},
@@ -512,6 +514,9 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         return 0;
     case G_CLUSTER:
         from_str(b->cluster.ptr != NULL ? b->cluster : ev->f[KT_F_CLUSTER_ANNOT], out);
+        return 0;
+    case G_TRUNCATED:
+        from_str((ev->flags & KT_EV_TRUNCATED) ? KT_STR_LIT("true") : KT_STR_LIT("false"), out);
         return 0;
     case G_URI_PARAM:
     case G_URI_PARAMS:

@@ -18,6 +18,10 @@ void kt_batch_reset(struct kt_batch *b)
         free(b->origins[i]);
     }
     b->norigins = 0;
+    for (size_t i = 0; i < b->nclusters; i++) {
+        free(b->clusters[i]);
+    }
+    b->nclusters = 0;
     kt_arena_reset(&b->arena);
     b->nalerts = 0;
     b->nhits = 0;
@@ -44,6 +48,7 @@ void kt_batch_destroy(struct kt_batch *b)
     free(b->buf);
     free(b->recs);
     free(b->origins);
+    free(b->clusters);
     free(b->events);
     free(b->alerts);
     free(b->hits);
@@ -85,28 +90,49 @@ struct kt_record *kt_batch_add_record(struct kt_batch *b)
     return r;
 }
 
-int kt_batch_origin(struct kt_batch *b, const char *name)
+/* Index of the name p[0, len) in the table, added when new; or KT_ENOMEM. */
+static int intern(char ***tab, size_t *n, size_t *cap, const char *p, size_t len)
 {
-    for (size_t i = 0; i < b->norigins; i++) {
-        if (strcmp(b->origins[i], name) == 0) {
+    for (size_t i = 0; i < *n; i++) {
+        if (strncmp((*tab)[i], p, len) == 0 && (*tab)[i][len] == '\0') {
             return (int)i;
         }
     }
-    if (b->norigins == b->caporigins) {
-        size_t cap = b->caporigins ? b->caporigins * 2 : 4;
-        char **o = realloc(b->origins, cap * sizeof(*o));
-        if (o == NULL) {
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 4;
+        char **t = realloc(*tab, ncap * sizeof(*t));
+        if (t == NULL) {
             return KT_ENOMEM;
         }
-        b->origins = o;
-        b->caporigins = cap;
+        *tab = t;
+        *cap = ncap;
     }
-    char *copy = strdup(name);
+    char *copy = strndup(p, len);
     if (copy == NULL) {
         return KT_ENOMEM;
     }
-    b->origins[b->norigins] = copy;
-    return (int)b->norigins++;
+    (*tab)[*n] = copy;
+    return (int)(*n)++;
+}
+
+int kt_batch_origin(struct kt_batch *b, const char *name)
+{
+    return intern(&b->origins, &b->norigins, &b->caporigins, name, strlen(name));
+}
+
+int kt_batch_cluster(struct kt_batch *b, const char *p, size_t len)
+{
+    int i = intern(&b->clusters, &b->nclusters, &b->capclusters, p, len);
+    return i < 0 ? i : i + 1;
+}
+
+struct kt_str kt_batch_record_cluster(const struct kt_batch *b, const struct kt_record *r)
+{
+    if (r->cluster == 0 || r->cluster > b->nclusters) {
+        return KT_STR_NULL;
+    }
+    const char *c = b->clusters[r->cluster - 1];
+    return (struct kt_str){c, strlen(c)};
 }
 
 int kt_batch_ckpt_kafka(struct kt_batch *b, const char *topic, int32_t partition,

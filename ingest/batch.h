@@ -23,6 +23,8 @@ struct kt_record {
     uint64_t off;       /* byte offset of the value in its origin (uncompressed for .gz) */
     uint64_t line;      /* 1-based line where it starts, 0 when lines mean nothing */
     uint32_t origin;    /* index into batch->origins */
+    uint32_t cluster;   /* 1 + index into batch->clusters: the cluster its envelope names; 0 none */
+    int truncated;      /* cut short in transport and salvaged (see ingest/salvage.h) */
     const char *reject; /* static reason when framing already rejected it, else NULL */
 };
 
@@ -57,6 +59,9 @@ struct kt_batch {
     char **origins;  /* origin names ("/var/log/audit.log", "-"), heap strings */
     size_t norigins; /* names used */
     size_t caporigins;
+    char **clusters;  /* cluster names envelopes gave (EKS log group...), heap strings */
+    size_t nclusters; /* names used */
+    size_t capclusters;
 
     /* analysis */
     struct kt_arena arena;   /* unescaped strings and lists of decoded events */
@@ -98,6 +103,11 @@ int kt_batch_reserve(struct kt_batch *b, size_t extra);
 struct kt_record *kt_batch_add_record(struct kt_batch *b);
 /* Intern an origin name; returns its index, or a negative KT_E* code. */
 int kt_batch_origin(struct kt_batch *b, const char *name);
+/* Intern a cluster name (len bytes at p); returns its record value (1 + index), or a
+ * negative KT_E* code. */
+int kt_batch_cluster(struct kt_batch *b, const char *p, size_t len);
+/* The cluster name of a record, or KT_STR_NULL when its envelope named none. */
+struct kt_str kt_batch_record_cluster(const struct kt_batch *b, const struct kt_record *r);
 /* Set the Kafka checkpoint of (topic, partition) to next_offset, adding the entry when new;
  * the batch's checkpoint kind becomes KT_CKPT_KAFKA. topic is copied. 0 or KT_ENOMEM. */
 int kt_batch_ckpt_kafka(struct kt_batch *b, const char *topic, int32_t partition,

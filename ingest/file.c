@@ -20,6 +20,7 @@
 
 #include <zlib.h>
 
+#include "envelope.h"
 #include "frame.h"
 
 enum { READ_CHUNK = 1 << 20, FP_BYTES = 1024 };
@@ -43,13 +44,14 @@ struct file_src {
     uint64_t fp;  /* fingerprint */
     dev_t dev;    /* identity, for rotation */
     ino_t ino;
-    uint64_t read_off;   /* stream offset of the byte after the window */
-    int eof;             /* the read side has ended (for now, when following) */
-    int rotated;         /* following: the path names a new file; finish this one */
-    struct kt_framer fr; /* framing state */
-    char *win;           /* window of the stream: buf[0] is at fr.base */
-    size_t wlen;         /* bytes in the window */
-    size_t wcap;         /* allocated */
+    uint64_t read_off;       /* stream offset of the byte after the window */
+    int eof;                 /* the read side has ended (for now, when following) */
+    int rotated;             /* following: the path names a new file; finish this one */
+    struct kt_framer fr;     /* framing state */
+    struct kt_envelope *env; /* opens each framed value (envelopes, shippers' records) */
+    char *win;               /* window of the stream: buf[0] is at fr.base */
+    size_t wlen;             /* bytes in the window */
+    size_t wcap;             /* allocated */
 };
 
 static void close_file(struct file_src *s)
@@ -67,10 +69,12 @@ static void close_file(struct file_src *s)
     s->wlen = 0;
 }
 
-static int has_suffix(const char *s, const char *suf)
+/* A gzip file, by its magic bytes rather than its name: Firehose's S3 objects are gzip
+ * without a .gz suffix. */
+static int is_gzip_fd(int fd)
 {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && strcmp(s + n - m, suf) == 0;
+    unsigned char m[2];
+    return pread(fd, m, 2, 0) == 2 && m[0] == 0x1f && m[1] == 0x8b;
 }
 
 static int add_path(struct file_src *s, size_t at, const char *p)
@@ -321,7 +325,7 @@ static int open_next(struct file_src *s)
         uint64_t off = 0;
         int mode = KT_FRAME_TOP, done = 0;
         if (s->o.lookup != NULL && s->o.lookup(s->o.lookup_ctx, s->fp, &off, &mode, &done) == 0) {
-            int gz = has_suffix(p, ".gz");
+            int gz = is_gzip_fd(fd);
             if (done && (gz || off >= (uint64_t)sb.st_size) && !s->o.follow) {
                 kt_debug("ingest:file", "%s: already replayed, skipped", p);
                 s->skipped++;
@@ -338,7 +342,7 @@ static int open_next(struct file_src *s)
             close(fd);
             return KT_ENOMEM;
         }
-        if (has_suffix(p, ".gz")) {
+        if (is_gzip_fd(fd)) {
             s->gz = gzdopen(fd, "rb");
             if (s->gz == NULL) {
                 close(fd);
@@ -394,29 +398,24 @@ static void set_ckpt(struct file_src *s, struct kt_batch *b, int done)
     b->ckpt_file.done = done;
 }
 
-/* Copy a frame into the batch as a record. */
+/* Open a frame into the batch's records: a value through the envelope layer, a reject as is. */
 static int add_frame(struct file_src *s, struct kt_batch *b, const struct kt_frame *fr)
 {
     int origin = kt_batch_origin(b, s->path);
     if (origin < 0) {
         return origin;
     }
-    if (kt_batch_reserve(b, fr->len) != 0) {
-        return KT_ENOMEM;
+    struct kt_env_batch eb = {b, (uint32_t)origin};
+    if (fr->kind == KT_FRAME_REJECT) {
+        struct kt_opened r = {fr->ptr, fr->len, fr->off, fr->line, fr->reason, KT_STR_NULL, 0};
+        return kt_env_batch_add(&eb, &r);
     }
-    struct kt_record *r = kt_batch_add_record(b);
-    if (r == NULL) {
-        return KT_ENOMEM;
-    }
-    memcpy(b->buf + b->len, fr->ptr, fr->len);
-    r->pos = b->len;
-    r->len = fr->len;
-    b->len += fr->len;
-    r->off = fr->off;
-    r->line = fr->line;
-    r->origin = (uint32_t)origin;
-    r->reject = fr->kind == KT_FRAME_REJECT ? fr->reason : NULL;
-    return 0;
+    struct kt_env_sink sink = {kt_env_batch_add, &eb};
+    struct kt_env_counts c = {0, 0, 0};
+    struct kt_str stamp = {fr->stamp, fr->stamplen};
+    int rc = kt_envelope_open_value(s->env, fr->ptr, fr->len, fr->off, fr->line, stamp, &sink, &c);
+    s->base.skipped += c.skipped;
+    return rc;
 }
 
 /*
@@ -555,6 +554,7 @@ static void file_destroy(struct kt_source *base)
 {
     struct file_src *s = (struct file_src *)base;
     close_file(s);
+    kt_envelope_destroy(s->env);
     for (size_t i = 0; i < s->npaths; i++) {
         free(s->paths[i]);
     }
@@ -620,6 +620,12 @@ int kt_file_source_create(const char *const *paths, size_t npaths, const struct 
     s->fd = -1;
     if (s->o.max_event_size == 0) {
         s->o.max_event_size = 16u << 20;
+    }
+    s->env = kt_envelope_create(s->o.max_event_size);
+    if (s->env == NULL) {
+        file_destroy(&s->base);
+        snprintf(errstr, errlen, "out of memory");
+        return KT_ENOMEM;
     }
     if (s->o.batch_records == 0) {
         s->o.batch_records = 4096;

@@ -80,6 +80,9 @@ static void begin(struct kt_framer *f, int state)
     f->items = 0;
     f->oversize = 0;
     f->headlen = 0;
+    memcpy(f->vstamp, f->stamp, f->stamplen);
+    f->vstamplen = f->stamplen;
+    f->stamplen = 0;
 }
 
 /* Emit buf[vstart, end) as a value or, with a reason, as a reject; then go between values. */
@@ -88,6 +91,10 @@ static void emit(struct kt_framer *f, const char *buf, size_t end, const char *r
 {
     out->off = f->voff;
     out->line = f->vline;
+    if (f->vstamplen > 0) {
+        out->stamp = f->vstamp;
+        out->stamplen = f->vstamplen;
+    }
     if (f->oversize) {
         out->kind = KT_FRAME_REJECT;
         out->reason = KT_FRAME_OVERSIZE;
@@ -153,6 +160,47 @@ static size_t scan_string(const char *buf, size_t pos, size_t len)
     return pos;
 }
 
+/*
+ * At the start of a line in buf[pos, len): a CloudWatch Logs export prefix,
+ * "YYYY-MM-DDT<time> {"? 1 with *plen the bytes before the '{', 0 when not, -1 when more
+ * bytes are needed to tell.
+ */
+static int stamp_prefix(const char *buf, size_t pos, size_t len, int eof, size_t *plen)
+{
+    static const char shape[] = "dddd-dd-ddT";
+    size_t i = 0;
+    for (; i < sizeof(shape) - 1; i++) {
+        if (pos + i >= len) {
+            return eof ? 0 : -1;
+        }
+        char c = buf[pos + i];
+        if (shape[i] == 'd' ? (c < '0' || c > '9') : c != shape[i]) {
+            return 0;
+        }
+    }
+    for (; i < 39; i++) {
+        if (pos + i >= len) {
+            return eof ? 0 : -1;
+        }
+        char c = buf[pos + i];
+        if (c == ' ') {
+            if (pos + i + 1 >= len) {
+                return eof ? 0 : -1;
+            }
+            if (buf[pos + i + 1] != '{') {
+                return 0;
+            }
+            *plen = i;
+            return 1;
+        }
+        if (!((c >= '0' && c <= '9') || c == ':' || c == '.' || c == '-' || c == '+' || c == 'Z' ||
+              c == 'z')) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
 static void newline(struct kt_framer *f)
 {
     f->line++;
@@ -198,6 +246,21 @@ void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof, s
                 f->pos++;
                 f->col0 = 0;
                 continue;
+            }
+            if (f->col0 && c >= '0' && c <= '9' && f->mode == KT_FRAME_TOP) {
+                size_t plen = 0;
+                int m = stamp_prefix(buf, f->pos, len, eof, &plen);
+                if (m < 0) {
+                    out->kind = KT_FRAME_MORE;
+                    return;
+                }
+                if (m > 0) {
+                    memcpy(f->stamp, buf + f->pos, plen);
+                    f->stamplen = plen;
+                    f->pos += plen + 1;
+                    f->col0 = 0;
+                    continue;
+                }
             }
             if (c == '{') {
                 begin(f, S_VALUE);

@@ -4,7 +4,9 @@
  * A small state machine (strings, escapes, brace depth) finds where each top-level value
  * ends, so that a value can be decoded, or rejected, on its own. Shapes are detected per
  * value: one Event per line, pretty-printed values over many lines, a top-level array (its
- * elements are emitted), an EventList (the elements of its "items" array are emitted).
+ * elements are emitted), an EventList (the elements of its "items" array are emitted), and
+ * lines of CloudWatch Logs exports, "<RFC 3339 timestamp> <JSON value>" (the timestamp is
+ * skipped and handed on with the value).
  * Broken input is cut at line boundaries and reported as rejects; everything after it is
  * still framed.
  *
@@ -41,6 +43,9 @@ struct kt_frame {
     uint64_t off;       /* stream offset of the first byte */
     uint64_t line;      /* 1-based line of the first byte */
     const char *reason; /* REJECT: static reason */
+    const char *stamp;  /* the "<timestamp> " that prefixed the value's line (CloudWatch
+                           export lines), without the space, or NULL */
+    size_t stamplen;    /* its length */
 };
 
 struct kt_framer {
@@ -62,6 +67,10 @@ struct kt_framer {
     int oversize;    /* the value passed max: its bytes are being skipped */
     size_t headlen;  /* bytes kept of an oversized value */
     char head[1024]; /* its first KB */
+    char stamp[40];  /* a timestamp prefix just skipped, for the value that follows */
+    size_t stamplen; /* its length, 0 when none */
+    char vstamp[40]; /* the timestamp prefix of the value being scanned */
+    size_t vstamplen;
 };
 
 /* Start framing at stream offset off, line line (1 for a fresh stream), in mode. */

@@ -38,7 +38,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "unwrap.h"
+#include "envelope.h"
 
 #define MOD "ingest:kafka"
 
@@ -160,7 +160,7 @@ struct part {
 struct kafka_src {
     struct kt_source base;     /* must be first */
     rd_kafka_t *rk;            /* the consumer */
-    struct kt_unwrapper *uw;   /* message shapes */
+    struct kt_envelope *env;   /* message shapes */
     const char *cluster;       /* cluster tag for every batch, or NULL (borrowed) */
     size_t cluster_len;        /* its length */
     char *cluster_header;      /* header naming a message's cluster, or NULL (heap) */
@@ -563,7 +563,7 @@ static int take_message(struct kafka_src *s, struct kt_batch *b, const rd_kafka_
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct part *p = find_part(s, topic, m->partition);
-    struct kt_unwrap_counts c;
+    struct kt_env_counts c = {0, 0, 0};
     int rc;
 
     if (p == NULL) {
@@ -582,7 +582,9 @@ static int take_message(struct kafka_src *s, struct kt_batch *b, const rd_kafka_
             return KT_ENOMEM;
         }
     }
-    rc = kt_unwrap(s->uw, m->payload, m->len, b, (uint32_t)p->origin_idx, (uint64_t)m->offset, &c);
+    struct kt_env_batch eb = {b, (uint32_t)p->origin_idx};
+    struct kt_env_sink sink = {kt_env_batch_add, &eb};
+    rc = kt_envelope_open_text(s->env, m->payload, m->len, (uint64_t)m->offset, &sink, &c);
     if (rc == 0) {
         rc = kt_batch_ckpt_kafka(b, topic, m->partition, m->offset + 1);
     }
@@ -804,7 +806,7 @@ static void kafka_destroy(struct kt_source *base)
     clear_parts(s);
     free(s->parts);
     free(s->cluster_header);
-    kt_unwrapper_destroy(s->uw);
+    kt_envelope_destroy(s->env);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -850,11 +852,11 @@ int kt_kafka_source_create(const struct kt_kafka_opts *o, struct kt_source **out
     s->linger_ms = o->linger_ms > 0 ? o->linger_ms : 50;
     s->lookup = o->lookup;
     s->lookup_ctx = o->lookup_ctx;
-    s->uw = kt_unwrapper_create(o->max_event_size);
+    s->env = kt_envelope_create(o->max_event_size);
     if (o->cluster_header != NULL && o->cluster_header[0] != '\0') {
         s->cluster_header = strdup(o->cluster_header);
     }
-    if (s->uw == NULL ||
+    if (s->env == NULL ||
         (o->cluster_header != NULL && o->cluster_header[0] != '\0' && s->cluster_header == NULL)) {
         snprintf(errstr, errlen, "out of memory");
         rc = KT_ENOMEM;

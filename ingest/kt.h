@@ -111,6 +111,13 @@ void kt_log_write(int level, const char *module, const char *fmt, ...)
 int64_t kt_now_mono_us(void);
 int64_t kt_now_wall_us(void);
 
+/* Parse an RFC 3339 timestamp ("2024-05-01T12:00:00.123456Z", offsets allowed) into
+ * microseconds since the epoch. 0 on success, KT_EPARSE when it is not one. */
+int kt_parse_rfc3339(const char *p, size_t len, int64_t *out_us);
+/* Format us (microseconds since the epoch) as "2024-05-01T12:00:00.123456Z" into out (at
+ * least 28 bytes); returns the length (27). */
+size_t kt_format_rfc3339(int64_t us, char *out);
+
 /* 64-bit FNV-1a, used for fingerprints and dictionary hashing. */
 uint64_t kt_hash64(const void *p, size_t len);
 

@@ -37,6 +37,9 @@ struct kt_source {
     char error[512];                 /* last fatal error, one line, for the user */
     uint64_t bytes_total;            /* input size when known (progress), else 0 */
     uint64_t bytes_done;             /* input consumed so far */
+    uint64_t skipped;                /* envelope entries that hold no audit event (other log
+                                        streams or categories, control messages): dropped and
+                                        counted here; updated with __atomic builtins */
 };
 
 /*

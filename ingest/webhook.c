@@ -32,7 +32,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "envelope.h"
 #include "frame.h"
+#include "jwt.h"
 
 const int kt_webhook_codes[KT_WH_NCODES] = {200, 400, 401, 404, 405, 413, 500, 503, 0};
 const double kt_webhook_buckets[KT_WH_NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -40,13 +42,24 @@ const double kt_webhook_buckets[KT_WH_NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1
 
 enum { RETRY_AFTER_S = 5, STOP_GRACE_US = 10 * 1000 * 1000, PROBE_US = 1000 * 1000 };
 
-/* One framed value of a request body. */
+/* What a POST is, by its path. */
+enum route {
+    R_AUDIT,    /* the apiserver's webhook: EventLists (any shape, in fact) */
+    R_FIREHOSE, /* an Amazon Data Firehose HTTP endpoint delivery */
+    R_PUBSUB,   /* a Pub/Sub push (wrapped or unwrapped) */
+};
+
+/* One record of a request body, as the envelope layer opened it. */
 struct rec {
-    size_t pos;         /* in req->body */
+    size_t pos;         /* in req->body, or in req->extra when extra */
     size_t len;         /* bytes */
-    uint64_t off;       /* byte offset in the body */
+    uint64_t off;       /* byte offset in the body of the value it came from */
     uint64_t line;      /* 1-based line in the body */
     const char *reject; /* static reason, or NULL */
+    size_t cpos;        /* the cluster its envelope names: bytes in req->extra... */
+    uint32_t clen;      /* ...and their length, 0 when none */
+    uint8_t extra;      /* the bytes are in req->extra (opened, converted, a reject's head) */
+    uint8_t truncated;  /* cut short in transport and salvaged */
 };
 
 /* One POST on the audit path, from its first byte to its answer. */
@@ -56,7 +69,10 @@ struct req {
     size_t cap;          /* allocated */
     size_t used;         /* len plus the reject copies */
     int too_big;         /* the body passed max_body: discarding the rest */
-    struct rec *recs;    /* framed values */
+    struct kt_buf extra; /* bytes of records that are not slices of the body */
+    int route;           /* enum route */
+    char request_id[80]; /* Firehose: X-Amz-Firehose-Request-Id, echoed in the answer */
+    struct rec *recs;    /* opened records */
     size_t nrecs;        /* count */
     size_t next;         /* first record not yet in a batch (queue owner: next()) */
     int pending;         /* batches holding its records, not yet acknowledged */
@@ -70,6 +86,7 @@ struct req {
     struct req *qnext;   /* queue link */
     int uploading;       /* counted in the source's uploading */
     int refuse;          /* answer this status once the body is read (and dropped) */
+    int gzip;            /* Content-Encoding: gzip */
     char why[192];       /* and this reason */
 };
 
@@ -101,8 +118,14 @@ struct kt_webhook {
     struct kt_source base;    /* first: the interface */
     struct kt_webhook_opts o; /* options; strings borrowed from the caller... */
     char path[256];           /* ...except the audit path, copied */
-    char cluster[256];        /* and the default cluster, copied ("" = none) */
-    char *cert_pem;           /* TLS material, kept for MHD's lifetime */
+    int audit_off;            /* the audit path has no credentials: it is not served */
+    struct pair *fh_keys;     /* Firehose access keys, with their clusters */
+    size_t nfh_keys;
+    struct pair *ps_tokens; /* Pub/Sub push tokens (?token= or bearer), with their clusters */
+    size_t nps_tokens;
+    struct kt_jwks *jwks; /* keys verifying Pub/Sub's OIDC tokens, or NULL */
+    char cluster[256];    /* and the default cluster, copied ("" = none) */
+    char *cert_pem;       /* TLS material, kept for MHD's lifetime */
     char *key_pem;
     char *ca_pem;
     struct pair *tokens; /* bearer tokens */
@@ -260,6 +283,19 @@ static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
+/* The index of the entry whose key is t[0, len), or -1. Every key is compared, so timing
+ * tells nothing about which one matched, or where a wrong one differs. */
+static int find_secret(const struct pair *v, size_t n, const char *t, size_t len)
+{
+    int hit = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (ct_equal(t, len, v[i].key, strlen(v[i].key)) && hit < 0) {
+            hit = (int)i;
+        }
+    }
+    return hit;
+}
+
 /* ---- answers ---- */
 
 static enum MHD_Result answer(struct MHD_Connection *c, int code, const char *ctype,
@@ -365,15 +401,7 @@ static int authenticate(struct kt_webhook *w, struct MHD_Connection *c, struct r
     if (w->tokens != NULL) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
-            const char *t = h + 7;
-            size_t tlen = strlen(t);
-            int hit = -1;
-            /* every token is compared, so timing tells nothing about which one matched */
-            for (size_t i = 0; i < w->ntokens; i++) {
-                if (ct_equal(t, tlen, w->tokens[i].key, strlen(w->tokens[i].key)) && hit < 0) {
-                    hit = (int)i;
-                }
-            }
+            int hit = find_secret(w->tokens, w->ntokens, h + 7, strlen(h + 7));
             if (hit >= 0) {
                 if (w->tokens[hit].value != NULL) {
                     *cluster = w->tokens[hit].value;
@@ -407,6 +435,67 @@ static int authenticate(struct kt_webhook *w, struct MHD_Connection *c, struct r
     return -1;
 }
 
+/* Firehose: the access key the delivery stream was configured with. */
+static int authenticate_firehose(struct kt_webhook *w, struct MHD_Connection *c,
+                                 const char **cluster, const char **why)
+{
+    *cluster = w->cluster[0] != '\0' ? w->cluster : NULL;
+    if (w->fh_keys == NULL) {
+        return 0; /* --insecure */
+    }
+    const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Firehose-Access-Key");
+    if (k == NULL) {
+        *why = "missing X-Amz-Firehose-Access-Key";
+        return -1;
+    }
+    int hit = find_secret(w->fh_keys, w->nfh_keys, k, strlen(k));
+    if (hit < 0) {
+        *why = "invalid Firehose access key";
+        return -1;
+    }
+    if (w->fh_keys[hit].value != NULL) {
+        *cluster = w->fh_keys[hit].value;
+    }
+    return 0;
+}
+
+/* Pub/Sub push: a token in the URL (?token=) or a bearer token from the token file, or a
+ * Google-signed OIDC token for the configured audience. */
+static int authenticate_pubsub(struct kt_webhook *w, struct MHD_Connection *c, const char **cluster,
+                               char *why, size_t whylen)
+{
+    *cluster = w->cluster[0] != '\0' ? w->cluster : NULL;
+    if (w->ps_tokens == NULL && w->jwks == NULL) {
+        return 0; /* --insecure */
+    }
+    const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "token");
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *bearer = h != NULL && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
+    if (t == NULL) {
+        t = bearer;
+    }
+    if (t != NULL && w->ps_tokens != NULL) {
+        int hit = find_secret(w->ps_tokens, w->nps_tokens, t, strlen(t));
+        if (hit >= 0) {
+            if (w->ps_tokens[hit].value != NULL) {
+                *cluster = w->ps_tokens[hit].value;
+            }
+            return 0;
+        }
+    }
+    if (bearer != NULL && w->jwks != NULL) {
+        if (kt_jwt_verify(w->jwks, bearer, strlen(bearer), w->o.pubsub_audience,
+                          kt_now_wall_us() / 1000000, NULL, why, whylen) == 0) {
+            return 0;
+        }
+        return -1;
+    }
+    snprintf(why, whylen, "%s",
+             t == NULL ? "missing credentials: ?token= in the push URL or a bearer token"
+                       : "invalid push token");
+    return -1;
+}
+
 /* ---- requests ---- */
 
 static void req_free(struct req *rq)
@@ -416,6 +505,7 @@ static void req_free(struct req *rq)
     }
     pthread_cond_destroy(&rq->cv);
     free(rq->body);
+    kt_buf_free(&rq->extra);
     free(rq->recs);
     free(rq);
 }
@@ -439,15 +529,71 @@ static int req_append(struct req *rq, const char *p, size_t n)
     return 0;
 }
 
+/* The sink of a request's opened records. */
+struct req_sink {
+    struct req *rq; /* the request */
+    size_t cap;     /* recs allocated */
+    size_t events;  /* records that look like events (or are rejects) */
+};
+
+static int req_add(void *ctx, const struct kt_opened *o)
+{
+    struct req_sink *rs = ctx;
+    struct req *rq = rs->rq;
+    if (rq->nrecs == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 512;
+        struct rec *nr = realloc(rq->recs, cap * sizeof(*nr));
+        if (nr == NULL) {
+            return KT_ENOMEM;
+        }
+        rq->recs = nr;
+        rs->cap = cap;
+    }
+    struct rec *r = &rq->recs[rq->nrecs];
+    memset(r, 0, sizeof(*r));
+    r->off = o->off;
+    r->line = o->line;
+    r->len = o->len;
+    r->reject = o->reject;
+    r->truncated = o->truncated != 0;
+    if (o->ptr >= rq->body && o->ptr + o->len <= rq->body + rq->len) {
+        r->pos = (size_t)(o->ptr - rq->body); /* a slice of the body: no copy */
+    } else {
+        r->extra = 1;
+        r->pos = rq->extra.len;
+        if (kt_buf_append(&rq->extra, o->ptr, o->len) != 0) {
+            return KT_ENOMEM;
+        }
+    }
+    if (o->cluster.ptr != NULL && o->cluster.len > 0) {
+        r->cpos = rq->extra.len;
+        r->clen = (uint32_t)o->cluster.len;
+        if (kt_buf_append(&rq->extra, o->cluster.ptr, o->cluster.len) != 0) {
+            return KT_ENOMEM;
+        }
+    }
+    rq->nrecs++;
+    const char *bytes = r->extra ? rq->extra.p + r->pos : rq->body + r->pos;
+    if (r->reject != NULL ||
+        memmem(bytes, r->len, "\"auditID\"", sizeof("\"auditID\"") - 1) != NULL) {
+        rs->events++;
+    }
+    return 0;
+}
+
 /*
- * Frame the body into records. 0; KT_EPARSE with *why when the body's JSON structure is
- * broken or it holds no audit event; KT_ENOMEM.
+ * Frame the body and open each value into records (envelope.h). 0; KT_EPARSE with *why when
+ * the body's JSON structure is broken or, on the audit path, it holds no audit event;
+ * KT_ENOMEM.
  */
 static int req_frame(struct kt_webhook *w, struct req *rq, const char **why)
 {
     struct kt_framer f;
-    size_t cap = 0, events = 0;
+    struct req_sink rs = {rq, 0, 0};
+    struct kt_env_sink sink = {req_add, &rs};
+    struct kt_env_counts counts = {0, 0, 0};
     size_t i = 0;
+    int rc = 0;
     while (i < rq->len && (rq->body[i] == ' ' || rq->body[i] == '\n' || rq->body[i] == '\r' ||
                            rq->body[i] == '\t')) {
         i++;
@@ -460,8 +606,12 @@ static int req_frame(struct kt_webhook *w, struct req *rq, const char **why)
         *why = "not JSON: expected an EventList, an Event or a JSON array of Events";
         return KT_EPARSE;
     }
+    struct kt_envelope *env = kt_envelope_create(w->o.max_event_size);
+    if (env == NULL) {
+        return KT_ENOMEM;
+    }
     kt_framer_init(&f, KT_FRAME_TOP, w->o.max_event_size, 0, 1);
-    for (;;) {
+    while (rc == 0) {
         struct kt_frame fr;
         kt_framer_next(&f, rq->body, rq->len, 1, &fr);
         if (fr.kind == KT_FRAME_MORE) {
@@ -470,41 +620,25 @@ static int req_frame(struct kt_webhook *w, struct req *rq, const char **why)
         if (fr.kind == KT_FRAME_REJECT && strcmp(fr.reason, KT_FRAME_OVERSIZE) != 0) {
             /* a broken structure, not one bad item: the whole body is refused */
             *why = fr.reason;
-            return KT_EPARSE;
+            rc = KT_EPARSE;
+            break;
         }
-        if (rq->nrecs == cap) {
-            cap = cap ? cap * 2 : 512;
-            struct rec *nr = realloc(rq->recs, cap * sizeof(*nr));
-            if (nr == NULL) {
-                return KT_ENOMEM;
-            }
-            rq->recs = nr;
+        if (fr.kind == KT_FRAME_REJECT) {
+            struct kt_opened o = {fr.ptr, fr.len, fr.off, fr.line, fr.reason, KT_STR_NULL, 0};
+            counts.records++;
+            rc = req_add(&rs, &o);
+            continue;
         }
-        struct rec *r = &rq->recs[rq->nrecs];
-        r->off = fr.off;
-        r->line = fr.line;
-        r->len = fr.len;
-        r->reject = fr.kind == KT_FRAME_REJECT ? fr.reason : NULL;
-        if (fr.ptr >= rq->body && fr.ptr + fr.len <= rq->body + rq->len) {
-            r->pos = (size_t)(fr.ptr - rq->body);
-        } else {
-            /* the framer's copy of an oversized value's first KB: keep it after the body */
-            r->pos = rq->used;
-            if (req_append(rq, fr.ptr, fr.len) != 0) {
-                return KT_ENOMEM;
-            }
-        }
-        rq->nrecs++;
-        if (r->reject != NULL ||
-            memmem(rq->body + r->pos, r->len, "\"auditID\"", sizeof("\"auditID\"") - 1) != NULL) {
-            events++;
-        }
+        struct kt_str stamp = {fr.stamp, fr.stamplen};
+        rc = kt_envelope_open_value(env, fr.ptr, fr.len, fr.off, fr.line, stamp, &sink, &counts);
     }
-    if (rq->nrecs > 0 && events == 0) {
+    kt_envelope_destroy(env);
+    __atomic_add_fetch(&w->base.skipped, (uint64_t)counts.skipped, __ATOMIC_RELAXED);
+    if (rc == 0 && rq->route == R_AUDIT && rq->nrecs > 0 && rs.events == 0) {
         *why = "no audit events: expected an EventList, an Event or a JSON array of Events";
-        return KT_EPARSE;
+        rc = KT_EPARSE;
     }
-    return 0;
+    return rc;
 }
 
 /* Enqueue rq unless closed or full; 0, or 503 with *why. Called with w->mu held. */
@@ -514,7 +648,7 @@ static int enqueue_locked(struct kt_webhook *w, struct req *rq, const char **why
         *why = "shutting down";
         return 503;
     }
-    if (w->st.queued_bytes + rq->len > w->o.queue_bytes && w->head != NULL) {
+    if (w->st.queued_bytes + rq->len + rq->extra.len > w->o.queue_bytes && w->head != NULL) {
         *why = "queue full: storage is behind";
         return 503;
     }
@@ -526,7 +660,7 @@ static int enqueue_locked(struct kt_webhook *w, struct req *rq, const char **why
         w->head = rq;
     }
     w->tail = rq;
-    w->st.queued_bytes += rq->len;
+    w->st.queued_bytes += rq->len + rq->extra.len;
     w->st.queued_requests++;
     w->st.events += rq->nrecs;
     pthread_cond_signal(&w->cv);
@@ -545,6 +679,66 @@ static void observe_latency_locked(struct kt_webhook *w, int64_t us)
     w->st.latency_count++;
 }
 
+/* Firehose's answer: {"requestId":..., "timestamp":ms[, "errorMessage":...]}. */
+static enum MHD_Result answer_firehose(struct kt_webhook *w, struct MHD_Connection *c,
+                                       const struct req *rq, int code, const char *msg)
+{
+    char body[1024];
+    size_t k = (size_t)snprintf(body, sizeof(body), "{\"requestId\":\"");
+    for (const char *p = rq->request_id; *p != '\0' && k + 8 < sizeof(body) / 2; p++) {
+        unsigned char ch = (unsigned char)*p;
+        body[k++] = ch == '"' || ch == '\\' || ch < 0x20 ? '_' : (char)ch;
+    }
+    k += (size_t)snprintf(body + k, sizeof(body) - k, "\",\"timestamp\":%lld",
+                          (long long)(kt_now_wall_us() / 1000));
+    if (msg != NULL) {
+        k += (size_t)snprintf(body + k, sizeof(body) - k, ",\"errorMessage\":\"");
+        for (const char *p = msg; *p != '\0' && k + 8 < sizeof(body); p++) {
+            unsigned char ch = (unsigned char)*p;
+            if (ch == '"' || ch == '\\') {
+                body[k++] = '\\';
+                body[k++] = (char)ch;
+            } else {
+                body[k++] = ch < 0x20 ? ' ' : (char)ch;
+            }
+        }
+        k += (size_t)snprintf(body + k, sizeof(body) - k, "\"");
+    }
+    k += (size_t)snprintf(body + k, sizeof(body) - k, "}\n");
+    return answer(c, count_code(w, code), "application/json", body, k, code == 503);
+}
+
+/* An error answer in the shape the request's protocol expects. */
+static enum MHD_Result answer_req_error(struct kt_webhook *w, struct MHD_Connection *c,
+                                        const struct req *rq, int code, const char *msg)
+{
+    if (rq->route == R_FIREHOSE) {
+        return answer_firehose(w, c, rq, code, msg);
+    }
+    return answer_error(w, c, code, msg, 1);
+}
+
+/* A gzip'ed body (Content-Encoding: gzip), inflated in place of the body. 0, or KT_EPARSE
+ * with *why, or KT_ENOMEM. */
+static int req_gunzip(struct kt_webhook *w, struct req *rq, const char **why)
+{
+    struct kt_buf out = {NULL, 0, 0};
+    int rc = kt_gunzip(rq->body, rq->len, w->o.max_body, &out, why);
+    if (rc != 0) {
+        kt_buf_free(&out);
+        if (rc == KT_EPARSE && strstr(*why, "larger") != NULL) {
+            *why = "decompressed body larger than --max-body";
+        }
+        return rc;
+    }
+    free(rq->body);
+    rq->body = out.p;
+    rq->len = out.len;
+    rq->used = out.len;
+    rq->cap = out.cap;
+    return 0;
+}
+
 /* The last call of a POST: frame, queue, wait for the commit, answer. */
 static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *c, struct req *rq)
 {
@@ -557,27 +751,36 @@ static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *
     }
     pthread_mutex_unlock(&w->mu);
     if (rq->refuse) {
-        return answer_error(w, c, rq->refuse, rq->why, 1);
+        return answer_req_error(w, c, rq, rq->refuse, rq->why);
     }
     if (rq->too_big) {
         snprintf(msg, sizeof(msg), "body larger than --max-body (%zu bytes)", w->o.max_body);
-        return answer_error(w, c, 413, msg, 1);
+        return answer_req_error(w, c, rq, 413, msg);
     }
-    int rc = req_frame(w, rq, &why);
+    int rc = 0;
+    if (rq->gzip) {
+        rc = req_gunzip(w, rq, &why);
+    }
+    if (rc == 0) {
+        rc = req_frame(w, rq, &why);
+    }
     if (rc == KT_ENOMEM) {
-        return answer_error(w, c, 503, "out of memory", 1);
+        return answer_req_error(w, c, rq, 503, "out of memory");
     }
     if (rc != 0) {
-        return answer_error(w, c, 400, why, 1);
+        return answer_req_error(w, c, rq, 400, why);
     }
     if (rq->nrecs == 0) {
+        if (rq->route == R_FIREHOSE) {
+            return answer_firehose(w, c, rq, 200, NULL);
+        }
         return answer(c, count_code(w, 200), "application/json", "{\"events\":0}\n", 13, 0);
     }
     pthread_mutex_lock(&w->mu);
     int code = enqueue_locked(w, rq, &why);
     if (code != 0) {
         pthread_mutex_unlock(&w->mu);
-        return answer_error(w, c, code, why, 1);
+        return answer_req_error(w, c, rq, code, why);
     }
     while (!rq->done) {
         pthread_cond_wait(&rq->cv, &w->mu);
@@ -589,7 +792,10 @@ static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *
     pthread_mutex_unlock(&w->mu);
     if (status != 0) {
         snprintf(msg, sizeof(msg), "not stored: %s", kt_strerror(status));
-        return answer_error(w, c, 503, msg, 1);
+        return answer_req_error(w, c, rq, 503, msg);
+    }
+    if (rq->route == R_FIREHOSE) {
+        return answer_firehose(w, c, rq, 200, NULL);
     }
     int n = snprintf(msg, sizeof(msg), "{\"events\":%zu}\n", rq->nrecs);
     return answer(c, count_code(w, 200), "application/json", msg, (size_t)n, 0);
@@ -604,6 +810,21 @@ static enum MHD_Result refuse(struct req *rq, int code, const char *why)
     rq->refuse = code;
     snprintf(rq->why, sizeof(rq->why), "%s", why);
     return MHD_YES;
+}
+
+/* The route of a POST's path, or -1. */
+static int route_of(const struct kt_webhook *w, const char *url)
+{
+    if (!w->audit_off && strcmp(url, w->path) == 0) {
+        return R_AUDIT;
+    }
+    if (w->o.firehose_path != NULL && strcmp(url, w->o.firehose_path) == 0) {
+        return R_FIREHOSE;
+    }
+    if (w->o.pubsub_path != NULL && strcmp(url, w->o.pubsub_path) == 0) {
+        return R_PUBSUB;
+    }
+    return -1;
 }
 
 /* GET /healthz, /readyz, /metrics. */
@@ -660,15 +881,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     /* first call: the headers are in */
     int is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    if (l->metrics_only || (!is_post && strcmp(url, w->path) != 0)) {
+    int route = route_of(w, url);
+    if (l->metrics_only || (!is_post && route < 0)) {
         if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, "HEAD") == 0) {
             return answer_get(l, c, url);
         }
         return answer(c, 405, "text/plain", "method not allowed\n", 19, 0);
     }
-    if (strcmp(url, w->path) != 0) {
+    if (route < 0) {
         char msg[384];
-        snprintf(msg, sizeof(msg), "unknown path: audit events are posted to %s", w->path);
+        snprintf(msg, sizeof(msg), "unknown path: audit events are posted to %s",
+                 w->audit_off ? (w->o.firehose_path != NULL ? w->o.firehose_path : w->o.pubsub_path)
+                              : w->path);
         return answer_error(w, c, 404, msg, 1);
     }
     if (!is_post) {
@@ -680,15 +904,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     pthread_cond_init(&rq->cv, NULL);
     *con_cls = rq;
+    rq->route = route;
     const char *why = "unauthorized";
-    if (authenticate(w, c, rq, &rq->cluster, &why) != 0) {
-        kt_debug("webhook", "401: %s", why);
+    char whybuf[192];
+    int denied;
+    if (route == R_FIREHOSE) {
+        const char *id =
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Firehose-Request-Id");
+        snprintf(rq->request_id, sizeof(rq->request_id), "%s", id != NULL ? id : "");
+        denied = authenticate_firehose(w, c, &rq->cluster, &why);
+    } else if (route == R_PUBSUB) {
+        denied = authenticate_pubsub(w, c, &rq->cluster, whybuf, sizeof(whybuf));
+        why = whybuf;
+    } else {
+        denied = authenticate(w, c, rq, &rq->cluster, &why);
+    }
+    if (denied != 0) {
+        kt_debug("webhook", "401 on %s: %s", url, why);
         return refuse(rq, 401, why);
     }
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
         (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
         return refuse(rq, 400, "Content-Type must be application/json");
+    }
+    const char *cenc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
+    if (cenc != NULL && strcasecmp(cenc, "gzip") == 0) {
+        rq->gzip = 1;
+    } else if (cenc != NULL && strcasecmp(cenc, "identity") != 0) {
+        return refuse(rq, 400, "unsupported Content-Encoding: send gzip or identity");
     }
     const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     unsigned long long announced = clen != NULL ? strtoull(clen, NULL, 10) : 0;
@@ -882,7 +1126,7 @@ static int wh_next(struct kt_source *src, struct kt_batch *b, int timeout_ms)
         if (w->head == NULL) {
             w->tail = NULL;
         }
-        w->st.queued_bytes -= rq->len;
+        w->st.queued_bytes -= rq->len + rq->extra.len;
     }
     t->next = w->tokens_live;
     if (t->next != NULL) {
@@ -914,7 +1158,16 @@ static int wh_next(struct kt_source *src, struct kt_batch *b, int timeout_ms)
             out->line = r->line;
             out->origin = (uint32_t)origin;
             out->reject = r->reject;
-            memcpy(b->buf + b->len, rq->body + r->pos, r->len);
+            out->truncated = r->truncated;
+            if (r->clen > 0) {
+                int ci = kt_batch_cluster(b, rq->extra.p + r->cpos, r->clen);
+                if (ci < 0) {
+                    rc = ci;
+                    break;
+                }
+                out->cluster = (uint32_t)ci;
+            }
+            memcpy(b->buf + b->len, (r->extra ? rq->extra.p : rq->body) + r->pos, r->len);
             b->len += r->len;
         }
     }
@@ -993,6 +1246,9 @@ static void wh_destroy(struct kt_source *src)
     }
     free_pairs(w->tokens, w->ntokens);
     free_pairs(w->cnmap, w->ncnmap);
+    free_pairs(w->fh_keys, w->nfh_keys);
+    free_pairs(w->ps_tokens, w->nps_tokens);
+    kt_jwks_destroy(w->jwks);
     if (w->key_pem != NULL) {
         explicit_bzero(w->key_pem, strlen(w->key_pem));
     }
@@ -1153,10 +1409,28 @@ int kt_webhook_source_create(const struct kt_webhook_opts *o, struct kt_source *
                  "unencrypted audit events");
         return KT_EINVAL;
     }
-    if (!o->insecure && o->client_ca == NULL && o->token_file == NULL) {
+    int others = o->firehose_path != NULL || o->pubsub_path != NULL;
+    if (!o->insecure && o->client_ca == NULL && o->token_file == NULL && !others) {
         snprintf(errstr, errlen,
                  "refusing an open audit sink (anyone could forge history): give --client-ca or "
                  "--token-file, or --insecure");
+        return KT_EINVAL;
+    }
+    if (!o->insecure && o->firehose_path != NULL && o->firehose_key_file == NULL) {
+        snprintf(errstr, errlen,
+                 "refusing an open Firehose endpoint: give --firehose-key-file (the access key "
+                 "of the delivery stream), or --insecure");
+        return KT_EINVAL;
+    }
+    if (!o->insecure && o->pubsub_path != NULL && o->pubsub_token_file == NULL &&
+        o->pubsub_jwks == NULL) {
+        snprintf(errstr, errlen,
+                 "refusing an open Pub/Sub endpoint: give --pubsub-token-file or --pubsub-jwks "
+                 "with --pubsub-audience, or --insecure");
+        return KT_EINVAL;
+    }
+    if ((o->pubsub_jwks == NULL) != (o->pubsub_audience == NULL)) {
+        snprintf(errstr, errlen, "--pubsub-jwks and --pubsub-audience go together");
         return KT_EINVAL;
     }
     struct kt_webhook *w = calloc(1, sizeof(*w));
@@ -1210,6 +1484,20 @@ int kt_webhook_source_create(const struct kt_webhook_opts *o, struct kt_source *
         (rc = read_pairs(o->cn_map_file, &w->cnmap, &w->ncnmap, errstr, errlen)) != 0) {
         goto fail;
     }
+    if (o->firehose_key_file != NULL &&
+        (rc = read_pairs(o->firehose_key_file, &w->fh_keys, &w->nfh_keys, errstr, errlen)) != 0) {
+        goto fail;
+    }
+    if (o->pubsub_token_file != NULL && (rc = read_pairs(o->pubsub_token_file, &w->ps_tokens,
+                                                         &w->nps_tokens, errstr, errlen)) != 0) {
+        goto fail;
+    }
+    if (o->pubsub_jwks != NULL &&
+        (rc = kt_jwks_load(o->pubsub_jwks, &w->jwks, errstr, errlen)) != 0) {
+        goto fail;
+    }
+    /* with only cloud endpoints configured, the apiserver's path has no credentials */
+    w->audit_off = !o->insecure && o->client_ca == NULL && o->token_file == NULL;
     w->main.serves_status = o->metrics_listen == NULL;
     if ((rc = start_listener(w, &w->main, o->listen, o->tls_cert != NULL, errstr, errlen)) != 0) {
         goto fail;

@@ -34,24 +34,30 @@ typedef int (*kt_webhook_status_fn)(void *ctx, const char *path, char **body, si
                                     const char **ctype);
 
 struct kt_webhook_opts {
-    const char *listen;          /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT"; port 0 picks one */
-    const char *path;            /* audit path; default "/k8s-audit" */
-    const char *tls_cert;        /* server certificate chain, PEM file; NULL: plain HTTP */
-    const char *tls_key;         /* its private key, PEM file */
-    const char *client_ca;       /* require client certificates signed by this CA (PEM) */
-    const char *token_file;      /* require a bearer token: lines "TOKEN [CLUSTER]" */
-    const char *cn_map_file;     /* client certificate CN to cluster: lines "CN CLUSTER" */
-    const char *cluster;         /* cluster of requests that name none; NULL: none */
-    int insecure;                /* allow plain HTTP and no authentication */
-    size_t max_body;             /* larger bodies get 413; default 32 MiB */
-    size_t max_event_size;       /* larger events become rejects; default 16 MiB */
-    size_t queue_bytes;          /* bodies waiting for the pipeline, at most; default 256 MiB */
-    unsigned max_connections;    /* concurrent connections; default 128 */
-    size_t batch_records;        /* records per batch at most; default 1024 */
-    size_t batch_bytes;          /* bytes per batch, soft limit; default 4 MiB */
-    const char *metrics_listen;  /* serve GET endpoints there (plain HTTP) instead; or NULL */
-    kt_webhook_status_fn status; /* /readyz and /metrics bodies; NULL: 200 "ok" and 404 */
-    void *status_ctx;            /* passed to status */
+    const char *listen;            /* "ADDR:PORT", "[ADDR]:PORT" or ":PORT"; port 0 picks one */
+    const char *path;              /* audit path; default "/k8s-audit" */
+    const char *tls_cert;          /* server certificate chain, PEM file; NULL: plain HTTP */
+    const char *tls_key;           /* its private key, PEM file */
+    const char *client_ca;         /* require client certificates signed by this CA (PEM) */
+    const char *token_file;        /* require a bearer token: lines "TOKEN [CLUSTER]" */
+    const char *cn_map_file;       /* client certificate CN to cluster: lines "CN CLUSTER" */
+    const char *cluster;           /* cluster of requests that name none; NULL: none */
+    int insecure;                  /* allow plain HTTP and no authentication */
+    size_t max_body;               /* larger bodies get 413; default 32 MiB */
+    size_t max_event_size;         /* larger events become rejects; default 16 MiB */
+    size_t queue_bytes;            /* bodies waiting for the pipeline, at most; default 256 MiB */
+    unsigned max_connections;      /* concurrent connections; default 128 */
+    size_t batch_records;          /* records per batch at most; default 1024 */
+    size_t batch_bytes;            /* bytes per batch, soft limit; default 4 MiB */
+    const char *metrics_listen;    /* serve GET endpoints there (plain HTTP) instead; or NULL */
+    const char *firehose_path;     /* serve an Amazon Data Firehose HTTP endpoint here, or NULL */
+    const char *firehose_key_file; /* its access keys: lines "KEY [CLUSTER]" */
+    const char *pubsub_path;       /* serve Pub/Sub pushes here, or NULL */
+    const char *pubsub_token_file; /* push tokens (?token= or bearer): lines "TOKEN [CLUSTER]" */
+    const char *pubsub_jwks;       /* Google's JWKS, to verify push OIDC tokens; or NULL */
+    const char *pubsub_audience;   /* the audience those tokens must carry */
+    kt_webhook_status_fn status;   /* /readyz and /metrics bodies; NULL: 200 "ok" and 404 */
+    void *status_ctx;              /* passed to status */
 };
 
 /* HTTP status codes counted per request, in this order (other codes count as the last). */

@@ -41,10 +41,11 @@
 #include "store_int.h"
 #include "store_sql.h"
 
-enum { SCHEMA_VERSION = 3 };
+enum { SCHEMA_VERSION = 4 };
 
 /* migrations[i] takes user_version from i to i + 1. */
-static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3};
+static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
+                                                       SQL_SCHEMA_V4};
 
 enum { REJECT_TEXT = 1024 }; /* bytes of a rejected record kept in rejects.text */
 
@@ -700,6 +701,7 @@ static int write_event(struct kt_store *st, const struct kt_batch *b, size_t i)
         sqlite3_bind_null(q, SQL_EV_ORIGIN);
     }
     sqlite3_bind_int64(q, SQL_EV_OFFSET, (int64_t)r->off);
+    sqlite3_bind_int(q, SQL_EV_TRUNCATED, (ev->flags & KT_EV_TRUNCATED) != 0);
     if (rc != 0) {
         return KT_EIO;
     }

@@ -153,7 +153,8 @@
 #define SQL_DICT(col) "  " col ".s AS " col ",\n"
 #define SQL_JOIN(col) "  LEFT JOIN strings " col " ON " col ".id = e." col "\n"
 
-#define SQL_VIEWS_V1                                                                               \
+/* The v_events view, with extra columns (text of "  e.col AS col,\n" lines) before raw. */
+#define SQL_V_EVENTS(extra)                                                                        \
     "CREATE VIEW v_events AS SELECT\n"                                                             \
     "  e.id AS id,\n"                                                                              \
     "  " SQL_TIME("e.ts") " AS time,\n"                                                            \
@@ -167,6 +168,7 @@
     "  e.request_uri AS request_uri,\n"                                                            \
     SQL_DICT("cluster") SQL_DICT("origin")                                                         \
     "  e.offset AS offset,\n"                                                                      \
+    extra                                                                                          \
     "  raw.json AS raw\n"                                                                          \
     "FROM events e\n"                                                                              \
     SQL_JOIN("stage") SQL_JOIN("level") SQL_JOIN("verb") SQL_JOIN("user") SQL_JOIN("groups")       \
@@ -175,6 +177,9 @@
     SQL_JOIN("api_version") SQL_JOIN("decision") SQL_JOIN("authz_reason") SQL_JOIN("cluster")      \
     SQL_JOIN("origin")                                                                             \
     "  LEFT JOIN raw ON raw.event_id = e.id;\n"                                                    \
+
+#define SQL_VIEWS_V1                                                                               \
+    SQL_V_EVENTS("")                                                                               \
     "CREATE VIEW v_alerts AS SELECT\n"                                                             \
     "  a.id AS id,\n"                                                                              \
     "  " SQL_TIME("a.ts") " AS time,\n"                                                            \
@@ -249,6 +254,18 @@
     "  last_ts  INTEGER NOT NULL, -- event time last seen, microseconds\n"                        \
     "  PRIMARY KEY (rule, key)) WITHOUT ROWID;\n"
 
+/* ---- schema version 4: events cut short in transport ---- */
+
+/*
+ * An event a transport cut (Azure's 16 KiB, CloudWatch's "[Truncated...]", GKE's
+ * audit.k8s.io/truncated label) is stored with the fields that preceded the cut and marked.
+ */
+#define SQL_SCHEMA_V4                                                                              \
+    "ALTER TABLE events ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;"                          \
+    " -- 1: cut short in transport, only the fields before the cut\n"                             \
+    "DROP VIEW v_events;\n"                                                                        \
+    SQL_V_EVENTS("  e.truncated AS truncated,\n")
+
 /* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
@@ -284,13 +301,14 @@ enum {
     SQL_EV_CLUSTER,
     SQL_EV_ORIGIN,
     SQL_EV_OFFSET,
+    SQL_EV_TRUNCATED,
 };
 #define SQL_EVENT_INSERT                                                                           \
     "INSERT OR IGNORE INTO events (ts, received_ts, audit_id, stage, level, verb, user, groups,"   \
     " imp_user, source_ips, user_agent, resource, subresource, namespace, name, api_group,"        \
-    " api_version, code, decision, authz_reason, request_uri, cluster, origin, offset)"            \
+    " api_version, code, decision, authz_reason, request_uri, cluster, origin, offset, truncated)" \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"    \
-    " ?19, ?20, ?21, ?22, ?23, ?24)"
+    " ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
 /* The row a duplicate collided with: the unique key, in its order. */
 #define SQL_EVENT_ID "SELECT id FROM events WHERE ts = ?1 AND audit_id = ?2 AND stage = ?3"
 #define SQL_RAW_INSERT "INSERT OR IGNORE INTO raw (event_id, json) VALUES (?1, ?2)"

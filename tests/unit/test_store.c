@@ -734,7 +734,7 @@ static void test_store_version_1_database_migrates_to_kafka_checkpoints(void **s
     exec_on(f->path, "PRAGMA user_version=1");
     exec_on(f->path, "INSERT INTO ckpt_file VALUES (1, '/var/log/audit.log', 10, 0, 0, 0)");
     open_store(f, 0);
-    assert_string_equal(query(f->path, "PRAGMA user_version"), "3");
+    assert_string_equal(query(f->path, "PRAGMA user_version"), "4");
     assert_string_equal(query(f->path, OBJECTS_SQL), all_objects);
     assert_string_equal(query(f->path, "SELECT path, offset FROM ckpt_file"),
                         "/var/log/audit.log|10");

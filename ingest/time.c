@@ -1,12 +1,12 @@
 /*
- * time.c: RFC 3339 timestamps to microseconds since the epoch.
+ * time.c: RFC 3339 timestamps to microseconds since the epoch, and back.
  *
  * Audit events carry stageTimestamp and requestReceivedTimestamp as RFC 3339 with
  * microseconds ("2024-05-01T12:00:00.123456Z"). The decoder calls this once or twice per
  * event, so it is a straight-line parser: no locale, no timegm, no allocation. Dates go
  * through Howard Hinnant's days-from-civil algorithm, valid for every year 0000-9999.
  */
-#include "event.h"
+#include "kt.h"
 
 /* Value of n ASCII digits at p, or -1 if any of them is not a digit. */
 static int digits(const char *p, int n)
@@ -115,4 +115,46 @@ int kt_parse_rfc3339(const char *p, size_t len, int64_t *out_us)
     /* Local time = UTC + offset, so UTC = local - offset. */
     *out_us = (secs - offset_s) * 1000000 + frac_us;
     return 0;
+}
+
+/* The proleptic Gregorian date of a day count since 1970-01-01 (inverse of the above). */
+static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;                                      /* [0, 146096] */
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* [0, 365] */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* [0, 11] */
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+size_t kt_format_rfc3339(int64_t us, char *out)
+{
+    int64_t secs = us >= 0 ? us / 1000000 : (us - 999999) / 1000000;
+    int64_t frac = us - secs * 1000000;
+    int64_t days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+    int64_t rem = secs - days * 86400;
+    int64_t y;
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 0 || y > 9999) {
+        y = y < 0 ? 0 : 9999;
+    }
+    int v[7] = {(int)y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac};
+    static const int width[7] = {4, 2, 2, 2, 2, 2, 6};
+    static const char sep[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+    size_t k = 0;
+    for (int i = 0; i < 7; i++) { /* no snprintf: GCC cannot bound its output here */
+        for (int j = width[i] - 1; j >= 0; j--) {
+            out[k + (size_t)j] = (char)('0' + v[i] % 10);
+            v[i] /= 10;
+        }
+        k += (size_t)width[i];
+        out[k++] = sep[i];
+    }
+    out[k] = '\0';
+    return k;
 }

@@ -1,10 +1,12 @@
 /*
- * test_unwrap.c: every message shape a shipper sends to Kafka gives the events inside it, and
+ * test_envelope.c: every shape a cloud or a shipper delivers gives the events inside it, and
  * anything else gives a reject with a reason, never a lost or invented record.
  *
- * Each case unwraps one message into a fresh batch and compares the records, flattened to
- * text: "E <bytes>" for a record handed to the decoder, "R <reason> | <bytes>" for a reject,
- * one per line.
+ * Each case opens one message (kt_envelope_open_text, as the Kafka source does; files and
+ * the webhook open each framed value the same way) into a fresh batch and compares the
+ * records, flattened to text: "E <bytes>" for a record handed to the decoder (with
+ * "E{c=CLUSTER} " when its envelope named a cluster, "E{t} " when it was salvaged),
+ * "R <reason> | <bytes>" for a reject, one per line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +19,7 @@
 #include <cmocka.h>
 
 #include "frame.h"
-#include "unwrap.h"
+#include "envelope.h"
 
 #define EV1 "{\"kind\":\"Event\",\"auditID\":\"a-1\",\"stage\":\"ResponseComplete\"}"
 #define EV2 "{\"auditID\":\"a-2\",\"stage\":\"ResponseComplete\",\"verb\":\"get\"}"
@@ -28,14 +30,14 @@
 
 struct out {
     char text[8192];
-    struct kt_unwrap_counts c;
+    struct kt_env_counts c;
     int rc;
 };
 
-/* Unwrap msg (len bytes) with max_event and flatten the records into o->text. */
+/* Open msg (len bytes) with max_event and flatten the records into o->text. */
 static void unwrap_n(const char *msg, size_t len, size_t max_event, struct out *o)
 {
-    struct kt_unwrapper *u = kt_unwrapper_create(max_event);
+    struct kt_envelope *u = kt_envelope_create(max_event);
     struct kt_batch *b = kt_batch_create();
     size_t n = 0;
 
@@ -43,22 +45,31 @@ static void unwrap_n(const char *msg, size_t len, size_t max_event, struct out *
     assert_non_null(b);
     memset(o, 0, sizeof(*o));
     int origin = kt_batch_origin(b, "kafka:audit/3");
-    o->rc = kt_unwrap(u, msg, len, b, (uint32_t)origin, 41, &o->c);
+    struct kt_env_batch eb = {b, (uint32_t)origin};
+    struct kt_env_sink sink = {kt_env_batch_add, &eb};
+    o->rc = kt_envelope_open_text(u, msg, len, 41, &sink, &o->c);
+    assert_int_equal(o->c.records, b->nrecs);
     for (size_t i = 0; i < b->nrecs && n < sizeof(o->text); i++) {
         const struct kt_record *r = &b->recs[i];
         assert_int_equal(r->off, 41);
         assert_int_equal(r->line, 0);
         assert_int_equal(r->origin, (uint32_t)origin);
+        struct kt_str c = kt_batch_record_cluster(b, r);
         if (r->reject != NULL) {
             n += (size_t)snprintf(o->text + n, sizeof(o->text) - n, "%sR %s | %.*s", n ? "\n" : "",
                                   r->reject, (int)r->len, b->buf + r->pos);
+        } else if (c.ptr != NULL || r->truncated) {
+            n += (size_t)snprintf(o->text + n, sizeof(o->text) - n, "%sE{%s%.*s%s} %.*s",
+                                  n ? "\n" : "", c.ptr != NULL ? "c=" : "", (int)c.len,
+                                  c.ptr != NULL ? c.ptr : "", r->truncated ? "t" : "", (int)r->len,
+                                  b->buf + r->pos);
         } else {
             n += (size_t)snprintf(o->text + n, sizeof(o->text) - n, "%sE %.*s", n ? "\n" : "",
                                   (int)r->len, b->buf + r->pos);
         }
     }
     kt_batch_destroy(b);
-    kt_unwrapper_destroy(u);
+    kt_envelope_destroy(u);
 }
 
 static const char *unwrap(const char *msg)
@@ -162,7 +173,7 @@ static void test_unwrap_aks_audit_record_that_is_not_an_event_is_rejected(void *
         "R not JSON: text outside any JSON value | hello\n"
         "R \"records\" element without properties.log | {\"category\":\"kube-audit\","
         "\"properties\":{}}\n"
-        "R \"records\" element is not an object | 7");
+        "R envelope array element is not an object | 7");
 }
 
 static void test_unwrap_malformed_messages_are_rejects_with_reasons(void **state)
@@ -176,7 +187,7 @@ static void test_unwrap_malformed_messages_are_rejects_with_reasons(void **state
     assert_string_equal(unwrap("{\"log\":42}"),
                         "R \"log\" is neither an event nor a JSON string | 42");
     assert_string_equal(unwrap("{\"log\":\"bad \\x escape\"}"),
-                        "R \"log\": invalid JSON string escape | \"bad \\x escape\"");
+                        "R envelope payload: invalid JSON string escape | \"bad \\x escape\"");
     assert_string_equal(unwrap("{\"log\":\"\"}"), "R empty wrapped value | ");
     assert_string_equal(unwrap(" \n"), "R empty message |  \n");
     unwrap_n(NULL, 0, 0, &o); /* a tombstone */
@@ -199,11 +210,14 @@ static void test_unwrap_unknown_objects_go_to_the_decoder_to_judge(void **state)
 static void test_unwrap_nesting_is_bounded(void **state)
 {
     (void)state;
-    /* four levels of wrapping in strings: the fourth is refused */
+    /* three levels of wrapping in strings are opened */
     const char *m = "{\"log\":\"{\\\"log\\\":\\\"{\\\\\\\"log\\\\\\\":\\\\\\\"{}\\\\\\\"}\\\"}\"}";
     assert_string_equal(unwrap(m), "E {}");
-    m = "{\"log\":{\"log\":{\"log\":{\"log\":{}}}}}";
-    assert_string_equal(unwrap(m), "R \"log\" nested too deeply | {}");
+    /* eight levels of envelopes (a Firehose body holds four): the eighth is refused */
+    m = "{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{}}}}}}}}}";
+    assert_string_equal(unwrap(m), "R envelope nested too deeply | {}");
+    m = "{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{\"log\":{}}}}}}}}";
+    assert_string_equal(unwrap(m), "E {}");
 }
 
 static void test_unwrap_oversized_value_is_rejected_and_the_rest_kept(void **state)

@@ -1,0 +1,1266 @@
+/*
+ * envelope.c: detecting and opening the shapes audit events arrive in (see envelope.h).
+ *
+ * A value is classified by scanning its top-level keys without parsing it: a bare Event's
+ * first key ("kind", or "level" then "auditID" for webhook items) settles it at once. Any
+ * other object is scanned to its end, collecting the members the shape table below needs,
+ * and the first row whose keys are present opens it. Opening either passes a slice on
+ * (an event merged in a shipper's record is the record itself), rewrites the value (GKE and
+ * Log Analytics records converted, OpenShift's audit level put back, a cut event salvaged),
+ * or yields a payload: an object in place, a JSON string unescaped, base64 decoded, gzip
+ * inflated, which is framed and opened again one level deeper. Each level has its own
+ * buffers, so a payload can be opened while the level holding it is still being walked;
+ * MAX_DEPTH bounds the nesting.
+ *
+ * What an envelope says (cluster, time, that a transport delivered the text) is a struct
+ * ctx handed down to the levels inside it: the innermost envelope that names a cluster wins.
+ *
+ * Shapes, in the order they are tried (the README has the same table):
+ *   event             an exclusive Event key first, or with no foreign key before it
+ *   openshift         an Event merged with k8s_audit_level / openshift.cluster_id
+ *   event (merged)    any other object holding Event keys (Fluent Bit's JSON parser, ...)
+ *   eks-data-message  messageType DATA_MESSAGE (logEvents of kube-apiserver-audit-* streams)
+ *                     or CONTROL_MESSAGE (skipped)
+ *   eks-lambda        {"awslogs":{"data":"<base64 gzip DATA_MESSAGE>"}}
+ *   gke-logentry      protoPayload: converted (convert.c)
+ *   aks-row           AuditId: a Log Analytics AKSAudit row, converted (convert.c)
+ *   records           "records": [...]: AKS Event Hubs batches, Firehose HTTP bodies
+ *   eks-events        "events": [...]: aws logs filter-log-events output
+ *   aks-record        category + properties.log (other categories skipped)
+ *   eks-log-event     logStreamName + message (a filter-log-events element)
+ *   pubsub-message    "message": {"data": ...} (Pub/Sub push bodies, pull elements)
+ *   data              "data": "<base64>" (Firehose records, Pub/Sub messages, Kinesis)
+ *   shipper           "message" (Vector, Fluentd, Filebeat's beside a "log" object) or
+ *                     "log" (Fluent Bit)
+ * Anything else goes to the decoder, which rejects it with its own precise reason.
+ */
+#include "envelope.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <zlib.h>
+
+#include "convert.h"
+#include "frame.h"
+#include "salvage.h"
+
+enum {
+    MAX_DEPTH = 8,      /* levels of text: a Firehose body > record > DATA_MESSAGE > event */
+    REJECT_HEAD = 1024, /* bytes of a rejected value kept (the store keeps as much) */
+    CLUSTER_MAX = 255,  /* longest cluster name taken from an envelope */
+};
+
+/* Buffers of one level of text. */
+struct level {
+    struct kt_framer fr;        /* frames this level's text */
+    struct kt_buf text;         /* an unescaped JSON string payload */
+    struct kt_buf bin;          /* a base64 payload, decoded */
+    struct kt_buf gz;           /* a gzip payload, inflated */
+    struct kt_buf out;          /* a rewritten value: salvaged, OpenShift level put back */
+    struct kt_convert_out conv; /* a converted record (GKE, AKSAudit) */
+};
+
+struct kt_envelope {
+    size_t max_event;               /* largest value accepted */
+    struct level lv[MAX_DEPTH];     /* per level of text */
+    const struct kt_env_sink *sink; /* of the value being opened */
+    struct kt_env_counts *c;        /* its counts */
+    uint64_t off;                   /* its position in its origin */
+    uint64_t line;
+};
+
+/* What an envelope says about the values inside it. */
+struct ctx {
+    struct kt_str cluster;      /* cluster name, or NULL */
+    char cbuf[CLUSTER_MAX + 1]; /* a cluster name that had to be rewritten */
+    int64_t time_us;            /* the envelope's time of the event, 0 when unknown */
+    int transport;              /* the text is a string a log transport delivered: a cut
+                                   event in it is salvaged */
+};
+
+/* A value's bytes in its text: [start, end); end == 0 when absent. */
+struct span {
+    size_t start;
+    size_t end;
+};
+
+struct kt_envelope *kt_envelope_create(size_t max_event)
+{
+    struct kt_envelope *e = calloc(1, sizeof(*e));
+    if (e != NULL) {
+        e->max_event = max_event > 0 ? max_event : 16u << 20;
+    }
+    return e;
+}
+
+void kt_envelope_destroy(struct kt_envelope *e)
+{
+    if (e == NULL) {
+        return;
+    }
+    for (int i = 0; i < MAX_DEPTH; i++) {
+        kt_buf_free(&e->lv[i].text);
+        kt_buf_free(&e->lv[i].bin);
+        kt_buf_free(&e->lv[i].gz);
+        kt_buf_free(&e->lv[i].out);
+        kt_buf_free(&e->lv[i].conv.json);
+    }
+    free(e);
+}
+
+/* ---- records out ---- */
+
+static int emit(struct kt_envelope *e, const char *p, size_t n, const char *reject,
+                const struct ctx *x, int truncated)
+{
+    struct kt_opened r = {
+        .ptr = p,
+        .len = reject != NULL && n > REJECT_HEAD ? REJECT_HEAD : n,
+        .off = e->off,
+        .line = e->line,
+        .reject = reject,
+        .cluster = x != NULL ? x->cluster : KT_STR_NULL,
+        .truncated = truncated,
+    };
+    e->c->records++;
+    e->c->rejects += reject != NULL;
+    return e->sink->add(e->sink->ctx, &r);
+}
+
+int kt_env_batch_add(void *ctx, const struct kt_opened *r)
+{
+    struct kt_env_batch *eb = ctx;
+    struct kt_batch *b = eb->b;
+    uint32_t cluster = 0;
+    if (r->cluster.ptr != NULL && r->cluster.len > 0) {
+        int ci = kt_batch_cluster(b, r->cluster.ptr, r->cluster.len);
+        if (ci < 0) {
+            return ci;
+        }
+        cluster = (uint32_t)ci;
+    }
+    if (kt_batch_reserve(b, r->len) != 0) {
+        return KT_ENOMEM;
+    }
+    struct kt_record *rec = kt_batch_add_record(b);
+    if (rec == NULL) {
+        return KT_ENOMEM;
+    }
+    if (r->len > 0) {
+        memcpy(b->buf + b->len, r->ptr, r->len);
+    }
+    rec->pos = b->len;
+    rec->len = r->len;
+    b->len += r->len;
+    rec->off = r->off;
+    rec->line = r->line;
+    rec->origin = eb->origin;
+    rec->cluster = cluster;
+    rec->truncated = r->truncated;
+    rec->reject = r->reject;
+    return 0;
+}
+
+/* ---- scanning JSON without parsing it ---- */
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+    while (i < n && is_ws(p[i])) {
+        i++;
+    }
+    return i;
+}
+
+/* p[i] is '"': the index just past the closing quote, or 0 when the string is unterminated. */
+static size_t skip_string(const char *p, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        const char *q = memchr(p + i, '"', n - i);
+        if (q == NULL) {
+            return 0;
+        }
+        size_t j = (size_t)(q - p), bs = 0;
+        while (j - bs > i && p[j - bs - 1] == '\\') {
+            bs++;
+        }
+        if (bs % 2 == 0) {
+            return j + 1;
+        }
+        i = j;
+    }
+    return 0;
+}
+
+/* The index just past the value at p[i], or 0 when it is malformed or cut short. */
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+    if (i >= n) {
+        return 0;
+    }
+    if (p[i] == '"') {
+        return skip_string(p, i, n);
+    }
+    if (p[i] == '{' || p[i] == '[') {
+        size_t depth = 0;
+        while (i < n) {
+            char c = p[i];
+            if (c == '"') {
+                i = skip_string(p, i, n);
+                if (i == 0) {
+                    return 0;
+                }
+                continue;
+            }
+            if (c == '{' || c == '[') {
+                depth++;
+            } else if ((c == '}' || c == ']') && --depth == 0) {
+                return i + 1;
+            }
+            i++;
+        }
+        return 0;
+    }
+    size_t j = i;
+    while (j < n && !is_ws(p[j]) && p[j] != ',' && p[j] != '}' && p[j] != ']') {
+        j++;
+    }
+    return j > i ? j : 0;
+}
+
+static int span_is(const char *p, struct span s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.end - s.start == n && memcmp(p + s.start, lit, n) == 0;
+}
+
+/* A string value's body (without quotes) starts with lit. */
+static int str_starts(const char *p, struct span v, const char *lit)
+{
+    size_t n = strlen(lit);
+    return v.end - v.start >= n + 2 && p[v.start] == '"' && memcmp(p + v.start + 1, lit, n) == 0;
+}
+
+static int str_is(const char *p, struct span v, const char *lit)
+{
+    return v.end - v.start == strlen(lit) + 2 && str_starts(p, v, lit);
+}
+
+static char kind_of(const char *p, struct span v)
+{
+    return v.end == 0 ? 0 : p[v.start];
+}
+
+/* ---- the keys shapes are told by ---- */
+
+enum key {
+    /* Event keys only Events have: one of them makes an Event */
+    K_AUDIT_ID,
+    K_STAGE,
+    K_STAGE_TS,
+    K_RECV_TS,
+    K_REQUEST_URI,
+    K_VERB,
+    K_OBJECT_REF,
+    K_RESPONSE_STATUS,
+    K_SOURCE_IPS,
+    K_IMP_USER,
+    K_EXCLUSIVE_END,
+    /* Event keys others share (kind and apiVersion are exclusive with an audit value) */
+    K_KIND = K_EXCLUSIVE_END,
+    K_API_VERSION,
+    K_LEVEL,
+    K_USER,
+    K_USER_AGENT,
+    K_ANNOTATIONS,
+    K_REQUEST_OBJECT,
+    K_RESPONSE_OBJECT,
+    K_METADATA,
+    K_TIMESTAMP,
+    K_EVENT_END,
+    /* envelope keys */
+    K_LOG = K_EVENT_END,
+    K_MESSAGE,
+    K_RECORDS,
+    K_CATEGORY,
+    K_PROPERTIES,
+    K_RESOURCE_ID,
+    K_TIME,
+    K_MESSAGE_TYPE,
+    K_LOG_GROUP,
+    K_LOG_STREAM,
+    K_LOG_EVENTS,
+    K_AWSLOGS,
+    K_DATA,
+    K_EVENTS,
+    K_LOG_STREAM_NAME,
+    K_PROTO_PAYLOAD,
+    K_AUDIT_ID_ROW,
+    K_K8S_AUDIT_LEVEL,
+    K_OPENSHIFT,
+    K_CLUSTER_ID,
+    K_COUNT
+};
+
+static const char *const key_names[K_COUNT] = {
+    [K_AUDIT_ID] = "auditID",
+    [K_STAGE] = "stage",
+    [K_STAGE_TS] = "stageTimestamp",
+    [K_RECV_TS] = "requestReceivedTimestamp",
+    [K_REQUEST_URI] = "requestURI",
+    [K_VERB] = "verb",
+    [K_OBJECT_REF] = "objectRef",
+    [K_RESPONSE_STATUS] = "responseStatus",
+    [K_SOURCE_IPS] = "sourceIPs",
+    [K_IMP_USER] = "impersonatedUser",
+    [K_KIND] = "kind",
+    [K_API_VERSION] = "apiVersion",
+    [K_LEVEL] = "level",
+    [K_USER] = "user",
+    [K_USER_AGENT] = "userAgent",
+    [K_ANNOTATIONS] = "annotations",
+    [K_REQUEST_OBJECT] = "requestObject",
+    [K_RESPONSE_OBJECT] = "responseObject",
+    [K_METADATA] = "metadata",
+    [K_TIMESTAMP] = "timestamp",
+    [K_LOG] = "log",
+    [K_MESSAGE] = "message",
+    [K_RECORDS] = "records",
+    [K_CATEGORY] = "category",
+    [K_PROPERTIES] = "properties",
+    [K_RESOURCE_ID] = "resourceId",
+    [K_TIME] = "time",
+    [K_MESSAGE_TYPE] = "messageType",
+    [K_LOG_GROUP] = "logGroup",
+    [K_LOG_STREAM] = "logStream",
+    [K_LOG_EVENTS] = "logEvents",
+    [K_AWSLOGS] = "awslogs",
+    [K_DATA] = "data",
+    [K_EVENTS] = "events",
+    [K_LOG_STREAM_NAME] = "logStreamName",
+    [K_PROTO_PAYLOAD] = "protoPayload",
+    [K_AUDIT_ID_ROW] = "AuditId",
+    [K_K8S_AUDIT_LEVEL] = "k8s_audit_level",
+    [K_OPENSHIFT] = "openshift",
+    [K_CLUSTER_ID] = "cluster_id",
+};
+
+/* The members of one object the shapes need. */
+struct keys {
+    struct span v[K_COUNT]; /* value spans by enum key; end == 0 when absent (first wins) */
+    int event;              /* an exclusive Event key is present */
+};
+
+static int key_id(const char *p, struct span k)
+{
+    size_t n = k.end - k.start;
+    for (int i = 0; i < K_COUNT; i++) {
+        if (strlen(key_names[i]) == n && memcmp(p + k.start, key_names[i], n) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Is (key id, value) one that only an audit Event has? */
+static int exclusive(const char *p, int id, struct span v)
+{
+    if (id >= 0 && id < K_EXCLUSIVE_END) {
+        return 1;
+    }
+    return (id == K_KIND && str_is(p, v, "Event")) ||
+           (id == K_API_VERSION && str_starts(p, v, "audit.k8s.io/"));
+}
+
+enum scan {
+    SCAN_OTHER, /* not an object, or malformed: for the decoder to judge */
+    SCAN_EVENT, /* an Event with no foreign key before its first exclusive key: stopped there */
+    SCAN_FULL,  /* scanned to the end: k filled */
+};
+
+/*
+ * Scan the object p[0, n) member by member into k. A bare Event (or a webhook item) stops
+ * at its first exclusive key, so it costs a few comparisons.
+ */
+static int scan_object(const char *p, size_t n, struct keys *k)
+{
+    int foreign = 0;
+    memset(k, 0, sizeof(*k));
+    size_t i = skip_ws(p, 0, n);
+    if (i >= n || p[i] != '{') {
+        return SCAN_OTHER;
+    }
+    i = skip_ws(p, i + 1, n);
+    if (i < n && p[i] == '}') {
+        return SCAN_FULL;
+    }
+    while (i < n) {
+        if (p[i] != '"') {
+            return SCAN_OTHER;
+        }
+        size_t kend = skip_string(p, i, n);
+        if (kend == 0) {
+            return SCAN_OTHER;
+        }
+        struct span key = {i + 1, kend - 1};
+        i = skip_ws(p, kend, n);
+        if (i >= n || p[i] != ':') {
+            return SCAN_OTHER;
+        }
+        i = skip_ws(p, i + 1, n);
+        size_t vend = skip_value(p, i, n);
+        if (vend == 0) {
+            return SCAN_OTHER;
+        }
+        struct span v = {i, vend};
+        int id = key_id(p, key);
+        if (exclusive(p, id, v)) {
+            if (!foreign) {
+                return SCAN_EVENT;
+            }
+            k->event = 1;
+        } else if (id < 0 || id >= K_EVENT_END) {
+            foreign = 1;
+        }
+        if (id >= 0 && k->v[id].end == 0) {
+            k->v[id] = v;
+        }
+        i = skip_ws(p, vend, n);
+        if (i < n && p[i] == '}') {
+            return SCAN_FULL;
+        }
+        if (i >= n || p[i] != ',') {
+            return SCAN_OTHER;
+        }
+        i = skip_ws(p, i + 1, n);
+    }
+    return SCAN_OTHER;
+}
+
+int kt_json_top_string(const char *p, size_t n, const char *key, char *out, size_t outlen)
+{
+    size_t i = skip_ws(p, 0, n);
+    if (outlen == 0 || i >= n || p[i] != '{') {
+        return KT_ENOENT;
+    }
+    i = skip_ws(p, i + 1, n);
+    while (i < n && p[i] == '"') {
+        size_t kend = skip_string(p, i, n);
+        if (kend == 0) {
+            return KT_ENOENT;
+        }
+        struct span k = {i + 1, kend - 1};
+        i = skip_ws(p, kend, n);
+        if (i >= n || p[i] != ':') {
+            return KT_ENOENT;
+        }
+        i = skip_ws(p, i + 1, n);
+        size_t vend = skip_value(p, i, n);
+        if (vend == 0) {
+            return KT_ENOENT;
+        }
+        if (span_is(p, k, key) && p[i] == '"') {
+            size_t len = vend - i - 2;
+            len = len < outlen - 1 ? len : outlen - 1;
+            memcpy(out, p + i + 1, len);
+            out[len] = '\0';
+            return 0;
+        }
+        i = skip_ws(p, vend, n);
+        if (i >= n || p[i] != ',') {
+            return KT_ENOENT;
+        }
+        i = skip_ws(p, i + 1, n);
+    }
+    return KT_ENOENT;
+}
+
+/* ---- decoding payloads: JSON strings, base64, gzip ---- */
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Four hex digits at p (n bytes available); -1 when they are not. */
+static int32_t hex4(const char *p, size_t n)
+{
+    int32_t v = 0;
+    if (n < 4) {
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/*
+ * Unescape the body of a JSON string, in[0, n) without its quotes, into out (at least n
+ * bytes: the text never grows; \u escapes of 6 bytes give at most 4, a surrogate pair of 12
+ * gives 4). Lone surrogates become U+FFFD. Returns the length, or -1 on a bad escape.
+ */
+static ssize_t unescape(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        const char *bs = memchr(in + i, '\\', n - i);
+        size_t run = bs != NULL ? (size_t)(bs - in) - i : n - i;
+        memcpy(out + o, in + i, run);
+        o += run;
+        i += run;
+        if (i >= n) {
+            break;
+        }
+        if (i + 1 >= n) {
+            return -1;
+        }
+        char c = in[i + 1];
+        i += 2;
+        switch (c) {
+        case '"':
+        case '\\':
+        case '/':
+            out[o++] = c;
+            break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'u': {
+            int32_t cp = hex4(in + i, n - i);
+            if (cp < 0) {
+                return -1;
+            }
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                int32_t lo = i + 1 < n && in[i] == '\\' && in[i + 1] == 'u'
+                                 ? hex4(in + i + 2, n - i - 2)
+                                 : -1;
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                } else {
+                    cp = 0xfffd;
+                }
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                cp = 0xfffd;
+            }
+            o += put_utf8(out + o, (uint32_t)cp);
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    return (ssize_t)o;
+}
+
+/* The string value at v in p, unescaped into buf (emptied first). 0, KT_EPARSE on a bad
+ * escape, KT_ENOMEM. */
+static int string_into(const char *p, struct span v, struct kt_buf *buf)
+{
+    size_t n = v.end - v.start - 2;
+    buf->len = 0;
+    if (kt_buf_reserve(buf, n + 1) != 0) {
+        return KT_ENOMEM;
+    }
+    ssize_t len = unescape(p + v.start + 1, n, buf->p);
+    if (len < 0) {
+        return KT_EPARSE;
+    }
+    buf->len = (size_t)len;
+    return 0;
+}
+
+/* Base64 (standard or URL alphabet, padding optional, whitespace ignored) of in[0, n) into
+ * out (emptied first). 0, KT_EPARSE when it is not base64, KT_ENOMEM. */
+static int base64_into(const char *in, size_t n, struct kt_buf *out)
+{
+    out->len = 0;
+    if (kt_buf_reserve(out, n / 4 * 3 + 3) != 0) {
+        return KT_ENOMEM;
+    }
+    uint32_t acc = 0;
+    int bits = 0, pad = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        int v;
+        if (c >= 'A' && c <= 'Z') {
+            v = c - 'A';
+        } else if (c >= 'a' && c <= 'z') {
+            v = c - 'a' + 26;
+        } else if (c >= '0' && c <= '9') {
+            v = c - '0' + 52;
+        } else if (c == '+' || c == '-') {
+            v = 62;
+        } else if (c == '/' || c == '_') {
+            v = 63;
+        } else if (c == '=') {
+            pad++;
+            continue;
+        } else if (is_ws((char)c)) {
+            continue;
+        } else {
+            return KT_EPARSE;
+        }
+        if (pad > 0) {
+            return KT_EPARSE; /* data after padding */
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out->p[out->len++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    return bits >= 6 ? KT_EPARSE : 0; /* a lone 6-bit group is no byte */
+}
+
+static int is_gzip(const char *p, size_t n)
+{
+    return n >= 2 && (unsigned char)p[0] == 0x1f && (unsigned char)p[1] == 0x8b;
+}
+
+int kt_gunzip(const char *p, size_t n, size_t max, struct kt_buf *out, const char **why)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (inflateInit2(&zs, 15 + 16) != Z_OK) {
+        return KT_ENOMEM;
+    }
+    zs.next_in = (Bytef *)(uintptr_t)p;
+    zs.avail_in = (uInt)n;
+    int rc = 0;
+    for (;;) {
+        size_t room = n * 4 > 65536 ? n * 4 : 65536;
+        if (kt_buf_reserve(out, room) != 0) {
+            rc = KT_ENOMEM;
+            break;
+        }
+        zs.next_out = (Bytef *)(out->p + out->len);
+        zs.avail_out = (uInt)(out->cap - out->len > UINT32_MAX ? UINT32_MAX : out->cap - out->len);
+        uInt before = zs.avail_out;
+        int z = inflate(&zs, Z_NO_FLUSH);
+        out->len += before - zs.avail_out;
+        if (out->len > max) {
+            *why = "decompressed value larger than --max-event-size";
+            rc = KT_EPARSE;
+            break;
+        }
+        if (z == Z_STREAM_END) {
+            /* another member? Firehose concatenates them; anything else ends the data */
+            while (zs.avail_in > 0 && *zs.next_in == 0) {
+                zs.next_in++;
+                zs.avail_in--;
+            }
+            if (zs.avail_in == 0) {
+                break;
+            }
+            if (zs.avail_in < 2 || zs.next_in[0] != 0x1f || zs.next_in[1] != 0x8b) {
+                *why = "invalid gzip data: garbage after a gzip member";
+                rc = KT_EPARSE;
+                break;
+            }
+            inflateReset(&zs);
+            continue;
+        }
+        if (z == Z_BUF_ERROR && zs.avail_in == 0) {
+            *why = "invalid gzip data: cut short";
+            rc = KT_EPARSE;
+            break;
+        }
+        if (z != Z_OK && z != Z_BUF_ERROR) {
+            *why = z == Z_MEM_ERROR ? "out of memory" : "invalid gzip data: corrupt";
+            rc = z == Z_MEM_ERROR ? KT_ENOMEM : KT_EPARSE;
+            break;
+        }
+    }
+    inflateEnd(&zs);
+    return rc;
+}
+
+/* ---- the levels ---- */
+
+static int open_value(struct kt_envelope *e, int depth, const char *p, size_t n,
+                      const struct ctx *x);
+static int open_text(struct kt_envelope *e, int depth, const char *p, size_t n,
+                     const struct ctx *x);
+
+/* Start the context of a level inside x: a copy, whose cluster still points at its own
+ * buffer when x's did. */
+static void inherit(struct ctx *in, const struct ctx *x)
+{
+    *in = *x;
+    if (x->cluster.ptr == x->cbuf) {
+        in->cluster.ptr = in->cbuf;
+    }
+}
+
+/* Set x's cluster to the string at v in p, lower-cased when asked. */
+static void set_cluster(struct ctx *x, const char *p, struct span v, int lower)
+{
+    if (kind_of(p, v) != '"') {
+        return;
+    }
+    char tmp[CLUSTER_MAX * 2 + 2];
+    size_t n = v.end - v.start - 2;
+    if (n == 0 || n > sizeof(tmp) - 1) {
+        return;
+    }
+    ssize_t len = unescape(p + v.start + 1, n, tmp);
+    if (len <= 0) {
+        return;
+    }
+    size_t m = (size_t)len < CLUSTER_MAX ? (size_t)len : CLUSTER_MAX;
+    for (size_t i = 0; i < m; i++) {
+        x->cbuf[i] = lower ? (char)tolower((unsigned char)tmp[i]) : tmp[i];
+    }
+    x->cbuf[m] = '\0';
+    x->cluster = (struct kt_str){x->cbuf, m};
+}
+
+/* The cluster of an EKS log group: "/aws/eks/<cluster>/cluster", else the group's name. */
+static void set_eks_cluster(struct ctx *x, const char *p, struct span v)
+{
+    set_cluster(x, p, v, 0);
+    if (x->cluster.ptr != x->cbuf) {
+        return;
+    }
+    static const char pre[] = "/aws/eks/", post[] = "/cluster";
+    size_t n = x->cluster.len, a = sizeof(pre) - 1, b = sizeof(post) - 1;
+    if (n > a + b && memcmp(x->cbuf, pre, a) == 0 && memcmp(x->cbuf + n - b, post, b) == 0) {
+        memmove(x->cbuf, x->cbuf + a, n - a - b);
+        x->cbuf[n - a - b] = '\0';
+        x->cluster.len = n - a - b;
+    }
+}
+
+/* The last '/'-separated segment of an Azure resource id, lower-cased. */
+static void set_aks_cluster(struct ctx *x, const char *p, struct span v)
+{
+    set_cluster(x, p, v, 1);
+    if (x->cluster.ptr != x->cbuf) {
+        return;
+    }
+    char *slash = strrchr(x->cbuf, '/');
+    if (slash != NULL && slash[1] != '\0') {
+        size_t m = strlen(slash + 1);
+        memmove(x->cbuf, slash + 1, m + 1);
+        x->cluster.len = m;
+    }
+}
+
+/* A time member: RFC 3339 text, or a number of milliseconds (CloudWatch). */
+static void set_time(struct ctx *x, const char *p, struct span v)
+{
+    int64_t us = 0;
+    if (kind_of(p, v) == '"') {
+        if (kt_parse_rfc3339(p + v.start + 1, v.end - v.start - 2, &us) == 0) {
+            x->time_us = us;
+        }
+        return;
+    }
+    int64_t ms = 0;
+    size_t i = v.start;
+    for (; i < v.end && p[i] >= '0' && p[i] <= '9' && ms < INT64_MAX / 10000; i++) {
+        ms = ms * 10 + (p[i] - '0');
+    }
+    if (i == v.end && i > v.start) {
+        x->time_us = ms * 1000;
+    }
+}
+
+/* The reject reason of a wrapper member that holds neither an event nor a string. */
+static const char *not_payload(const char *what)
+{
+    if (strcmp(what, "log") == 0) {
+        return "\"log\" is neither an event nor a JSON string";
+    }
+    if (strcmp(what, "message") == 0) {
+        return "\"message\" is neither an event nor a JSON string";
+    }
+    return "properties.log is neither an event nor a JSON string";
+}
+
+/*
+ * A wrapper's payload at v in p: an object or array is opened in place, one level deeper;
+ * a string is unescaped (and CloudWatch's "[Truncated...]" taken off) and opened as text
+ * delivered by a transport. what names the member in reject reasons.
+ */
+static int open_payload(struct kt_envelope *e, int depth, const char *p, struct span v,
+                        const struct ctx *x, const char *what)
+{
+    static const char cut[] = "[Truncated...]";
+    const char *vp = p + v.start;
+    size_t vn = v.end - v.start;
+    if (depth + 1 >= MAX_DEPTH) {
+        return emit(e, vp, vn, "envelope nested too deeply", x, 0);
+    }
+    if (vp[0] == '{') {
+        return open_value(e, depth + 1, vp, vn, x);
+    }
+    if (vp[0] == '[') {
+        return open_text(e, depth + 1, vp, vn, x);
+    }
+    if (vp[0] != '"') {
+        return emit(e, vp, vn, not_payload(what), x, 0);
+    }
+    struct level *l = &e->lv[depth + 1];
+    int rc = string_into(p, v, &l->text);
+    if (rc == KT_ENOMEM) {
+        return rc;
+    }
+    if (rc != 0) {
+        return emit(e, vp, vn, "envelope payload: invalid JSON string escape", x, 0);
+    }
+    struct ctx inner;
+    inherit(&inner, x);
+    inner.transport = 1;
+    size_t n = l->text.len;
+    if (n >= sizeof(cut) - 1 &&
+        memcmp(l->text.p + n - (sizeof(cut) - 1), cut, sizeof(cut) - 1) == 0) {
+        n -= sizeof(cut) - 1;
+    }
+    return open_text(e, depth + 1, l->text.p, n, &inner);
+}
+
+/* A base64 payload (the string at v in p): decoded, inflated when gzip'ed, opened as text. */
+static int open_base64(struct kt_envelope *e, int depth, const char *p, struct span v,
+                       const struct ctx *x)
+{
+    if (kind_of(p, v) != '"') {
+        return emit(e, p + v.start, v.end - v.start, "\"data\" is not a base64 string", x, 0);
+    }
+    if (depth + 1 >= MAX_DEPTH) {
+        return emit(e, p + v.start, v.end - v.start, "envelope nested too deeply", x, 0);
+    }
+    struct level *l = &e->lv[depth + 1];
+    int rc = base64_into(p + v.start + 1, v.end - v.start - 2, &l->bin);
+    if (rc == KT_ENOMEM) {
+        return rc;
+    }
+    if (rc != 0) {
+        return emit(e, p + v.start, v.end - v.start, "\"data\" is not valid base64", x, 0);
+    }
+    return open_text(e, depth + 1, l->bin.p, l->bin.len, x);
+}
+
+/* The elements of the array at v in p, each opened one level deeper. */
+static int open_elements(struct kt_envelope *e, int depth, const char *p, struct span v,
+                         const struct ctx *x)
+{
+    if (depth + 1 >= MAX_DEPTH) {
+        return emit(e, p + v.start, v.end - v.start, "envelope nested too deeply", x, 0);
+    }
+    size_t n = v.end - 1; /* the closing ']' */
+    size_t i = skip_ws(p, v.start + 1, n);
+    int rc = 0;
+    while (rc == 0 && i < n) {
+        size_t end = skip_value(p, i, n);
+        if (end == 0) {
+            return emit(e, p + i, n - i, "invalid JSON in an envelope's array", x, 0);
+        }
+        if (p[i] != '{') {
+            rc = emit(e, p + i, end - i, "envelope array element is not an object", x, 0);
+        } else {
+            rc = open_value(e, depth + 1, p + i, end - i, x);
+        }
+        i = skip_ws(p, end, n);
+        if (i < n && p[i] == ',') {
+            i = skip_ws(p, i + 1, n);
+        }
+    }
+    return rc;
+}
+
+/* A CloudWatch Logs log stream that is not the audit log: skip its events. */
+static int other_stream(const char *p, struct span v)
+{
+    return kind_of(p, v) == '"' && !str_starts(p, v, "kube-apiserver-audit");
+}
+
+/* A DATA_MESSAGE: the messages of its logEvents, when its stream is the audit log. */
+static int open_data_message(struct kt_envelope *e, int depth, const char *p, const struct keys *k,
+                             const struct ctx *x)
+{
+    struct span ev = k->v[K_LOG_EVENTS];
+    if (str_is(p, k->v[K_MESSAGE_TYPE], "CONTROL_MESSAGE")) {
+        e->c->skipped++;
+        return 0;
+    }
+    if (!str_is(p, k->v[K_MESSAGE_TYPE], "DATA_MESSAGE") || kind_of(p, ev) != '[') {
+        return emit(e, p, k->v[K_MESSAGE_TYPE].end, "CloudWatch Logs message without logEvents", x,
+                    0);
+    }
+    struct ctx inner;
+    inherit(&inner, x);
+    if (k->v[K_LOG_GROUP].end != 0) {
+        set_eks_cluster(&inner, p, k->v[K_LOG_GROUP]);
+    }
+    int skip = other_stream(p, k->v[K_LOG_STREAM]);
+    if (depth + 1 >= MAX_DEPTH) {
+        return emit(e, p + ev.start, ev.end - ev.start, "envelope nested too deeply", x, 0);
+    }
+    size_t n = ev.end - 1;
+    size_t i = skip_ws(p, ev.start + 1, n);
+    int rc = 0;
+    while (rc == 0 && i < n) {
+        size_t end = skip_value(p, i, n);
+        if (end == 0) {
+            return emit(e, p + i, n - i, "invalid JSON in logEvents", x, 0);
+        }
+        struct keys le;
+        if (skip) {
+            e->c->skipped++;
+        } else if (scan_object(p + i, end - i, &le) != SCAN_FULL ||
+                   kind_of(p + i, le.v[K_MESSAGE]) == 0) {
+            rc = emit(e, p + i, end - i, "logEvents element without a message", x, 0);
+        } else {
+            struct ctx one;
+            inherit(&one, &inner);
+            if (le.v[K_TIMESTAMP].end != 0) {
+                set_time(&one, p + i, le.v[K_TIMESTAMP]);
+            }
+            rc = open_payload(e, depth + 1, p + i, le.v[K_MESSAGE], &one, "message");
+        }
+        i = skip_ws(p, end, n);
+        if (i < n && p[i] == ',') {
+            i = skip_ws(p, i + 1, n);
+        }
+    }
+    return rc;
+}
+
+/* A converted record (GKE LogEntry, AKSAudit row) out of lv[depth].conv. */
+static int emit_converted(struct kt_envelope *e, int depth, const char *p, size_t n, int rc,
+                          const char *why, const struct ctx *x)
+{
+    struct kt_convert_out *o = &e->lv[depth].conv;
+    if (rc == KT_ENOMEM) {
+        return rc;
+    }
+    if (rc != 0) {
+        return emit(e, p, n, why != NULL ? why : "cannot convert the record", x, 0);
+    }
+    if (o->skip != NULL) {
+        e->c->skipped++;
+        return 0;
+    }
+    struct ctx inner;
+    inherit(&inner, x);
+    if (o->cluster[0] != '\0') {
+        inner.cluster = (struct kt_str){o->cluster, strlen(o->cluster)};
+    }
+    return emit(e, o->json.p, o->json.len, NULL, &inner, o->truncated);
+}
+
+/* OpenShift's forwarder record: the Event with the audit level of k8s_audit_level. */
+static int open_openshift(struct kt_envelope *e, int depth, const char *p, size_t n,
+                          const struct keys *k, const struct ctx *x)
+{
+    struct ctx inner;
+    inherit(&inner, x);
+    struct span os = k->v[K_OPENSHIFT];
+    if (kind_of(p, os) == '{') {
+        struct keys ok;
+        if (scan_object(p + os.start, os.end - os.start, &ok) == SCAN_FULL) {
+            set_cluster(&inner, p + os.start, ok.v[K_CLUSTER_ID], 0);
+        }
+    }
+    struct span al = k->v[K_K8S_AUDIT_LEVEL];
+    if (kind_of(p, al) != '"') {
+        return emit(e, p, n, NULL, &inner, 0);
+    }
+    struct kt_buf *out = &e->lv[depth].out;
+    struct span lv = k->v[K_LEVEL];
+    int rc;
+    out->len = 0;
+    if (lv.end != 0) {
+        rc = kt_buf_append(out, p, lv.start);
+        rc = rc != 0 ? rc : kt_buf_append(out, p + al.start, al.end - al.start);
+        rc = rc != 0 ? rc : kt_buf_append(out, p + lv.end, n - lv.end);
+    } else {
+        size_t brace = skip_ws(p, 0, n) + 1;
+        rc = kt_buf_append(out, p, brace);
+        rc = rc != 0 ? rc : kt_buf_puts(out, "\"level\":");
+        rc = rc != 0 ? rc : kt_buf_append(out, p + al.start, al.end - al.start);
+        rc = rc != 0 ? rc : kt_buf_puts(out, ",");
+        rc = rc != 0 ? rc : kt_buf_append(out, p + brace, n - brace);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    return emit(e, out->p, out->len, NULL, &inner, 0);
+}
+
+/* An Azure diagnostic record: properties.log of the kube-audit categories. */
+static int open_aks_record(struct kt_envelope *e, int depth, const char *p, size_t n,
+                           const struct keys *k, const struct ctx *x)
+{
+    struct span cat = k->v[K_CATEGORY];
+    if (cat.end != 0 && !str_starts(p, cat, "kube-audit")) {
+        e->c->skipped++; /* kube-apiserver, guard, ... logs on the same stream */
+        return 0;
+    }
+    struct span props = k->v[K_PROPERTIES];
+    struct keys pk;
+    if (kind_of(p, props) != '{' ||
+        scan_object(p + props.start, props.end - props.start, &pk) != SCAN_FULL ||
+        pk.v[K_LOG].end == 0) {
+        return emit(e, p, n, "\"records\" element without properties.log", x, 0);
+    }
+    struct ctx inner;
+    inherit(&inner, x);
+    if (k->v[K_RESOURCE_ID].end != 0) {
+        set_aks_cluster(&inner, p, k->v[K_RESOURCE_ID]);
+    }
+    if (k->v[K_TIME].end != 0) {
+        set_time(&inner, p, k->v[K_TIME]);
+    }
+    return open_payload(e, depth, p + props.start, pk.v[K_LOG], &inner, "properties.log");
+}
+
+/* One value at this level: an event, an envelope to open, or the decoder's to judge. */
+static int open_value(struct kt_envelope *e, int depth, const char *p, size_t n,
+                      const struct ctx *x)
+{
+    struct keys k;
+    int s = scan_object(p, n, &k);
+    if (s == SCAN_EVENT) {
+        return emit(e, p, n, NULL, x, 0);
+    }
+    if (s != SCAN_FULL) {
+        return emit(e, p, n, NULL, x, 0);
+    }
+    const struct span *v = k.v;
+    if (k.event) {
+        if (v[K_K8S_AUDIT_LEVEL].end != 0 || kind_of(p, v[K_OPENSHIFT]) == '{') {
+            return open_openshift(e, depth, p, n, &k, x);
+        }
+        return emit(e, p, n, NULL, x, 0);
+    }
+    if (v[K_MESSAGE_TYPE].end != 0) {
+        return open_data_message(e, depth, p, &k, x);
+    }
+    if (kind_of(p, v[K_AWSLOGS]) == '{') {
+        struct keys ak;
+        const char *ap = p + v[K_AWSLOGS].start;
+        if (scan_object(ap, v[K_AWSLOGS].end - v[K_AWSLOGS].start, &ak) != SCAN_FULL ||
+            ak.v[K_DATA].end == 0) {
+            return emit(e, p, n, "\"awslogs\" without data", x, 0);
+        }
+        return open_base64(e, depth, ap, ak.v[K_DATA], x);
+    }
+    if (kind_of(p, v[K_PROTO_PAYLOAD]) != 0) {
+        const char *why = NULL;
+        struct kt_convert_out *o = &e->lv[depth].conv;
+        o->json.len = 0;
+        o->cluster[0] = '\0';
+        o->truncated = 0;
+        o->skip = NULL;
+        int rc = kt_convert_gke(p, n, o, &why);
+        return emit_converted(e, depth, p, n, rc, why, x);
+    }
+    if (kind_of(p, v[K_AUDIT_ID_ROW]) != 0) {
+        const char *why = NULL;
+        struct kt_convert_out *o = &e->lv[depth].conv;
+        o->json.len = 0;
+        o->cluster[0] = '\0';
+        o->truncated = 0;
+        o->skip = NULL;
+        int rc = kt_convert_aks_row(p, n, o, &why);
+        return emit_converted(e, depth, p, n, rc, why, x);
+    }
+    if (kind_of(p, v[K_RECORDS]) == '[') {
+        return open_elements(e, depth, p, v[K_RECORDS], x);
+    }
+    if (kind_of(p, v[K_EVENTS]) == '[') {
+        return open_elements(e, depth, p, v[K_EVENTS], x);
+    }
+    if (v[K_CATEGORY].end != 0 || (v[K_PROPERTIES].end != 0 && v[K_RESOURCE_ID].end != 0)) {
+        return open_aks_record(e, depth, p, n, &k, x);
+    }
+    if (v[K_LOG_STREAM_NAME].end != 0 && v[K_MESSAGE].end != 0) {
+        if (other_stream(p, v[K_LOG_STREAM_NAME])) {
+            e->c->skipped++;
+            return 0;
+        }
+        struct ctx inner;
+        inherit(&inner, x);
+        if (v[K_TIMESTAMP].end != 0) {
+            set_time(&inner, p, v[K_TIMESTAMP]);
+        }
+        return open_payload(e, depth, p, v[K_MESSAGE], &inner, "message");
+    }
+    if (kind_of(p, v[K_MESSAGE]) == '{') {
+        struct keys mk;
+        const char *mp = p + v[K_MESSAGE].start;
+        if (scan_object(mp, v[K_MESSAGE].end - v[K_MESSAGE].start, &mk) == SCAN_FULL &&
+            kind_of(mp, mk.v[K_DATA]) == '"' && !mk.event) {
+            return open_base64(e, depth, mp, mk.v[K_DATA], x); /* Pub/Sub */
+        }
+    }
+    if (kind_of(p, v[K_DATA]) == '"' && v[K_MESSAGE].end == 0 && v[K_LOG].end == 0) {
+        return open_base64(e, depth, p, v[K_DATA], x);
+    }
+    if (v[K_MESSAGE].end != 0 && (v[K_LOG].end == 0 || kind_of(p, v[K_LOG]) == '{')) {
+        return open_payload(e, depth, p, v[K_MESSAGE], x, "message");
+    }
+    if (v[K_LOG].end != 0) {
+        return open_payload(e, depth, p, v[K_LOG], x, "log");
+    }
+    return emit(e, p, n, NULL, x, 0);
+}
+
+/* A value cut short at the end of text a transport delivered: salvaged when it can be. */
+static int salvage(struct kt_envelope *e, int depth, const char *p, size_t n, const char *reason,
+                   const struct ctx *x)
+{
+    struct kt_buf *out = &e->lv[depth].out;
+    out->len = 0;
+    int rc = kt_salvage_event(p, n, x->time_us, out);
+    if (rc == KT_ENOMEM) {
+        return rc;
+    }
+    if (rc != 0) {
+        return emit(e, p, n, reason, x, 0);
+    }
+    rc = emit(e, p, n,
+              "event cut short in transport: stored truncated, with the fields before the cut", x,
+              0);
+    return rc != 0 ? rc : emit(e, out->p, out->len, NULL, x, 1);
+}
+
+/* Frame p[0, n) at level depth (gzip'ed bytes inflated first) and open each value. */
+static int open_text(struct kt_envelope *e, int depth, const char *p, size_t n, const struct ctx *x)
+{
+    struct level *l = &e->lv[depth];
+    size_t before = e->c->records + e->c->skipped;
+    int rc = 0;
+
+    if (is_gzip(p, n)) {
+        const char *why = NULL;
+        l->gz.len = 0;
+        rc = kt_gunzip(p, n, e->max_event, &l->gz, &why);
+        if (rc == KT_ENOMEM) {
+            return rc;
+        }
+        if (rc != 0) {
+            return emit(e, p, n, why, x, 0);
+        }
+        p = l->gz.p;
+        n = l->gz.len;
+    }
+    kt_framer_init(&l->fr, KT_FRAME_TOP, e->max_event, 0, 1);
+    while (rc == 0) {
+        struct kt_frame fr;
+        kt_framer_next(&l->fr, p, n, 1, &fr);
+        if (fr.kind == KT_FRAME_MORE) {
+            break;
+        }
+        if (fr.kind == KT_FRAME_VALUE) {
+            struct ctx inner;
+            inherit(&inner, x);
+            if (fr.stamp != NULL) {
+                int64_t us;
+                if (kt_parse_rfc3339(fr.stamp, fr.stamplen, &us) == 0) {
+                    inner.time_us = us;
+                }
+            }
+            rc = open_value(e, depth, fr.ptr, fr.len, &inner);
+        } else if (x->transport && fr.ptr >= p && fr.ptr < p + n &&
+                   strcmp(fr.reason, "truncated JSON at end of input") == 0) {
+            size_t at = (size_t)(fr.ptr - p);
+            rc = salvage(e, depth, p + at, n - at, fr.reason, x);
+        } else {
+            rc = emit(e, fr.ptr, fr.len, fr.reason, x, 0);
+        }
+    }
+    if (rc == 0 && e->c->records + e->c->skipped == before) {
+        rc = emit(e, p, n, depth == 0 ? "empty message" : "empty wrapped value", x, 0);
+    }
+    return rc;
+}
+
+static void begin(struct kt_envelope *e, uint64_t off, uint64_t line,
+                  const struct kt_env_sink *sink, struct kt_env_counts *c)
+{
+    e->sink = sink;
+    e->c = c;
+    e->off = off;
+    e->line = line;
+}
+
+int kt_envelope_open_value(struct kt_envelope *e, const char *p, size_t n, uint64_t off,
+                           uint64_t line, struct kt_str stamp, const struct kt_env_sink *sink,
+                           struct kt_env_counts *c)
+{
+    struct ctx x;
+    x.cluster = KT_STR_NULL;
+    x.time_us = 0;
+    x.transport = 0;
+    if (stamp.ptr != NULL) {
+        int64_t us;
+        if (kt_parse_rfc3339(stamp.ptr, stamp.len, &us) == 0) {
+            x.time_us = us;
+        }
+    }
+    begin(e, off, line, sink, c);
+    return open_value(e, 0, p, n, &x);
+}
+
+int kt_envelope_open_text(struct kt_envelope *e, const char *p, size_t n, uint64_t off,
+                          const struct kt_env_sink *sink, struct kt_env_counts *c)
+{
+    struct ctx x;
+    x.cluster = KT_STR_NULL;
+    x.time_us = 0;
+    x.transport = 0;
+    begin(e, off, 0, sink, c);
+    return open_text(e, 0, p != NULL ? p : "", p != NULL ? n : 0, &x);
+}
