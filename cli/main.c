@@ -43,6 +43,8 @@ static void usage(FILE *out)
           "\n"
           "replay options:\n"
           "  --db FILE               SQLite database (default ktrail.db)\n"
+          "  --cluster NAME          the cluster of every event (else the one its envelope\n"
+          "                          names: EKS log group, GKE cluster_name, AKS resourceId...)\n"
           "  --follow                follow the single PATH like tail -F\n"
           "  --keep-raw flagged|all  keep raw JSON of flagged events (default) or of all\n"
           "  --max-event-size SIZE   larger events are rejected (default 16M; K, M, G suffixes)\n"
@@ -184,6 +186,7 @@ static int cmd_replay(int argc, char **argv)
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
         {"db", required_argument, NULL, 'd'},
+        {"cluster", required_argument, NULL, 'C'},
         {"follow", no_argument, NULL, 'f'},
         {"keep-raw", required_argument, NULL, 'k'},
         {"max-event-size", required_argument, NULL, 'm'},
@@ -206,6 +209,9 @@ static int cmd_replay(int argc, char **argv)
         switch (c) {
         case 'd':
             db = optarg;
+            break;
+        case 'C':
+            fo.cluster = optarg;
             break;
         case 'f':
             fo.follow = 1;
@@ -312,6 +318,12 @@ static int cmd_replay(int argc, char **argv)
                 (unsigned long long)ss.corr_groups, (double)ss.corr_bytes / 1e6,
                 (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
                 (unsigned long long)ss.corr_expired);
+    }
+    if (src->skipped > 0) {
+        fprintf(stderr,
+                "ktrail replay: %llu envelope entr%s without audit events skipped (other log"
+                " streams or categories, control messages)\n",
+                (unsigned long long)src->skipped, src->skipped == 1 ? "y" : "ies");
     }
     if (skipped > 0) {
         fprintf(stderr,

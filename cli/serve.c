@@ -121,25 +121,30 @@ static void render_metrics(struct serve_state *s, struct text *t)
                      (unsigned long long)ws.requests[i]);
         }
     }
-    text_add(t,
-             "# HELP ktrail_events_received_total Events (framed values) in accepted requests.\n"
-             "# TYPE ktrail_events_received_total counter\n"
-             "ktrail_events_received_total %llu\n"
-             "# HELP ktrail_events_stored_total Events inserted into the database.\n"
-             "# TYPE ktrail_events_stored_total counter\n"
-             "ktrail_events_stored_total %llu\n"
-             "# HELP ktrail_events_duplicate_total Events already stored (retries).\n"
-             "# TYPE ktrail_events_duplicate_total counter\n"
-             "ktrail_events_duplicate_total %llu\n"
-             "# HELP ktrail_events_rejected_total Input kept in rejects instead of events.\n"
-             "# TYPE ktrail_events_rejected_total counter\n"
-             "ktrail_events_rejected_total %llu\n"
-             "# HELP ktrail_batches_failed_total Batches whose transaction failed.\n"
-             "# TYPE ktrail_batches_failed_total counter\n"
-             "ktrail_batches_failed_total %llu\n",
-             (unsigned long long)ws.events, (unsigned long long)ss.events,
-             (unsigned long long)ss.duplicates, (unsigned long long)ss.rejects,
-             (unsigned long long)s->batches_failed);
+    text_add(
+        t,
+        "# HELP ktrail_events_received_total Events (framed values) in accepted requests.\n"
+        "# TYPE ktrail_events_received_total counter\n"
+        "ktrail_events_received_total %llu\n"
+        "# HELP ktrail_events_stored_total Events inserted into the database.\n"
+        "# TYPE ktrail_events_stored_total counter\n"
+        "ktrail_events_stored_total %llu\n"
+        "# HELP ktrail_events_duplicate_total Events already stored (retries).\n"
+        "# TYPE ktrail_events_duplicate_total counter\n"
+        "ktrail_events_duplicate_total %llu\n"
+        "# HELP ktrail_events_rejected_total Input kept in rejects instead of events.\n"
+        "# TYPE ktrail_events_rejected_total counter\n"
+        "ktrail_events_rejected_total %llu\n"
+        "# HELP ktrail_envelope_skipped_total Envelope entries without audit events, dropped.\n"
+        "# TYPE ktrail_envelope_skipped_total counter\n"
+        "ktrail_envelope_skipped_total %llu\n"
+        "# HELP ktrail_batches_failed_total Batches whose transaction failed.\n"
+        "# TYPE ktrail_batches_failed_total counter\n"
+        "ktrail_batches_failed_total %llu\n",
+        (unsigned long long)ws.events, (unsigned long long)ss.events,
+        (unsigned long long)ss.duplicates, (unsigned long long)ss.rejects,
+        (unsigned long long)__atomic_load_n(&s->src->skipped, __ATOMIC_RELAXED),
+        (unsigned long long)s->batches_failed);
     text_add(t,
              "# HELP ktrail_corr_groups Correlation groups held in memory.\n"
              "# TYPE ktrail_corr_groups gauge\n"
@@ -248,6 +253,16 @@ static void serve_usage(FILE *out)
           "                          certificate names one)\n"
           "  --cluster-map FILE      client certificate CN to cluster: lines 'CN CLUSTER'\n"
           "                          (without an entry, the CN is the cluster)\n"
+          "  --firehose-path PATH    also serve an Amazon Data Firehose HTTP endpoint there\n"
+          "                          (EKS audit from CloudWatch Logs, live)\n"
+          "  --firehose-key-file FILE  its access keys: lines 'KEY [CLUSTER]'\n"
+          "  --pubsub-path PATH      also take Pub/Sub pushes there (GKE audit from a log\n"
+          "                          sink, live; wrapped or unwrapped)\n"
+          "  --pubsub-token-file FILE  push tokens (?token=T in the push URL, or a bearer\n"
+          "                          token): lines 'TOKEN [CLUSTER]'\n"
+          "  --pubsub-jwks FILE      verify the push's Google-signed OIDC token with these\n"
+          "                          keys (Google's JWKS), for...\n"
+          "  --pubsub-audience AUD   ...this audience\n"
           "  --insecure              allow plain HTTP and no authentication (the log says so)\n"
           "  --max-body SIZE         larger request bodies get 413 (default 32M)\n"
           "  --max-event-size SIZE   larger events are rejected (default 16M)\n"
@@ -286,6 +301,12 @@ int cli_cmd_serve(int argc, char **argv)
         {"cluster", required_argument, NULL, 'C'},
         {"cluster-map", required_argument, NULL, 'M'},
         {"insecure", no_argument, NULL, 'I'},
+        {"firehose-path", required_argument, NULL, 1001},
+        {"firehose-key-file", required_argument, NULL, 1002},
+        {"pubsub-path", required_argument, NULL, 1003},
+        {"pubsub-token-file", required_argument, NULL, 1004},
+        {"pubsub-jwks", required_argument, NULL, 1005},
+        {"pubsub-audience", required_argument, NULL, 1006},
         {"max-body", required_argument, NULL, 'b'},
         {"max-event-size", required_argument, NULL, 'm'},
         {"queue", required_argument, NULL, 'q'},
@@ -343,6 +364,27 @@ int cli_cmd_serve(int argc, char **argv)
             break;
         case 'I':
             wo.insecure = 1;
+            break;
+        case 1001:
+        case 1003:
+            if (optarg[0] != '/') {
+                fprintf(stderr, "ktrail: --%s must start with '/', not '%s'\n",
+                        c == 1001 ? "firehose-path" : "pubsub-path", optarg);
+                return EXIT_USAGE;
+            }
+            *(c == 1001 ? &wo.firehose_path : &wo.pubsub_path) = optarg;
+            break;
+        case 1002:
+            wo.firehose_key_file = optarg;
+            break;
+        case 1004:
+            wo.pubsub_token_file = optarg;
+            break;
+        case 1005:
+            wo.pubsub_jwks = optarg;
+            break;
+        case 1006:
+            wo.pubsub_audience = optarg;
             break;
         case 'b':
             size = &wo.max_body;
@@ -446,6 +488,25 @@ int cli_cmd_serve(int argc, char **argv)
             db, st.nrules);
     if (kt_webhook_metrics_url(src) != NULL) {
         kt_info("serve", "metrics on %s/metrics", kt_webhook_metrics_url(src));
+    }
+    {
+        /* the base of the audit URL: scheme://host:port */
+        const char *url = kt_webhook_url(src), *slash = strstr(url, "://");
+        slash = slash != NULL ? strchr(slash + 3, '/') : NULL;
+        int base = slash != NULL ? (int)(slash - url) : (int)strlen(url);
+        if (wo.firehose_path != NULL) {
+            kt_info("serve", "Firehose HTTP endpoint on %.*s%s (%s)", base, url, wo.firehose_path,
+                    wo.firehose_key_file != NULL ? "access keys" : "no authentication");
+        }
+        if (wo.pubsub_path != NULL) {
+            kt_info("serve", "Pub/Sub push endpoint on %.*s%s (%s%s%s)", base, url, wo.pubsub_path,
+                    wo.pubsub_token_file != NULL ? "push tokens" : "",
+                    wo.pubsub_token_file != NULL && wo.pubsub_jwks != NULL ? " or " : "",
+                    wo.pubsub_jwks != NULL ? "OIDC tokens" : "");
+        }
+        if (!wo.insecure && wo.client_ca == NULL && wo.token_file == NULL) {
+            kt_info("serve", "the audit webhook path is off: no --client-ca or --token-file");
+        }
     }
 
     cli_install_signals();

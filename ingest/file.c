@@ -456,6 +456,9 @@ static int file_next(struct kt_source *base, struct kt_batch *b, int timeout_ms)
 {
     struct file_src *s = (struct file_src *)base;
     int64_t deadline = kt_now_mono_us() + (int64_t)timeout_ms * 1000;
+    if (s->o.cluster != NULL && s->o.cluster[0] != '\0') {
+        b->cluster = (struct kt_str){s->o.cluster, strlen(s->o.cluster)};
+    }
     for (;;) {
         if (s->path == NULL) {
             if (s->stopping) {

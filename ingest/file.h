@@ -19,6 +19,7 @@ struct kt_file_opts {
     size_t batch_bytes;       /* bytes per batch, soft limit; default 4 MiB */
     int follow;               /* follow the single path after its end (tail -F) */
     int poll_ms;              /* follow: how often to look for growth/rotation; default 250 */
+    const char *cluster;      /* cluster name of every event (wins over envelopes'), or NULL */
     kt_ckpt_lookup_fn lookup; /* resume from checkpoints; NULL reads everything */
     void *lookup_ctx;         /* passed to lookup */
 };
