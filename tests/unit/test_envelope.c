@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "frame.h"
 #include "envelope.h"
@@ -237,6 +238,206 @@ static void test_unwrap_oversized_value_is_rejected_and_the_rest_kept(void **sta
     assert_non_null(strstr(o.text, "\nE " EV1));
 }
 
+/* ---- cloud shapes ---- */
+
+/* gzip of p[0, n) into out (cap bytes); its length. */
+static size_t gz(const char *p, size_t n, char *out, size_t cap)
+{
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = (Bytef *)(uintptr_t)p;
+    zs.avail_in = (uInt)n;
+    zs.next_out = (Bytef *)out;
+    zs.avail_out = (uInt)cap;
+    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t len = cap - zs.avail_out;
+    deflateEnd(&zs);
+    return len;
+}
+
+/* base64 of p[0, n) into out, NUL-terminated. */
+static void b64(const char *p, size_t n, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)(unsigned char)p[i] << 16;
+        v |= i + 1 < n ? (uint32_t)(unsigned char)p[i + 1] << 8 : 0;
+        v |= i + 2 < n ? (uint32_t)(unsigned char)p[i + 2] : 0;
+        out[o++] = t[v >> 18];
+        out[o++] = t[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? t[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+#define DATA_MESSAGE                                                                               \
+    "{\"messageType\":\"DATA_MESSAGE\",\"owner\":\"123456789012\",\"logGroup\":"                   \
+    "\"/aws/eks/prod-eu/cluster\",\"logStream\":\"kube-apiserver-audit-0a1b\","                    \
+    "\"subscriptionFilters\":[\"ktrail\"],\"logEvents\":[{\"id\":\"1\",\"timestamp\":"             \
+    "1715490781000,\"message\":\"" EV1_ESC "\"},{\"id\":\"2\",\"timestamp\":1715490782000,"        \
+    "\"message\":\"" EV1_ESC "\"}]}"
+
+static void test_envelope_eks_data_message_gives_its_events_with_the_cluster(void **state)
+{
+    (void)state;
+    assert_string_equal(unwrap(DATA_MESSAGE), "E{c=prod-eu} " EV1 "\nE{c=prod-eu} " EV1);
+}
+
+static void test_envelope_eks_control_message_and_other_streams_are_skipped(void **state)
+{
+    (void)state;
+    struct out o;
+    const char *m = "{\"messageType\":\"CONTROL_MESSAGE\",\"owner\":\"CloudwatchLogs\","
+                    "\"logGroup\":\"\",\"logStream\":\"\",\"subscriptionFilters\":[],"
+                    "\"logEvents\":[{\"id\":\"\",\"timestamp\":1,\"message\":\"CWL CONTROL "
+                    "MESSAGE: Checking health of destination Firehose.\"}]}";
+    unwrap_n(m, strlen(m), 0, &o);
+    assert_string_equal(o.text, "");
+    assert_int_equal(o.c.skipped, 1);
+    m = "{\"messageType\":\"DATA_MESSAGE\",\"logGroup\":\"/aws/eks/p/cluster\",\"logStream\":"
+        "\"authenticator-0a1b\",\"logEvents\":[{\"id\":\"1\",\"timestamp\":1,\"message\":"
+        "\"time=x level=info msg=access granted\"},{\"id\":\"2\",\"timestamp\":1,\"message\":"
+        "\"y\"}]}";
+    unwrap_n(m, strlen(m), 0, &o);
+    assert_string_equal(o.text, "");
+    assert_int_equal(o.c.skipped, 2);
+}
+
+static void test_envelope_gzip_base64_lambda_and_firehose_bodies_are_opened(void **state)
+{
+    (void)state;
+    static char z[4096], b[6000], m[16384];
+    size_t zn = gz(DATA_MESSAGE, strlen(DATA_MESSAGE), z, sizeof(z));
+    struct out o;
+    unwrap_n(z, zn, 0, &o); /* a Kinesis / Firehose record: gzip bytes */
+    assert_string_equal(o.text, "E{c=prod-eu} " EV1 "\nE{c=prod-eu} " EV1);
+    b64(z, zn, b);
+    snprintf(m, sizeof(m), "{\"awslogs\":{\"data\":\"%s\"}}", b);
+    assert_string_equal(unwrap(m), "E{c=prod-eu} " EV1 "\nE{c=prod-eu} " EV1);
+    snprintf(m, sizeof(m),
+             "{\"requestId\":\"ed4acda5-034f-9f42-bba1-f29aea6d7d8f\",\"timestamp\":1578090901599,"
+             "\"records\":[{\"data\":\"%s\"},{\"data\":\"%s\"}]}",
+             b, b);
+    unwrap_n(m, strlen(m), 0, &o);
+    assert_int_equal(o.c.records, 4);
+    assert_int_equal(o.c.rejects, 0);
+    /* Firehose to S3: gzip members concatenated, each a DATA_MESSAGE, no separator */
+    memcpy(z + zn, z, zn);
+    unwrap_n(z, 2 * zn, 0, &o);
+    assert_int_equal(o.c.records, 4);
+    assert_int_equal(o.c.rejects, 0);
+    /* a corrupt one is a reject saying so */
+    unwrap_n(z, zn - 5, 0, &o);
+    assert_string_equal(o.c.rejects == 1 ? "ok" : o.text, "ok");
+    assert_non_null(strstr(o.text, "invalid gzip data"));
+}
+
+static void test_envelope_filter_log_events_and_export_lines(void **state)
+{
+    (void)state;
+    const char *m = "{\"events\":[{\"logStreamName\":\"kube-apiserver-audit-1\",\"timestamp\":1,"
+                    "\"message\":\"" EV1_ESC "\",\"ingestionTime\":2,\"eventId\":\"3\"},"
+                    "{\"logStreamName\":\"kube-scheduler-1\",\"timestamp\":1,\"message\":\"I0501\","
+                    "\"ingestionTime\":2,\"eventId\":\"4\"}],\"nextToken\":\"abc\"}";
+    assert_string_equal(unwrap(m), "E " EV1);
+    assert_string_equal(unwrap("2024-05-12T05:13:01.000Z " EV1 "\n2024-05-12T05:13:02.000Z " EV2),
+                        "E " EV1 "\nE " EV2);
+}
+
+static void test_envelope_gke_log_entries_are_converted_others_skipped(void **state)
+{
+    (void)state;
+    struct out o;
+    const char *m =
+        "{\"insertId\":\"i-1\",\"operation\":{\"id\":\"op-1\",\"first\":true,\"last\":true},"
+        "\"protoPayload\":{\"@type\":\"type.googleapis.com/google.cloud.audit.AuditLog\","
+        "\"authenticationInfo\":{\"principalEmail\":\"a@example.com\"},\"methodName\":"
+        "\"io.k8s.core.v1.secrets.get\",\"resourceName\":\"core/v1/namespaces/ns/secrets/s\","
+        "\"serviceName\":\"k8s.io\",\"status\":{\"code\":7}},\"resource\":{\"type\":\"k8s_"
+        "cluster\","
+        "\"labels\":{\"cluster_name\":\"prod-gke\"}},\"timestamp\":\"2026-11-30T10:00:00Z\"}\n"
+        "{\"insertId\":\"i-2\",\"protoPayload\":{\"serviceName\":\"compute.googleapis.com\","
+        "\"methodName\":\"v1.compute.instances.insert\"},\"resource\":{\"type\":\"gce_instance\"}}";
+    unwrap_n(m, strlen(m), 0, &o);
+    assert_int_equal(o.c.records, 1);
+    assert_int_equal(o.c.skipped, 1);
+    assert_non_null(strstr(o.text, "E{c=prod-gke} {"));
+    assert_non_null(strstr(o.text, "\"auditID\":\"op-1\""));
+    assert_non_null(strstr(o.text, "\"code\":403"));
+    /* the same entry in a Pub/Sub push body: base64 in message.data */
+    static char b[4096], body[8192];
+    const char *nl = strchr(m, '\n');
+    b64(m, (size_t)(nl - m), b);
+    snprintf(body, sizeof(body),
+             "{\"message\":{\"data\":\"%s\",\"attributes\":{},\"messageId\":\"1\"},"
+             "\"subscription\":\"projects/p/subscriptions/s\"}",
+             b);
+    unwrap_n(body, strlen(body), 0, &o);
+    assert_int_equal(o.c.records, 1);
+    assert_non_null(strstr(o.text, "\"auditID\":\"op-1\""));
+}
+
+static void test_envelope_aks_record_names_its_cluster_lower_cased(void **state)
+{
+    (void)state;
+    assert_string_equal(
+        unwrap(
+            "{\"time\":\"2026-11-30T10:00:00Z\",\"resourceId\":\"/SUBSCRIPTIONS/0/RESOURCEGROUPS/"
+            "RG/PROVIDERS/MICROSOFT.CONTAINERSERVICE/MANAGEDCLUSTERS/PROD-AKS\",\"category\":"
+            "\"kube-audit\",\"properties\":{\"log\":\"" EV1_ESC "\",\"stream\":\"stdout\"}}"),
+        "E{c=prod-aks} " EV1);
+}
+
+static void test_envelope_event_cut_in_transport_is_salvaged_and_kept_as_reject(void **state)
+{
+    (void)state;
+    const char *m = "{\"time\":\"2026-11-30T10:00:00Z\",\"category\":\"kube-audit\",\"properties\":"
+                    "{\"log\":\"{\\\"kind\\\":\\\"Event\\\",\\\"auditID\\\":\\\"a-1\\\","
+                    "\\\"stage\\\":\\\"ResponseComplete\\\",\\\"verb\\\":\\\"create\\\","
+                    "\\\"requestObject\\\":{\\\"spec\\\":{\\\"contai\"}}";
+    assert_string_equal(
+        unwrap(m),
+        "R event cut short in transport: stored truncated, with the fields before the cut | "
+        "{\"kind\":\"Event\",\"auditID\":\"a-1\",\"stage\":\"ResponseComplete\",\"verb\":"
+        "\"create\",\"requestObject\":{\"spec\":{\"contai\n"
+        "E{t} {\"kind\":\"Event\",\"auditID\":\"a-1\",\"stage\":\"ResponseComplete\",\"verb\":"
+        "\"create\",\"requestObject\":{\"spec\":{}},\"requestReceivedTimestamp\":"
+        "\"2026-11-30T10:00:00.000000Z\",\"stageTimestamp\":\"2026-11-30T10:00:00.000000Z\"}");
+    /* CloudWatch's marker is taken off first */
+    const char *c = "{\"logStreamName\":\"kube-apiserver-audit-1\",\"timestamp\":1715490781000,"
+                    "\"message\":\"{\\\"auditID\\\":\\\"a-2\\\",\\\"stage\\\":\\\"ResponseComplete"
+                    "\\\",\\\"requestObject\\\":{\\\"a\\\":[1,2[Truncated...]\"}";
+    const char *t = unwrap(c);
+    assert_non_null(strstr(t, "E{t} {\"auditID\":\"a-2\",\"stage\":\"ResponseComplete\","
+                              "\"requestObject\":{\"a\":[1]},\"requestReceivedTimestamp\":"
+                              "\"2024-05-12T05:13:01.000000Z\""));
+}
+
+static void test_envelope_openshift_record_takes_k8s_audit_level_and_cluster_id(void **state)
+{
+    (void)state;
+    assert_string_equal(
+        unwrap(
+            "{\"@timestamp\":\"x\",\"auditID\":\"a-1\",\"hostname\":\"m-0\",\"k8s_audit_level\":"
+            "\"Metadata\",\"level\":\"info\",\"log_type\":\"audit\",\"openshift\":{\"cluster_id\":"
+            "\"5b1c\",\"sequence\":3},\"stage\":\"ResponseComplete\"}"),
+        "E{c=5b1c} {\"@timestamp\":\"x\",\"auditID\":\"a-1\",\"hostname\":\"m-0\","
+        "\"k8s_audit_level\":\"Metadata\",\"level\":\"Metadata\",\"log_type\":\"audit\","
+        "\"openshift\":{\"cluster_id\":\"5b1c\",\"sequence\":3},\"stage\":\"ResponseComplete\"}");
+}
+
+static void test_envelope_filebeat_message_wins_over_its_log_object(void **state)
+{
+    (void)state;
+    assert_string_equal(unwrap("{\"@timestamp\":\"x\",\"message\":\"" EV1_ESC "\",\"log\":"
+                               "{\"offset\":7,\"file\":{\"path\":\"/var/log/audit.log\"}},"
+                               "\"input\":{\"type\":\"filestream\"}}"),
+                        "E " EV1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +454,15 @@ int main(void)
         cmocka_unit_test(test_unwrap_unknown_objects_go_to_the_decoder_to_judge),
         cmocka_unit_test(test_unwrap_nesting_is_bounded),
         cmocka_unit_test(test_unwrap_oversized_value_is_rejected_and_the_rest_kept),
+        cmocka_unit_test(test_envelope_eks_data_message_gives_its_events_with_the_cluster),
+        cmocka_unit_test(test_envelope_eks_control_message_and_other_streams_are_skipped),
+        cmocka_unit_test(test_envelope_gzip_base64_lambda_and_firehose_bodies_are_opened),
+        cmocka_unit_test(test_envelope_filter_log_events_and_export_lines),
+        cmocka_unit_test(test_envelope_gke_log_entries_are_converted_others_skipped),
+        cmocka_unit_test(test_envelope_aks_record_names_its_cluster_lower_cased),
+        cmocka_unit_test(test_envelope_event_cut_in_transport_is_salvaged_and_kept_as_reject),
+        cmocka_unit_test(test_envelope_openshift_record_takes_k8s_audit_level_and_cluster_id),
+        cmocka_unit_test(test_envelope_filebeat_message_wins_over_its_log_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
