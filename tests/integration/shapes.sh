@@ -460,6 +460,59 @@ if serve_up fb; then
     compare "serve audit path, Fluent Bit" "$T/fb.db" full cn-cluster
 fi
 
+# ---- Pub/Sub push with OIDC: a Google-style RS256 token, checked against a JWKS file ----
+# The key pair and JWKS are made here with openssl; tokens are signed as Google signs them.
+b64url() { basenc --base64url -w0 | tr -d '='; }
+openssl genrsa -out "$T/oidc.key" 2048 2>/dev/null
+oidc_n=$(openssl rsa -in "$T/oidc.key" -noout -modulus 2>/dev/null | cut -d= -f2 | basenc --base16 -d | b64url)
+printf '{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","kid":"k-1","n":"%s","e":"AQAB"}]}\n' \
+    "$oidc_n" >"$T/jwks.json"
+AUD=https://ktrail.test/pubsub
+# jwt AUD EXP_OFFSET_S [KID]: a signed token
+jwt() {
+    local now h p
+    now=$(date +%s)
+    h=$(printf '{"alg":"RS256","kid":"%s","typ":"JWT"}' "${3:-k-1}" | b64url)
+    p=$(printf '{"aud":"%s","azp":"1","email":"push@shapes-proj.iam.gserviceaccount.com","email_verified":true,"exp":%d,"iat":%d,"iss":"https://accounts.google.com","sub":"1"}' \
+        "$1" $((now + $2)) $((now - 10)) | b64url)
+    printf '%s.%s.%s' "$h" "$p" "$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign "$T/oidc.key" -binary | b64url)"
+}
+"$KTRAIL" serve --listen 127.0.0.1:0 --alerts none --db "$T/oidc.db" \
+    --tls-cert "$P/server.crt" --tls-key "$P/server.key" \
+    --pubsub-path /pubsub --pubsub-jwks "$T/jwks.json" --pubsub-audience "$AUD" 2>"$T/oidc.log" &
+pid=$!
+pids+=("$pid")
+BASE=
+for _ in $(seq 200); do
+    BASE=$(grep -o 'Pub/Sub push endpoint on [^ ]*' "$T/oidc.log" 2>/dev/null | cut -d' ' -f5)
+    [ -n "$BASE" ] && break
+    sleep 0.05
+done
+check "serve with --pubsub-jwks: starts, audit path off without its credentials" "1 1" \
+    "$([ -n "$BASE" ] && echo 1) $(grep -c 'audit webhook path is off' "$T/oidc.log")"
+if [ -n "$BASE" ]; then
+    push1=$(head -n 1 "$S/gke-pubsub-push.json")
+    opost() { curl_post "$BASE" -H 'Content-Type: application/json' --data-binary "$push1" "$@"; }
+    check "oidc: good token: 200" 200 "$(opost -H "Authorization: Bearer $(jwt "$AUD" 3600)")"
+    check "oidc: the push is stored" 1 "$(count "$T/oidc.db" events)"
+    check "oidc: expired token: 401" 401 "$(opost -H "Authorization: Bearer $(jwt "$AUD" -600)")"
+    grep -q 'expired' "$T/body"
+    check "oidc: the 401 says the token expired" 0 $?
+    check "oidc: another audience: 401" 401 \
+        "$(opost -H "Authorization: Bearer $(jwt https://elsewhere.test/ 3600)")"
+    check "oidc: unknown key id: 401" 401 "$(opost -H "Authorization: Bearer $(jwt "$AUD" 3600 k-9)")"
+    tok=$(jwt "$AUD" 3600)
+    check "oidc: tampered token: 401" 401 "$(opost -H "Authorization: Bearer ${tok%?}A")"
+    check "oidc: no token: 401" 401 "$(opost)"
+    check "oidc: the audit path is not served: 404" 404 \
+        "$(curl_post "${BASE%/pubsub}/k8s-audit" -H 'Content-Type: application/json' --data-binary '{}')"
+    check "oidc: refused pushes store nothing" 1 "$(count "$T/oidc.db" events)"
+fi
+kill -TERM "$pid"
+wait "$pid"
+check "serve with --pubsub-jwks: exit 0 on SIGTERM" 0 $?
+forget "$pid"
+
 # ================================================================ 3. Kafka
 if ! command -v kcat >/dev/null; then
     echo "SKIP: Kafka part: kcat is not installed (scripts/deps installs it)"
