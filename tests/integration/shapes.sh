@@ -576,6 +576,18 @@ k-eks eks-data-message.json full shapes-eks"
         forget "${kpid[$t]}"
         compare "consume $t ($f)" "$T/$t.db" "$class" "$cl"
     done <<<"$TOPICS"
+    # AKS live comes through Event Hubs' Kafka endpoint: SASL PLAIN over TLS, user
+    # $ConnectionString. The mock cluster speaks neither, so what is checked here is that
+    # consume takes the settings as Event Hubs documents them (librdkafka validates them), and
+    # says in one line what is wrong when the endpoint does not answer TLS.
+    timeout 60 "$KTRAIL" consume --brokers "$B" --topic k-aks --group g-sasl --db "$T/sasl.db" \
+        -X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN -X 'sasl.username=$ConnectionString' \
+        -X 'sasl.password=Endpoint=sb://shapes.servicebus.windows.net/;SharedAccessKeyName=ktrail;SharedAccessKey=x' \
+        2>"$T/sasl.err"
+    check "kafka: Event Hubs settings (SASL_SSL, PLAIN) accepted; a plaintext endpoint: exit 1" 1 $?
+    grep -q 'SSL handshake failed' "$T/sasl.err"
+    check "kafka: the TLS failure named" 0 $?
+    check "kafka: one final line says why" 1 "$(grep -c '^ktrail: cannot reach the Kafka brokers' "$T/sasl.err")"
 fi
 
 finish
