@@ -384,41 +384,77 @@ enum scan {
     SCAN_FULL,  /* scanned to the end: k filled */
 };
 
+/* Walking the members of an object without parsing their values. */
+struct members {
+    const char *p; /* the object's text */
+    size_t n;      /* its length */
+    size_t i;      /* where the next member (or ',' or '}') is */
+    int started;   /* a member was given */
+};
+
+/* 0 when p[0, n) starts an object, -1 when it does not. */
+static int members_open(struct members *m, const char *p, size_t n)
+{
+    size_t i = skip_ws(p, 0, n);
+    m->p = p;
+    m->n = n;
+    m->i = i + 1;
+    m->started = 0;
+    return i < n && p[i] == '{' ? 0 : -1;
+}
+
+/* The next member's key (without quotes) and value. 1: a member; 0: the object ended; -1: it
+ * is malformed or cut short. */
+static int members_next(struct members *m, struct span *key, struct span *val)
+{
+    const char *p = m->p;
+    size_t n = m->n, i = skip_ws(p, m->i, n);
+    if (i < n && p[i] == '}') {
+        return 0;
+    }
+    if (m->started) {
+        if (i >= n || p[i] != ',') {
+            return -1;
+        }
+        i = skip_ws(p, i + 1, n);
+    }
+    if (i >= n || p[i] != '"') {
+        return -1;
+    }
+    size_t kend = skip_string(p, i, n);
+    if (kend == 0) {
+        return -1;
+    }
+    *key = (struct span){i + 1, kend - 1};
+    i = skip_ws(p, kend, n);
+    if (i >= n || p[i] != ':') {
+        return -1;
+    }
+    i = skip_ws(p, i + 1, n);
+    size_t vend = skip_value(p, i, n);
+    if (vend == 0) {
+        return -1;
+    }
+    *val = (struct span){i, vend};
+    m->i = vend;
+    m->started = 1;
+    return 1;
+}
+
 /*
  * Scan the object p[0, n) member by member into k. A bare Event (or a webhook item) stops
  * at its first exclusive key, so it costs a few comparisons.
  */
 static int scan_object(const char *p, size_t n, struct keys *k)
 {
-    int foreign = 0;
+    struct members m;
+    struct span key, v;
+    int foreign = 0, r;
     memset(k, 0, sizeof(*k));
-    size_t i = skip_ws(p, 0, n);
-    if (i >= n || p[i] != '{') {
+    if (members_open(&m, p, n) != 0) {
         return SCAN_OTHER;
     }
-    i = skip_ws(p, i + 1, n);
-    if (i < n && p[i] == '}') {
-        return SCAN_FULL;
-    }
-    while (i < n) {
-        if (p[i] != '"') {
-            return SCAN_OTHER;
-        }
-        size_t kend = skip_string(p, i, n);
-        if (kend == 0) {
-            return SCAN_OTHER;
-        }
-        struct span key = {i + 1, kend - 1};
-        i = skip_ws(p, kend, n);
-        if (i >= n || p[i] != ':') {
-            return SCAN_OTHER;
-        }
-        i = skip_ws(p, i + 1, n);
-        size_t vend = skip_value(p, i, n);
-        if (vend == 0) {
-            return SCAN_OTHER;
-        }
-        struct span v = {i, vend};
+    while ((r = members_next(&m, &key, &v)) > 0) {
         int id = key_id(p, key);
         if (exclusive(p, id, v)) {
             if (!foreign) {
@@ -431,52 +467,25 @@ static int scan_object(const char *p, size_t n, struct keys *k)
         if (id >= 0 && k->v[id].end == 0) {
             k->v[id] = v;
         }
-        i = skip_ws(p, vend, n);
-        if (i < n && p[i] == '}') {
-            return SCAN_FULL;
-        }
-        if (i >= n || p[i] != ',') {
-            return SCAN_OTHER;
-        }
-        i = skip_ws(p, i + 1, n);
     }
-    return SCAN_OTHER;
+    return r == 0 ? SCAN_FULL : SCAN_OTHER;
 }
 
 int kt_json_top_string(const char *p, size_t n, const char *key, char *out, size_t outlen)
 {
-    size_t i = skip_ws(p, 0, n);
-    if (outlen == 0 || i >= n || p[i] != '{') {
+    struct members m;
+    struct span k, v;
+    if (outlen == 0 || members_open(&m, p, n) != 0) {
         return KT_ENOENT;
     }
-    i = skip_ws(p, i + 1, n);
-    while (i < n && p[i] == '"') {
-        size_t kend = skip_string(p, i, n);
-        if (kend == 0) {
-            return KT_ENOENT;
-        }
-        struct span k = {i + 1, kend - 1};
-        i = skip_ws(p, kend, n);
-        if (i >= n || p[i] != ':') {
-            return KT_ENOENT;
-        }
-        i = skip_ws(p, i + 1, n);
-        size_t vend = skip_value(p, i, n);
-        if (vend == 0) {
-            return KT_ENOENT;
-        }
-        if (span_is(p, k, key) && p[i] == '"') {
-            size_t len = vend - i - 2;
+    while (members_next(&m, &k, &v) > 0) {
+        if (span_is(p, k, key) && p[v.start] == '"') {
+            size_t len = v.end - v.start - 2;
             len = len < outlen - 1 ? len : outlen - 1;
-            memcpy(out, p + i + 1, len);
+            memcpy(out, p + v.start + 1, len);
             out[len] = '\0';
             return 0;
         }
-        i = skip_ws(p, vend, n);
-        if (i >= n || p[i] != ',') {
-            return KT_ENOENT;
-        }
-        i = skip_ws(p, i + 1, n);
     }
     return KT_ENOENT;
 }

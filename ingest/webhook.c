@@ -761,6 +761,10 @@ static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *
     if (rq->gzip) {
         rc = req_gunzip(w, rq, &why);
     }
+    if (rc == 0 && rq->route == R_FIREHOSE && rq->request_id[0] == '\0') {
+        /* no X-Amz-Firehose-Request-Id header: the body names the request too */
+        kt_json_top_string(rq->body, rq->len, "requestId", rq->request_id, sizeof(rq->request_id));
+    }
     if (rc == 0) {
         rc = req_frame(w, rq, &why);
     }

@@ -387,6 +387,14 @@ if serve_up fh; then
     check "firehose 200: the body's requestId and a timestamp in ms" "$FH_RID number" \
         "$(jq -r '"\(.requestId) \(.timestamp | type)"' "$T/body" 2>/dev/null)"
     check "firehose, the same request again: 200" 200 "$(fh_post fh-key-1 --data-binary @"$FH_BODY")"
+    check "firehose, without the request id header: 200" 200 \
+        "$(curl_post "$BASE/firehose" -H 'Content-Type: application/json' \
+            -H 'X-Amz-Firehose-Access-Key: fh-key-1' --data-binary @"$FH_BODY")"
+    check "firehose: the body's requestId echoed" "$FH_RID" "$(jq -r .requestId "$T/body" 2>/dev/null)"
+    check "firehose, not JSON: 400 with an errorMessage" "400 true" \
+        "$(fh_post fh-key-1 --data-binary 'not json') $(jq -r 'has("errorMessage")' "$T/body" 2>/dev/null)"
+    check "firehose, corrupt gzip: 400" 400 \
+        "$(fh_post fh-key-1 -H 'Content-Encoding: gzip' --data-binary 'not gzip at all')"
     serve_down fh
     compare "serve firehose" "$T/fh.db" full shapes-eks
 fi
