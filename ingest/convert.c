@@ -403,8 +403,9 @@ static void gke_method_subresource(const char *mn, struct gke_ref *r)
     }
 }
 
-/* Write "requestURI" rebuilt from r: /api/v1/... for core, /apis/GROUP/VERSION/... else. */
-static int gke_gen_uri(struct gen *w, const struct gke_ref *r)
+/* Write "requestURI" rebuilt from r: /api/v1/... for core, /apis/GROUP/VERSION/... else. A
+ * create is posted to its collection: create names no object unless on a subresource. */
+static int gke_gen_uri(struct gen *w, const struct gke_ref *r, int create)
 {
     struct kt_buf u = {0};
     const struct kt_str tail[] = {r->resource, r->name, r->subresource};
@@ -424,6 +425,9 @@ static int gke_gen_uri(struct gen *w, const struct gke_ref *r)
         rc = rc != 0 ? rc : kt_buf_append(&u, r->namespace.ptr, r->namespace.len);
     }
     for (size_t i = 0; rc == 0 && i < sizeof(tail) / sizeof(tail[0]); i++) {
+        if (i == 1 && create && r->subresource.ptr == NULL) {
+            continue;
+        }
         if (tail[i].ptr != NULL) {
             rc = kt_buf_puts(&u, "/");
             rc = rc != 0 ? rc : kt_buf_append(&u, tail[i].ptr, tail[i].len);
@@ -587,7 +591,7 @@ static int gke_gen_event(struct gen *w, yajl_val root, yajl_val pp, const char *
         gke_split(rn, &ref);
         gke_method_subresource(method, &ref);
         if (ref.ok) {
-            rc = gke_gen_uri(w, &ref);
+            rc = gke_gen_uri(w, &ref, verb != NULL && strcmp(verb, "create") == 0);
         }
     }
     gen_kv(w, "verb", verb);

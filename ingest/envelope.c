@@ -15,23 +15,12 @@
  * What an envelope says (cluster, time, that a transport delivered the text) is a struct
  * ctx handed down to the levels inside it: the innermost envelope that names a cluster wins.
  *
- * Shapes, in the order they are tried (the README has the same table):
- *   event             an exclusive Event key first, or with no foreign key before it
- *   openshift         an Event merged with k8s_audit_level / openshift.cluster_id
- *   event (merged)    any other object holding Event keys (Fluent Bit's JSON parser, ...)
- *   eks-data-message  messageType DATA_MESSAGE (logEvents of kube-apiserver-audit-* streams)
- *                     or CONTROL_MESSAGE (skipped)
- *   eks-lambda        {"awslogs":{"data":"<base64 gzip DATA_MESSAGE>"}}
- *   gke-logentry      protoPayload: converted (convert.c)
- *   aks-row           AuditId: a Log Analytics AKSAudit row, converted (convert.c)
- *   records           "records": [...]: AKS Event Hubs batches, Firehose HTTP bodies
- *   eks-events        "events": [...]: aws logs filter-log-events output
- *   aks-record        category + properties.log (other categories skipped)
- *   eks-log-event     logStreamName + message (a filter-log-events element)
- *   pubsub-message    "message": {"data": ...} (Pub/Sub push bodies, pull elements)
- *   data              "data": "<base64>" (Firehose records, Pub/Sub messages, Kinesis)
- *   shipper           "message" (Vector, Fluentd, Filebeat's beside a "log" object) or
- *                     "log" (Fluent Bit)
+ * Shapes are tried in the order of the openers table below (the README lists them with what
+ * each provider delivers): a bare Event never reaches it (its first key settles it), an
+ * object holding Event keys is an Event merged into a shipper's record (OpenShift's gets its
+ * audit level back), then CloudWatch messages, Lambda events, GKE entries, Log Analytics rows,
+ * "records" and "events" arrays, AKS records, CloudWatch log events, Pub/Sub messages, base64
+ * "data", and shippers' "message" or "log".
  * Anything else goes to the decoder, which rejects it with its own precise reason.
  */
 #include "envelope.h"
@@ -1074,94 +1063,205 @@ static int open_aks_record(struct kt_envelope *e, int depth, const char *p, size
     return open_payload(e, depth, p + props.start, pk.v[K_LOG], &inner, "properties.log");
 }
 
+/* ---- the table of shapes ---- */
+
+/* The arguments every opener takes: the value p[0, n) at level depth, its members k, and what
+ * the envelopes around it said, x. */
+#define OPENER_ARGS                                                                                \
+    struct kt_envelope *e, int depth, const char *p, size_t n, const struct keys *k,               \
+        const struct ctx *x
+
+static int is_openshift(const char *p, const struct keys *k)
+{
+    return k->event && (k->v[K_K8S_AUDIT_LEVEL].end != 0 || kind_of(p, k->v[K_OPENSHIFT]) == '{');
+}
+
+static int is_merged_event(const char *p, const struct keys *k)
+{
+    (void)p;
+    return k->event;
+}
+
+static int open_as_is(OPENER_ARGS)
+{
+    (void)depth;
+    (void)k;
+    return emit(e, p, n, NULL, x, 0);
+}
+
+static int is_data_message(const char *p, const struct keys *k)
+{
+    (void)p;
+    return k->v[K_MESSAGE_TYPE].end != 0;
+}
+
+static int open_data_message_value(OPENER_ARGS)
+{
+    (void)n;
+    return open_data_message(e, depth, p, k, x);
+}
+
+static int is_lambda(const char *p, const struct keys *k)
+{
+    return kind_of(p, k->v[K_AWSLOGS]) == '{';
+}
+
+static int open_lambda(OPENER_ARGS)
+{
+    struct keys ak;
+    const char *ap = p + k->v[K_AWSLOGS].start;
+    if (scan_object(ap, k->v[K_AWSLOGS].end - k->v[K_AWSLOGS].start, &ak) != SCAN_FULL ||
+        ak.v[K_DATA].end == 0) {
+        return emit(e, p, n, "\"awslogs\" without data", x, 0);
+    }
+    return open_base64(e, depth, ap, ak.v[K_DATA], x);
+}
+
+static int is_gke(const char *p, const struct keys *k)
+{
+    return kind_of(p, k->v[K_PROTO_PAYLOAD]) != 0;
+}
+
+static int is_aks_row(const char *p, const struct keys *k)
+{
+    return kind_of(p, k->v[K_AUDIT_ID_ROW]) != 0;
+}
+
+/* GKE LogEntries and AKSAudit rows: converted into Event JSON (convert.c). */
+static int open_converted(OPENER_ARGS)
+{
+    const char *why = NULL;
+    struct kt_convert_out *o = &e->lv[depth].conv;
+    o->json.len = 0;
+    int rc = is_gke(p, k) ? kt_convert_gke(p, n, o, &why) : kt_convert_aks_row(p, n, o, &why);
+    return emit_converted(e, depth, p, n, rc, why, x);
+}
+
+static int is_records(const char *p, const struct keys *k)
+{
+    return kind_of(p, k->v[K_RECORDS]) == '[';
+}
+
+static int is_events(const char *p, const struct keys *k)
+{
+    return kind_of(p, k->v[K_EVENTS]) == '[';
+}
+
+/* The elements of "records" or "events", each opened one level deeper. */
+static int open_array_member(OPENER_ARGS)
+{
+    (void)n;
+    return open_elements(e, depth, p, is_records(p, k) ? k->v[K_RECORDS] : k->v[K_EVENTS], x);
+}
+
+static int is_aks_record(const char *p, const struct keys *k)
+{
+    (void)p;
+    return k->v[K_CATEGORY].end != 0 ||
+           (k->v[K_PROPERTIES].end != 0 && k->v[K_RESOURCE_ID].end != 0);
+}
+
+static int is_log_event(const char *p, const struct keys *k)
+{
+    (void)p;
+    return k->v[K_LOG_STREAM_NAME].end != 0 && k->v[K_MESSAGE].end != 0;
+}
+
+/* A filter-log-events element: its message, when its stream is the audit log. */
+static int open_log_event(OPENER_ARGS)
+{
+    (void)n;
+    if (other_stream(p, k->v[K_LOG_STREAM_NAME])) {
+        e->c->skipped++;
+        return 0;
+    }
+    struct ctx inner;
+    inherit(&inner, x);
+    if (k->v[K_TIMESTAMP].end != 0) {
+        set_time(&inner, p, k->v[K_TIMESTAMP]);
+    }
+    return open_payload(e, depth, p, k->v[K_MESSAGE], &inner, "message");
+}
+
+static int is_pubsub(const char *p, const struct keys *k)
+{
+    struct keys mk;
+    struct span m = k->v[K_MESSAGE];
+    return kind_of(p, m) == '{' && scan_object(p + m.start, m.end - m.start, &mk) == SCAN_FULL &&
+           kind_of(p + m.start, mk.v[K_DATA]) == '"' && !mk.event;
+}
+
+static int open_pubsub(OPENER_ARGS)
+{
+    struct keys mk;
+    const char *mp = p + k->v[K_MESSAGE].start;
+    (void)n;
+    scan_object(mp, k->v[K_MESSAGE].end - k->v[K_MESSAGE].start, &mk);
+    return open_base64(e, depth, mp, mk.v[K_DATA], x);
+}
+
+static int is_data(const char *p, const struct keys *k)
+{
+    return kind_of(p, k->v[K_DATA]) == '"' && k->v[K_MESSAGE].end == 0 && k->v[K_LOG].end == 0;
+}
+
+static int open_data(OPENER_ARGS)
+{
+    (void)n;
+    return open_base64(e, depth, p, k->v[K_DATA], x);
+}
+
+/* A shipper's record: "message" (Vector, Fluentd; Filebeat's, beside a "log" object), else
+ * "log" (Fluent Bit). */
+static int is_shipper(const char *p, const struct keys *k)
+{
+    (void)p;
+    return k->v[K_MESSAGE].end != 0 || k->v[K_LOG].end != 0;
+}
+
+static int open_shipper(OPENER_ARGS)
+{
+    (void)n;
+    if (k->v[K_MESSAGE].end != 0 && (k->v[K_LOG].end == 0 || kind_of(p, k->v[K_LOG]) == '{')) {
+        return open_payload(e, depth, p, k->v[K_MESSAGE], x, "message");
+    }
+    return open_payload(e, depth, p, k->v[K_LOG], x, "log");
+}
+
+/* Each shape: how its members tell it, how it is opened. The first row that matches opens
+ * the value; adding a shape is a row here and a fixture in tests/fixtures/shapes. */
+static const struct opener {
+    const char *name;                                  /* the shape, for readers */
+    int (*match)(const char *p, const struct keys *k); /* are these its members? */
+    int (*open)(OPENER_ARGS);                          /* open it into records */
+} openers[] = {
+    {"openshift", is_openshift, open_openshift},
+    {"event (merged into a shipper's record)", is_merged_event, open_as_is},
+    {"eks-data-message", is_data_message, open_data_message_value},
+    {"eks-lambda", is_lambda, open_lambda},
+    {"gke-logentry", is_gke, open_converted},
+    {"aks-row", is_aks_row, open_converted},
+    {"records (AKS Event Hubs, Firehose HTTP)", is_records, open_array_member},
+    {"eks-filter-log-events", is_events, open_array_member},
+    {"aks-record", is_aks_record, open_aks_record},
+    {"eks-log-event", is_log_event, open_log_event},
+    {"pubsub-message", is_pubsub, open_pubsub},
+    {"data (Firehose, Kinesis records)", is_data, open_data},
+    {"shipper", is_shipper, open_shipper},
+};
+
 /* One value at this level: an event, an envelope to open, or the decoder's to judge. */
 static int open_value(struct kt_envelope *e, int depth, const char *p, size_t n,
                       const struct ctx *x)
 {
     struct keys k;
-    int s = scan_object(p, n, &k);
-    if (s == SCAN_EVENT) {
-        return emit(e, p, n, NULL, x, 0);
+    if (scan_object(p, n, &k) != SCAN_FULL) {
+        return emit(e, p, n, NULL, x, 0); /* a bare Event, or not an object at all */
     }
-    if (s != SCAN_FULL) {
-        return emit(e, p, n, NULL, x, 0);
-    }
-    const struct span *v = k.v;
-    if (k.event) {
-        if (v[K_K8S_AUDIT_LEVEL].end != 0 || kind_of(p, v[K_OPENSHIFT]) == '{') {
-            return open_openshift(e, depth, p, n, &k, x);
+    for (size_t i = 0; i < sizeof(openers) / sizeof(openers[0]); i++) {
+        if (openers[i].match(p, &k)) {
+            return openers[i].open(e, depth, p, n, &k, x);
         }
-        return emit(e, p, n, NULL, x, 0);
-    }
-    if (v[K_MESSAGE_TYPE].end != 0) {
-        return open_data_message(e, depth, p, &k, x);
-    }
-    if (kind_of(p, v[K_AWSLOGS]) == '{') {
-        struct keys ak;
-        const char *ap = p + v[K_AWSLOGS].start;
-        if (scan_object(ap, v[K_AWSLOGS].end - v[K_AWSLOGS].start, &ak) != SCAN_FULL ||
-            ak.v[K_DATA].end == 0) {
-            return emit(e, p, n, "\"awslogs\" without data", x, 0);
-        }
-        return open_base64(e, depth, ap, ak.v[K_DATA], x);
-    }
-    if (kind_of(p, v[K_PROTO_PAYLOAD]) != 0) {
-        const char *why = NULL;
-        struct kt_convert_out *o = &e->lv[depth].conv;
-        o->json.len = 0;
-        o->cluster[0] = '\0';
-        o->truncated = 0;
-        o->skip = NULL;
-        int rc = kt_convert_gke(p, n, o, &why);
-        return emit_converted(e, depth, p, n, rc, why, x);
-    }
-    if (kind_of(p, v[K_AUDIT_ID_ROW]) != 0) {
-        const char *why = NULL;
-        struct kt_convert_out *o = &e->lv[depth].conv;
-        o->json.len = 0;
-        o->cluster[0] = '\0';
-        o->truncated = 0;
-        o->skip = NULL;
-        int rc = kt_convert_aks_row(p, n, o, &why);
-        return emit_converted(e, depth, p, n, rc, why, x);
-    }
-    if (kind_of(p, v[K_RECORDS]) == '[') {
-        return open_elements(e, depth, p, v[K_RECORDS], x);
-    }
-    if (kind_of(p, v[K_EVENTS]) == '[') {
-        return open_elements(e, depth, p, v[K_EVENTS], x);
-    }
-    if (v[K_CATEGORY].end != 0 || (v[K_PROPERTIES].end != 0 && v[K_RESOURCE_ID].end != 0)) {
-        return open_aks_record(e, depth, p, n, &k, x);
-    }
-    if (v[K_LOG_STREAM_NAME].end != 0 && v[K_MESSAGE].end != 0) {
-        if (other_stream(p, v[K_LOG_STREAM_NAME])) {
-            e->c->skipped++;
-            return 0;
-        }
-        struct ctx inner;
-        inherit(&inner, x);
-        if (v[K_TIMESTAMP].end != 0) {
-            set_time(&inner, p, v[K_TIMESTAMP]);
-        }
-        return open_payload(e, depth, p, v[K_MESSAGE], &inner, "message");
-    }
-    if (kind_of(p, v[K_MESSAGE]) == '{') {
-        struct keys mk;
-        const char *mp = p + v[K_MESSAGE].start;
-        if (scan_object(mp, v[K_MESSAGE].end - v[K_MESSAGE].start, &mk) == SCAN_FULL &&
-            kind_of(mp, mk.v[K_DATA]) == '"' && !mk.event) {
-            return open_base64(e, depth, mp, mk.v[K_DATA], x); /* Pub/Sub */
-        }
-    }
-    if (kind_of(p, v[K_DATA]) == '"' && v[K_MESSAGE].end == 0 && v[K_LOG].end == 0) {
-        return open_base64(e, depth, p, v[K_DATA], x);
-    }
-    if (v[K_MESSAGE].end != 0 && (v[K_LOG].end == 0 || kind_of(p, v[K_LOG]) == '{')) {
-        return open_payload(e, depth, p, v[K_MESSAGE], x, "message");
-    }
-    if (v[K_LOG].end != 0) {
-        return open_payload(e, depth, p, v[K_LOG], x, "log");
     }
     return emit(e, p, n, NULL, x, 0);
 }

@@ -2,8 +2,9 @@
  * kafka.h: the Kafka source (a consumer in a consumer group) and the alerts producer.
  *
  * The source subscribes to topics as a member of a consumer group, so that several ktrail
- * processes in one group share the partitions. Each message is unwrapped (unwrap.h: bare
- * events, EventLists, arrays, shipper wrappers, Azure envelopes) into records of the batch,
+ * processes in one group share the partitions. Each message is opened by the envelope layer
+ * (envelope.h: bare events, EventLists, arrays, shippers' records, cloud envelopes, gzip)
+ * into records of the batch,
  * with origin "kafka:<topic>/<partition>" and the message offset as their offset, and the
  * batch carries the next offset of every partition it read (KT_CKPT_KAFKA), which the store
  * writes in the same transaction as the events.
