@@ -1318,7 +1318,8 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, char *err
     return 0;
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's logger; the format is its own. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     (void)cls;
