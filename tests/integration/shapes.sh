@@ -314,6 +314,25 @@ check "replay --cluster on eks-lines.log: the given name" given-name "$(clusters
 "$KTRAIL" replay --quiet --cluster given-name --db "$T/c2.db" --alerts none "$S/eks-data-message.json" 2>"$T/c2.err"
 check "replay --cluster on eks-data-message.json: wins over the log group's" given-name "$(clusters "$T/c2.db")"
 
+# ---- replay --follow: envelopes appended to a live file (AKS storage records, as a shipper
+# tailing the hourly blob would write them, and CloudWatch DATA_MESSAGEs) ----
+: >"$T/live.json"
+"$KTRAIL" replay --quiet --follow --alerts none --db "$T/follow.db" "$T/live.json" 2>"$T/follow.err" &
+fpid=$!
+pids+=("$fpid")
+head -n 5 "$S/aks-storage.json" >>"$T/live.json"
+sleep 0.6
+tail -n +6 "$S/aks-storage.json" >>"$T/live.json"
+for _ in $(seq 200); do
+    [ "$(sql "$T/follow.db" 'SELECT count(*) FROM events' 2>/dev/null)" == 14 ] && break
+    sleep 0.05
+done
+kill -TERM "$fpid"
+wait "$fpid"
+check "replay --follow: exit 0 on SIGTERM" 0 $?
+forget "$fpid"
+compare "replay --follow aks-storage.json" "$T/follow.db" cut shapes-aks
+
 # ================================================================ 2. serve
 "${GEN_CERTS:-$ROOT/scripts/gen-certs}" "$T/pki" kube-apiserver >/dev/null
 P=$T/pki
