@@ -39,6 +39,8 @@ enum {
     MAX_DEPTH = 8,      /* levels of text: a Firehose body > record > DATA_MESSAGE > event */
     REJECT_HEAD = 1024, /* bytes of a rejected value kept (the store keeps as much) */
     CLUSTER_MAX = 255,  /* longest cluster name taken from an envelope */
+    BUDGET_FACTOR = 4,  /* one value opens into at most this many times --max-event-size of
+                           events: gzip in base64 in gzip could otherwise make gigabytes */
 };
 
 /* Buffers of one level of text. */
@@ -53,6 +55,9 @@ struct level {
 
 struct kt_envelope {
     size_t max_event;               /* largest value accepted */
+    size_t budget;                  /* bytes of events one outer value may open into */
+    size_t used;                    /* of the value being opened */
+    int over;                       /* it passed the budget: the rest is dropped */
     struct level lv[MAX_DEPTH];     /* per level of text */
     const struct kt_env_sink *sink; /* of the value being opened */
     struct kt_env_counts *c;        /* its counts */
@@ -80,6 +85,7 @@ struct kt_envelope *kt_envelope_create(size_t max_event)
     struct kt_envelope *e = calloc(1, sizeof(*e));
     if (e != NULL) {
         e->max_event = max_event > 0 ? max_event : 16u << 20;
+        e->budget = e->max_event * BUDGET_FACTOR;
     }
     return e;
 }
@@ -104,6 +110,15 @@ void kt_envelope_destroy(struct kt_envelope *e)
 static int emit(struct kt_envelope *e, const char *p, size_t n, const char *reject,
                 const struct ctx *x, int truncated)
 {
+    if (e->over) {
+        return 0;
+    }
+    if (e->used + n > e->budget) {
+        e->over = 1;
+        reject = "envelope opens into more than 4 x --max-event-size of events: the rest of it "
+                 "is dropped";
+    }
+    e->used += n;
     struct kt_opened r = {
         .ptr = p,
         .len = reject != NULL && n > REJECT_HEAD ? REJECT_HEAD : n,
@@ -1343,6 +1358,8 @@ static void begin(struct kt_envelope *e, uint64_t off, uint64_t line,
     e->c = c;
     e->off = off;
     e->line = line;
+    e->used = 0;
+    e->over = 0;
 }
 
 int kt_envelope_open_value(struct kt_envelope *e, const char *p, size_t n, uint64_t off,

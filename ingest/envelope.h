@@ -49,8 +49,9 @@ struct kt_env_counts {
                        categories or resource types, CloudWatch CONTROL_MESSAGEs */
 };
 
-/* An opener for values up to max_event bytes (0: 16 MiB), decompressed ones included; NULL
- * on allocation failure. Not thread-safe: one per thread. */
+/* An opener for values up to max_event bytes (0: 16 MiB), decompressed ones included; one
+ * value opens into at most 4 x max_event bytes of records (past that, one reject says so and
+ * the rest is dropped). NULL on allocation failure. Not thread-safe: one per thread. */
 struct kt_envelope *kt_envelope_create(size_t max_event);
 void kt_envelope_destroy(struct kt_envelope *e);
 

@@ -30,7 +30,7 @@
     "\\\"ResponseComplete\\\"}"
 
 struct out {
-    char text[8192];
+    char text[65536];
     struct kt_env_counts c;
     int rc;
 };
@@ -438,6 +438,33 @@ static void test_envelope_filebeat_message_wins_over_its_log_object(void **state
                         "E " EV1);
 }
 
+static void test_envelope_a_value_opens_into_a_bounded_size(void **state)
+{
+    (void)state;
+    struct out o;
+    /* 20 records, each base64 of gzip of 100 events (6 KB, under max_event 8 KB): the value
+     * is 4 KB but opens into 120 KB, past the budget of 4 x 8 KB */
+    static char inner[8192], z[2048], b[4096], m[65536];
+    size_t n = 0;
+    for (int i = 0; i < 100; i++) {
+        n += (size_t)snprintf(inner + n, sizeof(inner) - n, "%s\n", EV2);
+    }
+    b64(z, gz(inner, n, z, sizeof(z)), b);
+    size_t k = (size_t)snprintf(m, sizeof(m), "{\"records\":[");
+    for (int i = 0; i < 20; i++) {
+        k += (size_t)snprintf(m + k, sizeof(m) - k, "%s{\"data\":\"%s\"}", i ? "," : "", b);
+    }
+    snprintf(m + k, sizeof(m) - k, "]}");
+    assert_true(strlen(m) < 8192);
+    unwrap_n(m, strlen(m), 8192, &o);
+    assert_int_equal(o.rc, 0);
+    assert_int_equal(o.c.rejects, 1);
+    assert_in_range(o.c.records, 500, 600); /* 32 KB of 60-byte events, then the reject */
+    assert_non_null(strstr(o.text, "R envelope opens into more than 4 x --max-event-size"));
+    /* the next value starts with a fresh budget */
+    assert_string_equal(unwrap(EV1), "E " EV1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_envelope_event_cut_in_transport_is_salvaged_and_kept_as_reject),
         cmocka_unit_test(test_envelope_openshift_record_takes_k8s_audit_level_and_cluster_id),
         cmocka_unit_test(test_envelope_filebeat_message_wins_over_its_log_object),
+        cmocka_unit_test(test_envelope_a_value_opens_into_a_bounded_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
