@@ -262,7 +262,8 @@ static void serve_usage(FILE *out)
           "                          token): lines 'TOKEN [CLUSTER]'\n"
           "  --pubsub-jwks FILE      verify the push's Google-signed OIDC token with these\n"
           "                          keys (Google's JWKS), for...\n"
-          "  --pubsub-audience AUD   ...this audience\n"
+          "  --pubsub-audience AUD   ...this audience, and...\n"
+          "  --pubsub-email EMAIL    ...this push service account (email_verified)\n"
           "  --insecure              allow plain HTTP and no authentication (the log says so)\n"
           "  --max-body SIZE         larger request bodies get 413 (default 32M)\n"
           "  --max-event-size SIZE   larger events are rejected (default 16M)\n"
@@ -307,6 +308,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"pubsub-token-file", required_argument, NULL, 1004},
         {"pubsub-jwks", required_argument, NULL, 1005},
         {"pubsub-audience", required_argument, NULL, 1006},
+        {"pubsub-email", required_argument, NULL, 1007},
         {"max-body", required_argument, NULL, 'b'},
         {"max-event-size", required_argument, NULL, 'm'},
         {"queue", required_argument, NULL, 'q'},
@@ -385,6 +387,9 @@ int cli_cmd_serve(int argc, char **argv)
             break;
         case 1006:
             wo.pubsub_audience = optarg;
+            break;
+        case 1007:
+            wo.pubsub_email = optarg;
             break;
         case 'b':
             size = &wo.max_body;

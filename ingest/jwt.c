@@ -489,8 +489,12 @@ static int check_claims(yajl_val p, const char *audience, int64_t now_s, struct 
         return KT_EPARSE;
     }
     if (c != NULL) {
+        yajl_val ev = member(p, "email_verified");
         snprintf(c->email, sizeof(c->email), "%s", email != NULL ? email : "");
         snprintf(c->sub, sizeof(c->sub), "%s", sub != NULL ? sub : "");
+        c->email_verified =
+            ev != NULL &&
+            (YAJL_IS_TRUE(ev) || (YAJL_IS_STRING(ev) && strcmp(ev->u.string, "true") == 0));
     }
     return 0;
 }

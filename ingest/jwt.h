@@ -21,8 +21,9 @@ void kt_jwks_destroy(struct kt_jwks *k);
 
 /* What a verified token says. */
 struct kt_jwt_claims {
-    char email[256]; /* "email" claim (the push subscription's service account), or "" */
-    char sub[256];   /* "sub" claim, or "" */
+    char email[256];    /* "email" claim (the push subscription's service account), or "" */
+    char sub[256];      /* "sub" claim, or "" */
+    int email_verified; /* "email_verified" is true */
 };
 
 /*

@@ -484,11 +484,17 @@ static int authenticate_pubsub(struct kt_webhook *w, struct MHD_Connection *c, c
         }
     }
     if (bearer != NULL && w->jwks != NULL) {
+        struct kt_jwt_claims cl;
         if (kt_jwt_verify(w->jwks, bearer, strlen(bearer), w->o.pubsub_audience,
-                          kt_now_wall_us() / 1000000, NULL, why, whylen) == 0) {
-            return 0;
+                          kt_now_wall_us() / 1000000, &cl, why, whylen) != 0) {
+            return -1;
         }
-        return -1;
+        /* Google signs a token for any audience anyone asks for: the signer is the proof */
+        if (!cl.email_verified || strcmp(cl.email, w->o.pubsub_email) != 0) {
+            snprintf(why, whylen, "OIDC token of another account than --pubsub-email");
+            return -1;
+        }
+        return 0;
     }
     snprintf(why, whylen, "%s",
              t == NULL ? "missing credentials: ?token= in the push URL or a bearer token"
@@ -1434,8 +1440,11 @@ int kt_webhook_source_create(const struct kt_webhook_opts *o, struct kt_source *
                  "with --pubsub-audience, or --insecure");
         return KT_EINVAL;
     }
-    if ((o->pubsub_jwks == NULL) != (o->pubsub_audience == NULL)) {
-        snprintf(errstr, errlen, "--pubsub-jwks and --pubsub-audience go together");
+    if ((o->pubsub_jwks == NULL) != (o->pubsub_audience == NULL) ||
+        (o->pubsub_jwks == NULL) != (o->pubsub_email == NULL)) {
+        snprintf(errstr, errlen,
+                 "--pubsub-jwks, --pubsub-audience and --pubsub-email go together (Google signs "
+                 "tokens for any account: the push subscription's service account must be named)");
         return KT_EINVAL;
     }
     struct kt_webhook *w = calloc(1, sizeof(*w));

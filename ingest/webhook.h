@@ -56,6 +56,7 @@ struct kt_webhook_opts {
     const char *pubsub_token_file; /* push tokens (?token= or bearer): lines "TOKEN [CLUSTER]" */
     const char *pubsub_jwks;       /* Google's JWKS, to verify push OIDC tokens; or NULL */
     const char *pubsub_audience;   /* the audience those tokens must carry */
+    const char *pubsub_email;      /* and the push service account they must name (verified) */
     kt_webhook_status_fn status;   /* /readyz and /metrics bodies; NULL: 200 "ok" and 404 */
     void *status_ctx;              /* passed to status */
 };

@@ -495,18 +495,19 @@ oidc_n=$(openssl rsa -in "$T/oidc.key" -noout -modulus 2>/dev/null | cut -d= -f2
 printf '{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","kid":"k-1","n":"%s","e":"AQAB"}]}\n' \
     "$oidc_n" >"$T/jwks.json"
 AUD=https://ktrail.test/pubsub
-# jwt AUD EXP_OFFSET_S [KID]: a signed token
+# jwt AUD EXP_OFFSET_S [KID [EMAIL]]: a signed token
 jwt() {
     local now h p
     now=$(date +%s)
     h=$(printf '{"alg":"RS256","kid":"%s","typ":"JWT"}' "${3:-k-1}" | b64url)
-    p=$(printf '{"aud":"%s","azp":"1","email":"push@shapes-proj.iam.gserviceaccount.com","email_verified":true,"exp":%d,"iat":%d,"iss":"https://accounts.google.com","sub":"1"}' \
-        "$1" $((now + $2)) $((now - 10)) | b64url)
+    p=$(printf '{"aud":"%s","azp":"1","email":"%s","email_verified":true,"exp":%d,"iat":%d,"iss":"https://accounts.google.com","sub":"1"}' \
+        "$1" "${4:-push@shapes-proj.iam.gserviceaccount.com}" $((now + $2)) $((now - 10)) | b64url)
     printf '%s.%s.%s' "$h" "$p" "$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -sign "$T/oidc.key" -binary | b64url)"
 }
 "$KTRAIL" serve --listen 127.0.0.1:0 --alerts none --db "$T/oidc.db" \
     --tls-cert "$P/server.crt" --tls-key "$P/server.key" \
-    --pubsub-path /pubsub --pubsub-jwks "$T/jwks.json" --pubsub-audience "$AUD" 2>"$T/oidc.log" &
+    --pubsub-path /pubsub --pubsub-jwks "$T/jwks.json" --pubsub-audience "$AUD" \
+    --pubsub-email push@shapes-proj.iam.gserviceaccount.com 2>"$T/oidc.log" &
 pid=$!
 pids+=("$pid")
 BASE=
@@ -528,6 +529,8 @@ if [ -n "$BASE" ]; then
     check "oidc: another audience: 401" 401 \
         "$(opost -H "Authorization: Bearer $(jwt https://elsewhere.test/ 3600)")"
     check "oidc: unknown key id: 401" 401 "$(opost -H "Authorization: Bearer $(jwt "$AUD" 3600 k-9)")"
+    check "oidc: a token of another account (Google signs anyone's): 401" 401 \
+        "$(opost -H "Authorization: Bearer $(jwt "$AUD" 3600 k-1 mallory@evil-proj.iam.gserviceaccount.com)")"
     # another token's claims (a longer life) under this token's signature
     tok=$(jwt "$AUD" 3600)
     forged="$(cut -d. -f1 <<<"$tok").$(jwt "$AUD" 86400 | cut -d. -f2).$(cut -d. -f3 <<<"$tok")"

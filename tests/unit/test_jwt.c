@@ -258,6 +258,7 @@ static void test_jwt_good_token_is_accepted_with_email_and_sub(void **state)
     assert_int_equal(verify(tok, why, &c), 0);
     assert_string_equal(c.email, EMAIL);
     assert_string_equal(c.sub, "1234567890");
+    assert_int_equal(c.email_verified, 1);
     assert_string_equal(why, "");
     /* claims may be NULL, and the other spelling of the issuer is Google's too */
     assert_int_equal(kt_jwt_verify(fx.k, tok, strlen(tok), AUD, NOW, NULL, why, sizeof(why)), 0);
