@@ -27,9 +27,14 @@ struct kt_alert {
     const uint64_t *refs; /* a correlation's firing: event row ids of every contributing
                              event, oldest first (batch arena); NULL for a rule's alert */
     size_t nrefs;         /* how many */
+    struct kt_str group;  /* suppression group: the suppress.by values joined with 0x1f (batch
+                             arena); empty when the rule does not suppress */
+    int64_t suppress_us;  /* its window: further matches of the group within it are merged */
     int stored;           /* set by the store: 1 when its transaction added the alert, 0 for
-                             the alert of a duplicate event (a replay, a retried request):
-                             only stored alerts are printed, forwarded and counted */
+                             the alert of a duplicate event (a replay, a retried request) or
+                             one merged into an earlier alert (another stage of its request,
+                             its suppression group): only stored alerts are printed,
+                             forwarded and counted */
 };
 
 /*

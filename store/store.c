@@ -41,11 +41,11 @@
 #include "store_int.h"
 #include "store_sql.h"
 
-enum { SCHEMA_VERSION = 4 };
+enum { SCHEMA_VERSION = 5 };
 
 /* migrations[i] takes user_version from i to i + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
-                                                       SQL_SCHEMA_V4};
+                                                       SQL_SCHEMA_V4, SQL_SCHEMA_V5};
 
 enum { REJECT_TEXT = 1024 }; /* bytes of a rejected record kept in rejects.text */
 
@@ -69,6 +69,11 @@ enum {
     ST_CKPT_KAFKA_UPSERT,
     ST_CKPT_KAFKA_GET,
     ST_ALERT_EVENT,
+    ST_ALERT_REQUEST,
+    ST_ALERT_EXISTS,
+    ST_ALERT_MERGE,
+    ST_GROUP_GET,
+    ST_GROUP_PUT,
     ST_CORR_PUT,
     ST_CORR_DEL,
     ST_CORR_LOAD,
@@ -95,6 +100,11 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_CKPT_KAFKA_UPSERT] = SQL_CKPT_KAFKA_UPSERT,
     [ST_CKPT_KAFKA_GET] = SQL_CKPT_KAFKA_GET,
     [ST_ALERT_EVENT] = SQL_ALERT_EVENT_INSERT,
+    [ST_ALERT_REQUEST] = SQL_ALERT_REQUEST,
+    [ST_ALERT_EXISTS] = SQL_ALERT_EXISTS,
+    [ST_ALERT_MERGE] = SQL_ALERT_MERGE,
+    [ST_GROUP_GET] = SQL_GROUP_GET,
+    [ST_GROUP_PUT] = SQL_GROUP_PUT,
     [ST_CORR_PUT] = SQL_CORR_PUT,
     [ST_CORR_DEL] = SQL_CORR_DEL,
     [ST_CORR_LOAD] = SQL_CORR_LOAD,
@@ -866,6 +876,104 @@ static int write_ckpt_kafka(struct kt_store *st, const struct kt_batch *b, int64
     return rc;
 }
 
+/* ---- one alert per request, bursts told once ---- */
+
+/* The first column of q's one row as *out (0 when there is no row). 0 or KT_EIO; q reset. */
+static int one_id(sqlite3_stmt *q, int64_t *out)
+{
+    int s = sqlite3_step(q);
+    *out = s == SQLITE_ROW ? sqlite3_column_int64(q, 0) : 0;
+    sqlite3_reset(q);
+    return s == SQLITE_ROW || s == SQLITE_DONE ? 0 : KT_EIO;
+}
+
+/* Link event row event_id to alert alert_id; *added 1 when the link is new. */
+static int link_event(struct kt_store *st, int64_t alert_id, int64_t event_id, int *added)
+{
+    sqlite3_stmt *q = st->st[ST_ALERT_EVENT];
+    sqlite3_bind_int64(q, 1, alert_id);
+    sqlite3_bind_int64(q, 2, event_id);
+    int rc = step_done(q);
+    *added = rc == 0 && sqlite3_changes(st->db) > 0;
+    return rc;
+}
+
+/*
+ * Is alert a (on event row id) a match an earlier alert already tells? Another stage of a
+ * request whose rule alerted (rules only), or a further match of an open suppression group.
+ * Then it is merged there: its events are linked to that alert in alert_events (with the
+ * alert's own event, so the evidence holds every stage), and the alert counts it once (a
+ * replay links nothing new and counts nothing). *into is the alert merged into, 0 if none.
+ */
+static int merge_alert(struct kt_store *st, const struct kt_batch *b, const struct kt_alert *a,
+                       int64_t id, int64_t *into)
+{
+    const struct kt_event *ev = &b->events[a->event];
+    int64_t first_event = 0;
+    sqlite3_stmt *q;
+    int rc = 0, s;
+
+    *into = 0;
+    if (a->refs == NULL) {
+        q = st->st[ST_ALERT_REQUEST];
+        bind_str(q, 1, ev->f[KT_F_AUDIT_ID]);
+        sqlite3_bind_text(q, 2, a->rule, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(q, 3, id);
+        if ((s = sqlite3_step(q)) == SQLITE_ROW) {
+            *into = sqlite3_column_int64(q, 0);
+            first_event = sqlite3_column_int64(q, 1);
+        }
+        sqlite3_reset(q);
+        if (s != SQLITE_ROW && s != SQLITE_DONE) {
+            return KT_EIO;
+        }
+    }
+    if (*into == 0 && a->group.len > 0) {
+        q = st->st[ST_GROUP_GET];
+        sqlite3_bind_text(q, 1, a->rule, -1, SQLITE_STATIC);
+        bind_str(q, 2, a->group);
+        if ((s = sqlite3_step(q)) == SQLITE_ROW && ev->ts_us < sqlite3_column_int64(q, 1)) {
+            *into = sqlite3_column_int64(q, 0);
+            first_event = sqlite3_column_int64(q, 2);
+        }
+        sqlite3_reset(q);
+        if (s != SQLITE_ROW && s != SQLITE_DONE) {
+            return KT_EIO;
+        }
+    }
+    if (*into == 0) {
+        return 0;
+    }
+    int fresh = 0, added = 0;
+    rc = link_event(st, *into, first_event, &added);
+    if (a->refs == NULL) {
+        rc = rc != 0 ? rc : link_event(st, *into, id, &fresh);
+    }
+    for (size_t i = 0; i < a->nrefs && rc == 0; i++) {
+        rc = link_event(st, *into, (int64_t)a->refs[i], &added);
+        fresh |= added;
+    }
+    if (rc == 0 && fresh) {
+        q = st->st[ST_ALERT_MERGE];
+        sqlite3_bind_int64(q, 1, *into);
+        sqlite3_bind_int64(q, 2, ev->ts_us);
+        rc = step_done(q);
+    }
+    return rc;
+}
+
+/* A suppressing rule's new alert opens its group's window. */
+static int open_group(struct kt_store *st, const struct kt_batch *b, const struct kt_alert *a,
+                      int64_t alert_id)
+{
+    sqlite3_stmt *q = st->st[ST_GROUP_PUT];
+    sqlite3_bind_text(q, 1, a->rule, -1, SQLITE_STATIC);
+    bind_str(q, 2, a->group);
+    sqlite3_bind_int64(q, 3, alert_id);
+    sqlite3_bind_int64(q, 4, b->events[a->event].ts_us + a->suppress_us);
+    return step_done(q);
+}
+
 /* ---- correlations ---- */
 
 /* Link a correlation's alert (row alert_id) to each event behind it. */
@@ -1133,11 +1241,26 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
             continue;
         }
         rc = event_row(st, b, a->event, &id);
-        if (rc == 0) {
-            rc = write_alert(st, b, a, id, &added);
+        int64_t into = 0, mine = 0;
+        if (rc == 0 && a->refs == NULL) {
+            /* the event's own alert already (a replay)? */
+            sqlite3_stmt *q = st->st[ST_ALERT_EXISTS];
+            sqlite3_bind_int64(q, 1, id);
+            sqlite3_bind_text(q, 2, a->rule, -1, SQLITE_STATIC);
+            rc = one_id(q, &mine);
         }
-        if (rc == 0 && added && a->refs != NULL) {
-            rc = write_alert_events(st, a, sqlite3_last_insert_rowid(st->db));
+        if (rc == 0 && mine == 0) {
+            rc = merge_alert(st, b, a, id, &into);
+        }
+        if (rc == 0 && mine == 0 && into == 0) {
+            rc = write_alert(st, b, a, id, &added);
+            int64_t alert_id = sqlite3_last_insert_rowid(st->db);
+            if (rc == 0 && added && a->refs != NULL) {
+                rc = write_alert_events(st, a, alert_id);
+            }
+            if (rc == 0 && added && a->group.len > 0) {
+                rc = open_group(st, b, a, alert_id);
+            }
         }
         /* an alerted event's JSON is always kept: it is the evidence */
         if (rc == 0) {

@@ -178,8 +178,8 @@
     SQL_JOIN("origin")                                                                             \
     "  LEFT JOIN raw ON raw.event_id = e.id;\n"                                                    \
 
-#define SQL_VIEWS_V1                                                                               \
-    SQL_V_EVENTS("")                                                                               \
+/* The v_alerts view, with extra columns (text of ", a.col AS col" items) after event_id. */
+#define SQL_V_ALERTS(extra)                                                                        \
     "CREATE VIEW v_alerts AS SELECT\n"                                                             \
     "  a.id AS id,\n"                                                                              \
     "  " SQL_TIME("a.ts") " AS time,\n"                                                            \
@@ -191,13 +191,17 @@
     "  a.audit_id AS audit_id, stage.s AS stage,\n"                                                \
     "  user.s AS user, verb.s AS verb, resource.s AS resource, namespace.s AS namespace,\n"        \
     "  name.s AS name, source_ips.s AS source_ips, user_agent.s AS user_agent,\n"                  \
-    "  e.code AS code, cluster.s AS cluster, a.event_id AS event_id\n"                             \
+    "  e.code AS code, cluster.s AS cluster, a.event_id AS event_id" extra "\n"                   \
     "FROM alerts a\n"                                                                              \
     "  LEFT JOIN events e ON e.id = a.event_id\n"                                                  \
     "  LEFT JOIN strings stage ON stage.id = a.stage\n"                                            \
     SQL_JOIN("user") SQL_JOIN("verb") SQL_JOIN("resource") SQL_JOIN("namespace") SQL_JOIN("name")  \
     SQL_JOIN("source_ips") SQL_JOIN("user_agent") SQL_JOIN("cluster")                              \
-    ";\n"                                                                                          \
+    ";\n"
+
+#define SQL_VIEWS_V1                                                                               \
+    SQL_V_EVENTS("")                                                                               \
+    SQL_V_ALERTS("")                                                                               \
     "CREATE VIEW v_rejects AS SELECT\n"                                                            \
     "  id, " SQL_TIME("ingested_at") " AS time,\n"                                                 \
     "  ingested_at, origin, offset, line, reason, text\n"                                          \
@@ -266,6 +270,32 @@
     "DROP VIEW v_events;\n"                                                                        \
     SQL_V_EVENTS("  e.truncated AS truncated,\n")
 
+/* ---- schema version 5: one alert per request, and bursts told once ---- */
+
+/*
+ * A rule alerts once per request: the stages of one request (same auditID, rule, identity,
+ * verb and object, within a day) after the first that matched are linked to its alert in
+ * alert_events instead of alerting again; alerts_request finds that alert. A rule or
+ * correlation with suppress: merges further matches of one group within its window into the
+ * group's first alert (count, last_ts and alert_events grow); alert_groups holds the open
+ * groups.
+ */
+#define SQL_SCHEMA_V5                                                                              \
+    "CREATE INDEX alerts_request ON alerts (audit_id, rule);\n"                                    \
+    "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"                              \
+    " -- matches merged into this alert: its request's other stages, its suppression group's\n"   \
+    "ALTER TABLE alerts ADD COLUMN last_ts INTEGER;"                                               \
+    " -- event time of the last match merged, microseconds; NULL if none\n"                       \
+    "CREATE TABLE alert_groups (\n"                                                                \
+    "  -- open suppression groups: further matches within the window go to alert_id\n"           \
+    "  rule      TEXT NOT NULL,    -- rule or correlation name\n"                                  \
+    "  group_key TEXT NOT NULL,    -- its suppress.by values joined with char(31)\n"               \
+    "  alert_id  INTEGER NOT NULL REFERENCES alerts (id),\n"                                       \
+    "  until_ts  INTEGER NOT NULL, -- event time the window closes, microseconds\n"                \
+    "  PRIMARY KEY (rule, group_key)) WITHOUT ROWID;\n"                                            \
+    "DROP VIEW v_alerts;\n"                                                                        \
+    SQL_V_ALERTS(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time")
+
 /* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
@@ -328,6 +358,24 @@ enum {
     "INSERT INTO ckpt_kafka (topic, partition, next_offset, updated_at) VALUES (?1, ?2, ?3, ?4)"   \
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"            \
     " updated_at = excluded.updated_at"
+/* The alert of another stage of the same request: same auditID and rule, same identity, verb
+ * and object, within a day (the Audit-ID header is client-settable: the rest must match). */
+#define SQL_ALERT_REQUEST                                                                          \
+    "SELECT a.id, a.event_id FROM alerts a JOIN events e ON e.id = a.event_id"                     \
+    " JOIN events n ON n.id = ?3"                                                                  \
+    " WHERE a.audit_id = ?1 AND a.rule = ?2 AND a.event_id != ?3 AND e.user IS n.user"              \
+    " AND e.verb IS n.verb AND e.resource IS n.resource AND e.subresource IS n.subresource"        \
+    " AND e.namespace IS n.namespace AND e.name IS n.name AND abs(e.ts - n.ts) <= 86400000000"     \
+    " LIMIT 1"
+#define SQL_ALERT_EXISTS "SELECT id FROM alerts WHERE event_id = ?1 AND rule = ?2"
+/* One more match merged into alert ?1, at event time ?2. */
+#define SQL_ALERT_MERGE                                                                            \
+    "UPDATE alerts SET count = count + 1, last_ts = max(coalesce(last_ts, ts), ?2) WHERE id = ?1"
+#define SQL_GROUP_GET                                                                              \
+    "SELECT g.alert_id, g.until_ts, a.event_id FROM alert_groups g JOIN alerts a"                  \
+    " ON a.id = g.alert_id WHERE g.rule = ?1 AND g.group_key = ?2"
+#define SQL_GROUP_PUT                                                                              \
+    "INSERT OR REPLACE INTO alert_groups (rule, group_key, alert_id, until_ts) VALUES (?1, ?2, ?3, ?4)"
 #define SQL_ALERT_EVENT_INSERT                                                                     \
     "INSERT OR IGNORE INTO alert_events (alert_id, event_id) VALUES (?1, ?2)"
 #define SQL_CORR_PUT                                                                               \

@@ -255,8 +255,9 @@ static struct kt_batch *three_events(void)
 /* ---- schema and migrations ---- */
 
 static const char *const all_objects =
-    "index|alert_events_event\nindex|alerts_rule_ts\nindex|alerts_ts\n"
-    "index|events_resource_verb_ts\nindex|events_user_ts\ntable|alert_events\ntable|alerts\n"
+    "index|alert_events_event\nindex|alerts_request\nindex|alerts_rule_ts\nindex|alerts_ts\n"
+    "index|events_resource_verb_ts\nindex|events_user_ts\ntable|alert_events\ntable|alert_groups\n"
+    "table|alerts\n"
     "table|ckpt_file\ntable|ckpt_kafka\ntable|corr_state\ntable|events\ntable|first_seen\n"
     "table|raw\n"
     "table|rejects\ntable|strings\nview|v_alerts\nview|v_events\nview|v_rejects";
@@ -734,7 +735,7 @@ static void test_store_version_1_database_migrates_to_kafka_checkpoints(void **s
     exec_on(f->path, "PRAGMA user_version=1");
     exec_on(f->path, "INSERT INTO ckpt_file VALUES (1, '/var/log/audit.log', 10, 0, 0, 0)");
     open_store(f, 0);
-    assert_string_equal(query(f->path, "PRAGMA user_version"), "4");
+    assert_string_equal(query(f->path, "PRAGMA user_version"), "5");
     assert_string_equal(query(f->path, OBJECTS_SQL), all_objects);
     assert_string_equal(query(f->path, "SELECT path, offset FROM ckpt_file"),
                         "/var/log/audit.log|10");
