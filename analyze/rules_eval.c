@@ -547,6 +547,45 @@ static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r, stru
     return 0;
 }
 
+static int key_of(struct kt_batch *b, const struct kt_value *const *vs, size_t n,
+                  struct kt_str *out);
+
+/*
+ * The suppression group of alert a (of the current event), when its rule or correlation
+ * suppresses: the by-values joined with 0x1f; none: own, a correlation's group key (copied
+ * into the arena), or "*" for a rule (all its matches). An event missing a by-field is in no
+ * group: its alert stands alone. 0 or KT_ENOMEM.
+ */
+static int suppress_group(struct kt_matcher *m, struct kt_batch *b, const struct suppress *sp,
+                          struct kt_str own, struct kt_alert *a)
+{
+    if (sp->for_us <= 0) {
+        return 0;
+    }
+    if (sp->nby == 0) {
+        if (own.ptr == NULL) {
+            a->group = KT_STR_LIT("*");
+        } else if ((a->group.ptr = kt_arena_dup(&b->arena, own.ptr, own.len)) == NULL) {
+            return KT_ENOMEM;
+        } else {
+            a->group.len = own.len;
+        }
+        a->suppress_us = sp->for_us;
+        return 0;
+    }
+    const struct kt_value *vs[8];
+    for (size_t i = 0; i < sp->nby && i < 8; i++) {
+        vs[i] = get(m, &sp->byf[i]);
+    }
+    int rc = key_of(b, vs, sp->nby < 8 ? sp->nby : 8, &a->group);
+    if (rc == 1) {
+        a->group = KT_STR_NULL;
+        return 0;
+    }
+    a->suppress_us = sp->for_us;
+    return rc;
+}
+
 /* Does the current event match a correlation step? A referenced rule already evaluated on
  * this event gives its result; otherwise its condition is evaluated here. */
 static int step_matches(struct kt_matcher *m, const struct cstep *st)
@@ -741,7 +780,8 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
             }
             struct kt_str text, json;
             if (render(m, r->output, r->outf, r->noutf, NULL, &b->arena, &text, &json) != 0 ||
-                add_alert(b, (uint32_t)i, r, text, json) != 0) {
+                add_alert(b, (uint32_t)i, r, text, json) != 0 ||
+                suppress_group(m, b, &r->sup, KT_STR_NULL, &b->alerts[b->nalerts - 1]) != 0) {
                 return KT_ENOMEM;
             }
             ev->flags |= KT_EV_KEEP_RAW;
@@ -793,6 +833,9 @@ int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_co
     }
     b->alerts[b->nalerts - 1].refs = refs;
     b->alerts[b->nalerts - 1].nrefs = f->nrefs;
+    if (suppress_group(m, b, &c->sup, f->key, &b->alerts[b->nalerts - 1]) != 0) {
+        return KT_ENOMEM;
+    }
     ev->flags |= KT_EV_KEEP_RAW;
     return m->err;
 }

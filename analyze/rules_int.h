@@ -81,6 +81,14 @@ struct node {
     pcre2_code *re;     /* OP_REGEX: compiled (and JIT-compiled) pattern */
 };
 
+/* suppress: further matches of one group within a window are merged into its first alert. */
+struct suppress {
+    char **by;        /* group fields (a correlation's: none means its own group) */
+    size_t nby;       /* count */
+    struct fref *byf; /* compiled */
+    int64_t for_us;   /* the window; 0: no suppression */
+};
+
 /* A compiled rule. */
 struct rule {
     char *name, *desc, *cond, *output, *tags, *source;
@@ -91,9 +99,10 @@ struct rule {
     size_t noutf;
     char **exc; /* exceptions: compiled into root, kept as text for appends */
     size_t nexc;
-    uint32_t pf_verbs; /* prefilter.c: verbs the rule can match (bit per verb, all: any) */
-    uint64_t pf_res;   /* resources it can match (bit per interned resource, all: any) */
-    uint32_t pf_stage; /* stages it can match (bit per enum kt_stage, all: any) */
+    uint32_t pf_verbs;   /* prefilter.c: verbs the rule can match (bit per verb, all: any) */
+    uint64_t pf_res;     /* resources it can match (bit per interned resource, all: any) */
+    uint32_t pf_stage;   /* stages it can match (bit per enum kt_stage, all: any) */
+    struct suppress sup; /* suppress: */
 };
 
 /* One step of a correlation (count, distinct and first_seen have one). */
@@ -122,6 +131,8 @@ struct corr {
     struct fref fieldf;     /* compiled */
     struct fref *outf;      /* fields named in the output (not %group, %count), in order */
     size_t noutf;           /* count */
+    struct suppress sup;    /* suppress: (count and distinct: their group for their window,
+                               unless suppress: false) */
 };
 
 struct kt_ruleset {

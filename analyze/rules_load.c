@@ -234,6 +234,13 @@ static void frefs_free(struct fref *f, size_t n)
     free(f);
 }
 
+static void suppress_free(struct suppress *sp)
+{
+    frefs_free(sp->byf, sp->byf != NULL ? sp->nby : 0);
+    free_strings(sp->by, sp->nby);
+    memset(sp, 0, sizeof(*sp));
+}
+
 static void rule_free_fields(struct rule *r)
 {
     free(r->name);
@@ -245,6 +252,7 @@ static void rule_free_fields(struct rule *r)
     free_strings(r->exc, r->nexc);
     node_free(r->root);
     frefs_free(r->outf, r->noutf);
+    suppress_free(&r->sup);
 }
 
 /* Exceptions as condition text: "(f1 = v1 and f2 startswith v2) or ...", one per value row. */
@@ -306,6 +314,8 @@ static int exceptions_text(struct loader *ld, yaml_node_t *list, const char *nam
     return 0;
 }
 
+static int load_suppress(struct loader *ld, yaml_node_t *m, const char *name, struct suppress *sp);
+
 static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
 {
     static const char *const keys[] = {"rule",
@@ -317,6 +327,7 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
                                        "enabled",
                                        "source",
                                        "exceptions",
+                                       "suppress",
                                        "append",
                                        "override",
                                        "warn_evttypes",
@@ -353,6 +364,12 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         }
         if (enabled != NULL) {
             r->enabled = strcmp(enabled, "false") != 0;
+        }
+        if (map_get(doc, m, "suppress") != NULL) {
+            suppress_free(&r->sup);
+            if (load_suppress(ld, m, name, &r->sup) != 0) {
+                return KT_EPARSE;
+            }
         }
         return exceptions_text(ld, map_get(doc, m, "exceptions"), name, &r->exc, &r->nexc);
     }
@@ -402,6 +419,9 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
     if (!r->name || !r->desc || !r->cond || !r->output || !r->tags || !r->source) {
         return KT_ENOMEM;
     }
+    if (load_suppress(ld, m, name, &r->sup) != 0) {
+        return KT_EPARSE;
+    }
     return exceptions_text(ld, map_get(doc, m, "exceptions"), name, &r->exc, &r->nexc);
 }
 
@@ -450,6 +470,7 @@ static void cstep_free(struct cstep *st)
 
 static void corr_free_fields(struct corr *c)
 {
+    suppress_free(&c->sup);
     free(c->name);
     free(c->desc);
     free(c->output);
@@ -510,6 +531,53 @@ static int get_duration(struct loader *ld, yaml_node_t *m, const char *name, con
     return 0;
 }
 
+/*
+ * suppress: {by: [FIELD...], for: DURATION}, or suppress: false. Further matches of the same
+ * group (the by-values; none: the whole rule, or a correlation's own group) within `for` of
+ * the group's first alert are merged into it. false (only useful on count and distinct
+ * correlations, which suppress by their group for their window unless told not to) is kept
+ * as for_us = -1 until compiled. Absent: nothing set.
+ */
+static int load_suppress(struct loader *ld, yaml_node_t *m, const char *name, struct suppress *sp)
+{
+    static const char *const keys[] = {"by", "for", NULL};
+    yaml_document_t *doc = &ld->doc;
+    yaml_node_t *n = map_get(doc, m, "suppress");
+    if (n == NULL) {
+        return 0;
+    }
+    const char *v = scalar(doc, n);
+    if (v != NULL && (strcmp(v, "false") == 0 || strcmp(v, "off") == 0)) {
+        sp->for_us = -1;
+        return 0;
+    }
+    if (n->type != YAML_MAPPING_NODE || check_keys(ld, n, name, keys) != 0) {
+        return n->type != YAML_MAPPING_NODE
+                   ? fail(ld, n, name, ": suppress: is {by: [fields], for: 10m} or false")
+                   : KT_EPARSE;
+    }
+    if (get_duration(ld, n, name, "for", 0, &sp->for_us) != 0) {
+        return KT_EPARSE;
+    }
+    if (sp->for_us <= 0) {
+        return fail(ld, n, name, ": suppress: needs for: a duration (10m, 1h...)");
+    }
+    yaml_node_t *by = map_get(doc, n, "by");
+    if (by != NULL && by->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, by, name, ": suppress: by: is a list of fields");
+    }
+    if (by != NULL) {
+        sp->by = strings_of(doc, by, &sp->nby);
+        if (sp->by == NULL && sp->nby > 0) {
+            return KT_ENOMEM;
+        }
+        if (sp->nby > 8) {
+            return fail(ld, by, name, ": suppress: by: names at most 8 fields");
+        }
+    }
+    return 0;
+}
+
 static int get_uint(struct loader *ld, yaml_node_t *m, const char *name, const char *key,
                     unsigned long long lo, unsigned long long hi, unsigned long long *out)
 {
@@ -539,7 +607,7 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
         "count",  "distinct", "sequence", "first_seen", "desc",     "output",   "priority",
         "tags",   "enabled",  "rule",     "condition",  "by",       "window",   "threshold",
         "field",  "steps",    "ordered",  "learning",   "lookback", "lateness", "max_groups",
-        "append", "override", "source",   NULL};
+        "append", "override", "source",   "suppress",   NULL};
     struct kt_ruleset *rs = ld->rs;
     yaml_document_t *doc = &ld->doc;
     if (check_keys(ld, m, name, keys) != 0) {
@@ -579,6 +647,10 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
         }
         if (enabled != NULL) {
             c->enabled = strcmp(enabled, "false") != 0;
+        }
+        if (map_get(doc, m, "suppress") != NULL) {
+            suppress_free(&c->sup);
+            return load_suppress(ld, m, name, &c->sup);
         }
         return 0;
     }
@@ -664,6 +736,9 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     }
     nc.def.threshold = (uint32_t)threshold;
     nc.def.max_groups = (size_t)maxg;
+    if (rc == 0) {
+        rc = load_suppress(ld, m, name, &nc.sup);
+    }
     size_t nt = 0;
     char **tags = rc == 0 ? strings_of(doc, map_get(doc, m, "tags"), &nt) : NULL;
     char tagbuf[1024] = "";
@@ -805,6 +880,27 @@ static int output_fields(struct kt_ruleset *rs, const char *output, const char *
     return 0;
 }
 
+/* Resolve a suppress's by fields; what names the item in errors. 0 or KT_EPARSE. */
+static int suppress_compile(struct kt_ruleset *rs, struct suppress *sp, const char *source,
+                            const char *what, char *err, size_t errlen)
+{
+    if (sp->nby == 0 || sp->byf != NULL) {
+        return 0;
+    }
+    if ((sp->byf = calloc(sp->nby, sizeof(*sp->byf))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return KT_EPARSE;
+    }
+    for (size_t i = 0; i < sp->nby; i++) {
+        if (fref_resolve(rs, sp->by[i], strlen(sp->by[i]), &sp->byf[i]) != 0) {
+            snprintf(err, errlen, "%s: %s: unknown field in suppress: by: %s", source, what,
+                     sp->by[i]);
+            return KT_EPARSE;
+        }
+    }
+    return 0;
+}
+
 /* Compile one rule: condition and exceptions into a tree, output fields resolved. */
 static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t errlen)
 {
@@ -832,6 +928,9 @@ static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t
     }
     char what[600];
     snprintf(what, sizeof(what), "rule %s", r->name);
+    if (suppress_compile(rs, &r->sup, r->source, what, err, errlen) != 0) {
+        return KT_EPARSE;
+    }
     return output_fields(rs, r->output, NULL, &r->outf, &r->noutf, r->source, what, err, errlen);
 }
 
@@ -883,6 +982,14 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
     }
     char name[600];
     snprintf(name, sizeof(name), "%s %s", kind, c->name);
+    if (c->sup.for_us == 0 && (c->def.kind == KT_CORR_COUNT || c->def.kind == KT_CORR_DISTINCT)) {
+        c->sup.for_us = c->def.window_us; /* a burst is told once: its group, its window */
+    } else if (c->sup.for_us < 0) {
+        c->sup.for_us = 0;
+    }
+    if (suppress_compile(rs, &c->sup, c->source, name, err, errlen) != 0) {
+        return KT_EPARSE;
+    }
     return output_fields(rs, c->output, special, &c->outf, &c->noutf, c->source, name, err, errlen);
 }
 

@@ -121,7 +121,8 @@ struct kt_store {
     struct dict dict;             /* string -> strings.id */
     struct kt_store_opts opts;    /* copy of the options */
     int64_t *ids;                 /* per record of the batch being written: events.id */
-    size_t capids;                /* ids allocated */
+    unsigned char *dup;           /* per record: 1 when its event was already stored */
+    size_t capids;                /* ids and dup allocated */
     int64_t *origin_ids;          /* per origin of the batch being written: strings.id */
     size_t caporigins;            /* origin_ids allocated */
     char *join;                   /* scratch for lists joined with ',' */
@@ -525,6 +526,7 @@ void kt_store_close(struct kt_store *st)
     free(st->join);
     free(st->origin_ids);
     free(st->ids);
+    free(st->dup);
     pthread_cond_destroy(&st->ckcv);
     pthread_mutex_destroy(&st->ckmu);
     pthread_mutex_destroy(&st->smu);
@@ -619,6 +621,11 @@ static int reserve(struct kt_store *st, const struct kt_batch *b)
             return KT_ENOMEM;
         }
         st->ids = p;
+        unsigned char *d = realloc(st->dup, b->nrecs);
+        if (d == NULL) {
+            return KT_ENOMEM;
+        }
+        st->dup = d;
         st->capids = b->nrecs;
     }
     if (b->norigins > st->caporigins) {
@@ -834,6 +841,11 @@ static int write_alert(struct kt_store *st, const struct kt_batch *b, const stru
     }
     bind_str(q, 8, a->output);
     bind_str(q, 9, a->fields);
+    if (ev->recv_us != 0) {
+        sqlite3_bind_int64(q, 10, ev->recv_us);
+    } else {
+        sqlite3_bind_null(q, 10);
+    }
     if (step_done(q) != 0) {
         return KT_EIO;
     }
@@ -914,11 +926,12 @@ static int merge_alert(struct kt_store *st, const struct kt_batch *b, const stru
     int rc = 0, s;
 
     *into = 0;
-    if (a->refs == NULL) {
+    if (a->refs == NULL && ev->recv_us != 0) {
         q = st->st[ST_ALERT_REQUEST];
         bind_str(q, 1, ev->f[KT_F_AUDIT_ID]);
         sqlite3_bind_text(q, 2, a->rule, -1, SQLITE_STATIC);
         sqlite3_bind_int64(q, 3, id);
+        sqlite3_bind_int64(q, 4, ev->recv_us);
         if ((s = sqlite3_step(q)) == SQLITE_ROW) {
             *into = sqlite3_column_int64(q, 0);
             first_event = sqlite3_column_int64(q, 1);
@@ -1201,6 +1214,7 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
         const char *reason = reject_reason(b, i);
         int added = 0;
         st->ids[i] = 0;
+        st->dup[i] = 0;
         if (reason != NULL) {
             rc = write_reject(st, b, i, reason, now, &added);
             d->rejects += (uint64_t)added;
@@ -1210,6 +1224,7 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
         if (rc != 0) {
             break;
         }
+        st->dup[i] = st->ids[i] == ID_UNKNOWN;
         if (st->ids[i] == ID_UNKNOWN) {
             d->duplicates++;
         } else {
@@ -1242,8 +1257,8 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
         }
         rc = event_row(st, b, a->event, &id);
         int64_t into = 0, mine = 0;
-        if (rc == 0 && a->refs == NULL) {
-            /* the event's own alert already (a replay)? */
+        if (rc == 0 && a->refs == NULL && st->dup[a->event]) {
+            /* a duplicate event: its own alert already (a replay)? */
             sqlite3_stmt *q = st->st[ST_ALERT_EXISTS];
             sqlite3_bind_int64(q, 1, id);
             sqlite3_bind_text(q, 2, a->rule, -1, SQLITE_STATIC);

@@ -273,15 +273,18 @@
 /* ---- schema version 5: one alert per request, and bursts told once ---- */
 
 /*
- * A rule alerts once per request: the stages of one request (same auditID, rule, identity,
- * verb and object, within a day) after the first that matched are linked to its alert in
+ * A rule alerts once per request: the stages of one request (same requestReceivedTimestamp,
+ * auditID, rule, identity, verb and object) after the first that matched are linked to its
+ * alert in
  * alert_events instead of alerting again; alerts_request finds that alert. A rule or
  * correlation with suppress: merges further matches of one group within its window into the
  * group's first alert (count, last_ts and alert_events grow); alert_groups holds the open
  * groups.
  */
 #define SQL_SCHEMA_V5                                                                              \
-    "CREATE INDEX alerts_request ON alerts (audit_id, rule);\n"                                    \
+    "ALTER TABLE alerts ADD COLUMN recv_ts INTEGER;"                                              \
+    " -- the event's requestReceivedTimestamp, microseconds: the same at every stage of a request\n" \
+    "CREATE INDEX alerts_request ON alerts (recv_ts, audit_id, rule) WHERE recv_ts IS NOT NULL;\n" \
     "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"                              \
     " -- matches merged into this alert: its request's other stages, its suppression group's\n"   \
     "ALTER TABLE alerts ADD COLUMN last_ts INTEGER;"                                               \
@@ -344,7 +347,7 @@ enum {
 #define SQL_RAW_INSERT "INSERT OR IGNORE INTO raw (event_id, json) VALUES (?1, ?2)"
 #define SQL_ALERT_INSERT                                                                           \
     "INSERT OR IGNORE INTO alerts (event_id, ts, audit_id, stage, rule, priority, tags, output,"   \
-    " fields) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    " fields, recv_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
 #define SQL_REJECT_INSERT                                                                          \
     "INSERT OR IGNORE INTO rejects (ingested_at, origin, offset, line, reason, text)"              \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -358,14 +361,16 @@ enum {
     "INSERT INTO ckpt_kafka (topic, partition, next_offset, updated_at) VALUES (?1, ?2, ?3, ?4)"   \
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"            \
     " updated_at = excluded.updated_at"
-/* The alert of another stage of the same request: same auditID and rule, same identity, verb
- * and object, within a day (the Audit-ID header is client-settable: the rest must match). */
+/* The alert of another stage of the same request: the same requestReceivedTimestamp (the
+ * apiserver's, once per request), auditID (client-settable, through the Audit-ID header) and
+ * rule, and the same identity, verb and object. The index leads with time, so it is appended
+ * to like the events' key; the join order is forced (the planner would scan events). */
 #define SQL_ALERT_REQUEST                                                                          \
-    "SELECT a.id, a.event_id FROM alerts a JOIN events e ON e.id = a.event_id"                     \
-    " JOIN events n ON n.id = ?3"                                                                  \
-    " WHERE a.audit_id = ?1 AND a.rule = ?2 AND a.event_id != ?3 AND e.user IS n.user"              \
-    " AND e.verb IS n.verb AND e.resource IS n.resource AND e.subresource IS n.subresource"        \
-    " AND e.namespace IS n.namespace AND e.name IS n.name AND abs(e.ts - n.ts) <= 86400000000"     \
+    "SELECT a.id, a.event_id FROM alerts a INDEXED BY alerts_request"                             \
+    " CROSS JOIN events e ON e.id = a.event_id CROSS JOIN events n ON n.id = ?3"                   \
+    " WHERE a.recv_ts = ?4 AND a.audit_id = ?1 AND a.rule = ?2 AND a.event_id != ?3"               \
+    " AND e.user IS n.user AND e.verb IS n.verb AND e.resource IS n.resource"                      \
+    " AND e.subresource IS n.subresource AND e.namespace IS n.namespace AND e.name IS n.name"      \
     " LIMIT 1"
 #define SQL_ALERT_EXISTS "SELECT id FROM alerts WHERE event_id = ?1 AND rule = ?2"
 /* One more match merged into alert ?1, at event time ?2. */

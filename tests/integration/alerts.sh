@@ -43,4 +43,56 @@ sed 's/"name":"p"/"name":"other"/; s/pods\/p\//pods\/other\//' "$T/first.log" |
 "$KTRAIL" replay --db "$T/b.db" "${rules[@]}" --alerts none "$T/reused.log" 2>/dev/null
 check "a reused auditID on another object alerts on its own" 2 "$(sql "$T/b.db" 'SELECT count(*) FROM alerts')"
 
+# ---- bursts told once ----
+# 25 secrets read by one person in 100 s: the pack's distinct correlation fires at every 5th,
+# and its firings within its window are merged into the first alert, with every read linked
+B=$F/secret-burst.log
+"$KTRAIL" replay --db "$T/s.db" --alerts text "$B" >"$T/s.out" 2>/dev/null
+enum="SELECT count, (SELECT count(*) FROM alert_events ae WHERE ae.alert_id = a.id) FROM alerts a WHERE rule = 'Secret enumeration'"
+check "a 25-read burst: one enumeration alert, 5 firings, 25 linked reads" "5|25" "$(sql "$T/s.db" "$enum")"
+check "printed once" 1 "$(grep -c 'Secret enumeration' "$T/s.out")"
+check "last_time is the burst's last read" "2026-11-30T10:01:40.000100Z" \
+    "$(sql "$T/s.db" "SELECT last_time FROM v_alerts WHERE rule = 'Secret enumeration'")"
+# the burst in two runs (a restart in the middle): still one alert
+head -n 12 "$B" >"$T/b1.log"
+tail -n +13 "$B" >"$T/b2.log"
+"$KTRAIL" replay --db "$T/s2.db" --alerts none "$T/b1.log" 2>/dev/null
+"$KTRAIL" replay --db "$T/s2.db" --alerts none "$T/b2.log" 2>/dev/null
+check "a burst across a restart: still one alert with every read" "5|25" "$(sql "$T/s2.db" "$enum")"
+# suppress: false gives the old behaviour, an alert per firing
+cat >"$T/nosup.yaml" <<'YAML'
+- distinct: Secret enumeration
+  suppress: false
+YAML
+"$KTRAIL" replay --db "$T/s3.db" --alerts none --rules "$T/nosup.yaml" "$B" 2>/dev/null
+check "suppress: false on the correlation: five alerts" 5 \
+    "$(sql "$T/s3.db" "SELECT count(*) FROM alerts WHERE rule = 'Secret enumeration'")"
+# a rule that suppresses by user: one alert per user and window, counting every read
+cat >"$T/sup.yaml" <<'YAML'
+- rule: Secret read (suppressed)
+  desc: secrets read, told once per user every 10 minutes
+  condition: ka.target.resource = secrets and ka.verb = get
+  output: secret %ka.target.name read by %ka.user.name
+  priority: NOTICE
+  suppress: {by: [ka.user.name], for: 10m}
+YAML
+"$KTRAIL" replay --db "$T/s4.db" --alerts text --no-default-rules --rules "$T/sup.yaml" "$B" >"$T/s4.out" 2>/dev/null
+check "a suppressing rule: one alert counting 25 reads, printed once" "1|25|25 1" \
+    "$(sql "$T/s4.db" "SELECT count(*), sum(count), (SELECT count(*) FROM alert_events) FROM alerts") $(grep -c 'Secret read' "$T/s4.out")"
+# after the window, the same group alerts again
+sed 's/2026-11-30T10:/2026-11-30T11:/g' "$B" | head -n 3 >"$T/later.log"
+"$KTRAIL" replay --db "$T/s4.db" --alerts none --no-default-rules --rules "$T/sup.yaml" "$T/later.log" 2>/dev/null
+check "past the window: a new alert for the group" 2 "$(sql "$T/s4.db" 'SELECT count(*) FROM alerts')"
+# bad suppress: a rule error naming file and line
+printf -- '- rule: X\n  desc: x\n  condition: ka.verb = get\n  output: x\n  priority: NOTICE\n  suppress: {by: [ka.nope], for: 10m}\n' >"$T/bad1.yaml"
+"$KTRAIL" rules check "$T/bad1.yaml" 2>"$T/bad1.err"
+check "suppress by an unknown field: exit 3" 3 $?
+grep -q 'unknown field in suppress: by: ka.nope' "$T/bad1.err"
+check "... and says which" 0 $?
+printf -- '- rule: X\n  desc: x\n  condition: ka.verb = get\n  output: x\n  priority: NOTICE\n  suppress: {by: [ka.user.name]}\n' >"$T/bad2.yaml"
+"$KTRAIL" rules check "$T/bad2.yaml" 2>"$T/bad2.err"
+check "suppress without for: exit 3" 3 $?
+grep -q 'bad2.yaml:6: .*suppress: needs for:' "$T/bad2.err"
+check "... with file and line" 0 $?
+
 finish
