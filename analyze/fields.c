@@ -16,6 +16,7 @@ enum getter {
     G_STR,    /* a scalar of struct kt_event: f[arg] */
     G_GROUPS, /* user.groups */
     G_SOURCEIPS,
+    G_SOURCEIP,   /* the last sourceIP: the address the apiserver saw */
     G_CODE,       /* responseStatus.code as text */
     G_STAGE_TS,   /* jevt.rawtime */
     G_CLUSTER,    /* batch tag, else annotation */
@@ -69,6 +70,7 @@ static const struct field fields[] = {
     {"ka.user.extra.node_name", G_STR, KT_F_NODE_NAME_EXTRA, 0, NULL},
     {"ka.impuser.name", G_STR, KT_F_IMP_USER, 0, NULL},
     {"ka.sourceips", G_SOURCEIPS, 0, 0, NULL},
+    {"ka.sourceip", G_SOURCEIP, 0, 0, NULL},
     {"ka.auth.decision", G_STR, KT_F_DECISION, 0, NULL},
     {"ka.auth.reason", G_STR, KT_F_AUTHZ_REASON, 0, NULL},
     {"ka.validations.admission.policy.failure", G_STR, KT_F_ADMISSION_FAIL, 0, NULL},
@@ -487,6 +489,12 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
         return 0;
     case G_SOURCEIPS:
         from_list(&ev->source_ips, out);
+        return 0;
+    case G_SOURCEIP:
+        /* the others come from X-Forwarded-For, which the client writes */
+        if (ev->source_ips.n > 0) {
+            from_str(ev->source_ips.v[ev->source_ips.n - 1], out);
+        }
         return 0;
     case G_CODE:
         if (ev->code >= 100 && ev->code < 600) {
