@@ -244,8 +244,18 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
     const char *ptr = NULL;
     memset(f, 0, sizeof(*f));
     f->id = field_lookup(name, base, &takes_arg, &ptr);
-    if (f->id < 0 || (takes_arg != (br != NULL))) {
+    if (f->id < 0 || (takes_arg < 2 && takes_arg != (br != NULL))) {
         return -1;
+    }
+    if (takes_arg == 3 && br != NULL) { /* an optional index: digits */
+        if (len - base <= 2 || len - base > 8) {
+            return -1;
+        }
+        for (const char *p = br + 1; p < name + len - 1; p++) {
+            if (*p < '0' || *p > '9') {
+                return -1;
+            }
+        }
     }
     char *arg = NULL; /* the ruleset's copy: pointers into it live as long as the ruleset */
     if (br != NULL) {

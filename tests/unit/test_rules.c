@@ -721,6 +721,65 @@ static void test_rules_falco_style_file_loads_unchanged(void **state)
     assert_string_equal(fire(yaml, POD_EVENT), "Create HostNetwork Pod");
 }
 
+/* Fields Falco's k8saudit plugin keeps for old rule files, marked deprecated, answer as the
+ * plugin does: has_name is always "N/A"; ka.req.container.* read the first container (or
+ * [N]); privileged is "true" when any container is, else "false". */
+static void test_rules_deprecated_falco_fields_answer_as_falco(void **state)
+{
+    (void)state;
+    static const char *const c[] = {
+        "ka.req.binding.subject.has_name[alice] = N/A",   /* r0 yes, even on a pod */
+        "ka.req.binding.subject.has_name = N/A",          /* r1 yes, without the name too */
+        "ka.req.binding.subject.has_name[alice] = true",  /* r2 no */
+        "not ka.req.binding.subject.has_name[bob] = N/A", /* r3 no */
+        "ka.req.container.privileged = true",             /* r4 c0 is: yes */
+        "ka.req.container.privileged = false",            /* r5 no */
+        "ka.req.container.privileged[0] = true",          /* r6 yes */
+        "ka.req.container.privileged[1] = false",         /* r7 c1 unset: false, yes */
+        "ka.req.container.privileged[2] exists",          /* r8 no such container: no */
+        "ka.req.container.image = nginx",                 /* r9 the first: yes */
+        "ka.req.container.image[1] = busybox",            /* r10 yes */
+        "ka.req.container.image.repository[1] = busybox", /* r11 yes */
+        "ka.req.container.host_network = true",           /* r12 yes */
+        "ka.req.volume.hostpath[/etc] = true",            /* r13 yes */
+        "ka.req.volume.hostpath[/e*] = true",             /* r14 yes */
+        "ka.req.volume.hostpath[/proc*] = false",         /* r15 yes */
+    };
+    assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])),
+                        "r0,r1,r4,r6,r7,r9,r10,r11,r12,r13,r14,r15");
+    /* no containers: the container fields are missing, has_name is not */
+    static const char *const none =
+        "{\"auditID\":\"n\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+        "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":"
+        "\"clusterrolebindings\"},\"requestObject\":{\"roleRef\":{\"name\":\"view\"},"
+        "\"subjects\":[{\"kind\":\"User\",\"name\":\"alice\"}]}}";
+    static const char *const c2[] = {
+        "ka.req.container.privileged exists",
+        "ka.req.container.image exists",
+        "ka.req.binding.subject.has_name[alice] = N/A",
+    };
+    assert_string_equal(conds_on(c2, 3, none), "r2");
+    /* the index must be a number; the plugin requires the path of hostpath */
+    static const char *const bad[] = {"ka.req.container.image[x] exists",
+                                      "ka.req.container.privileged[] exists",
+                                      "ka.req.volume.hostpath = true"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *got = conds_on(&bad[i], 1, POD_EVENT);
+        if (strstr(got, "unknown field") == NULL) {
+            fail_msg("case %zu: got [%s]", i, got);
+        }
+    }
+    /* an older Falco rules file using them loads (tests/integration/rules.sh runs its cases) */
+    const char *files[] = {KT_TEST_FIXTURES "/rules/falco_deprecated.yaml"};
+    struct kt_ruleset *rs = NULL;
+    char err[512] = "";
+    if (kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(kt_ruleset_count(rs), 9);
+    kt_ruleset_destroy(rs);
+}
+
 static void test_rules_default_pack_loads_and_fires(void **state)
 {
     (void)state;
@@ -948,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_rules_output_and_alert_json),
         cmocka_unit_test(test_rules_min_priority_skips_lower_rules),
         cmocka_unit_test(test_rules_falco_style_file_loads_unchanged),
+        cmocka_unit_test(test_rules_deprecated_falco_fields_answer_as_falco),
         cmocka_unit_test(test_rules_default_pack_loads_and_fires),
         cmocka_unit_test(test_corr_items_record_hits_with_keys),
         cmocka_unit_test(test_corr_first_seen_one_hit_per_key_and_batch),
