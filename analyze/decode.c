@@ -21,6 +21,7 @@
  * region (escaped strings of tens of KiB) fall back to malloc and are freed with the handle.
  */
 #include "decode.h"
+#include "rules_int.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -101,6 +102,8 @@ struct kt_decoder {
 
     struct ymem mem;      /* yajl's memory */
     yajl_alloc_funcs afs; /* allocator callbacks over mem */
+
+    struct field_walker *name_walker; /* /metadata/name, for the names of created objects */
 };
 
 /* ---- yajl's allocator: a bump region rewound per event ---- */
@@ -675,6 +678,11 @@ struct kt_decoder *kt_decoder_create(void)
     d->afs.realloc = ymem_realloc;
     d->afs.free = ymem_free;
     d->afs.ctx = &d->mem;
+    static const char *const name_ptr[] = {"/metadata/name"};
+    if ((d->name_walker = field_walker_create(name_ptr, 1)) == NULL) {
+        kt_decoder_destroy(d);
+        return NULL;
+    }
     return d;
 }
 
@@ -683,6 +691,7 @@ void kt_decoder_destroy(struct kt_decoder *d)
     if (d == NULL) {
         return;
     }
+    field_walker_destroy(d->name_walker);
     free(d->list);
     free(d->mem.base);
     free(d);
@@ -804,6 +813,32 @@ static const char *verdict(struct kt_decoder *d, yajl_status st, int parsed_all)
 }
 
 /*
+ * The name of an object being created when objectRef has none (generateName, most controller
+ * creates): the name the apiserver assigned (responseObject.metadata.name), else the one the
+ * client sent (requestObject.metadata.name). Only for create without a subresource, where the
+ * body is the object itself (a subresource's body is another kind: Eviction, TokenRequest). A
+ * failed create's response is a Status, which has no metadata.name. 0 or KT_ENOMEM.
+ */
+static int created_name(struct kt_decoder *d, struct kt_event *ev)
+{
+    const struct kt_str bodies[2] = {ev->resp_obj, ev->req_obj};
+    for (int i = 0; i < 2; i++) {
+        struct kt_value v;
+        if (bodies[i].ptr == NULL) {
+            continue;
+        }
+        if (field_walker_run(d->name_walker, d->arena, bodies[i].ptr, bodies[i].len, &v) != 0) {
+            return KT_ENOMEM;
+        }
+        if (v.kind == KT_V_STR && v.s.len > 0) {
+            ev->f[KT_F_NAME] = v.s;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/*
  * Fields of a rejected event are whatever was decoded before the verdict (possibly
  * partial); reject says why. An empty auditID or stage counts as missing. Scalar bodies
  * ("requestObject": null) are absent: rules only read object and array bodies.
@@ -855,6 +890,13 @@ int kt_decode_event(struct kt_decoder *d, const char *json, size_t len, struct k
     if (ev->f[KT_F_RECV_TS].ptr != NULL &&
         kt_parse_rfc3339(ev->f[KT_F_RECV_TS].ptr, ev->f[KT_F_RECV_TS].len, &ev->recv_us) != 0) {
         ev->recv_us = 0;
+    }
+    /* the verb first: events that are not creates, or have a name, pay one comparison */
+    if (kt_str_eq(ev->f[KT_F_VERB], "create", 6) && ev->f[KT_F_NAME].len == 0 &&
+        ev->f[KT_F_RESOURCE].len > 0 && ev->f[KT_F_SUBRESOURCE].ptr == NULL &&
+        created_name(d, ev) != 0) {
+        ev->reject = "out of memory";
+        return KT_ENOMEM;
     }
     return 0;
 }

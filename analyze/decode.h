@@ -23,7 +23,9 @@ void kt_decoder_destroy(struct kt_decoder *d);
  * ("invalid JSON: ...", "truncated JSON", "not an audit event ...", "missing auditID",
  * "missing stage", "missing stageTimestamp", "bad stageTimestamp"): static or in the arena,
  * valid as long as the batch; a rejected event's other fields may be partly filled.
- * KT_ENOMEM when the arena cannot grow.
+ * KT_ENOMEM when the arena cannot grow. A create whose objectRef has no name (generateName)
+ * and no subresource gets the created object's name in ev->f[KT_F_NAME]: the
+ * responseObject's metadata.name, else the requestObject's.
  */
 int kt_decode_event(struct kt_decoder *d, const char *json, size_t len, struct kt_arena *arena,
                     struct kt_event *ev);

@@ -42,7 +42,7 @@ enum kt_field {
     KT_F_RESOURCE,        /* objectRef.resource */
     KT_F_SUBRESOURCE,     /* objectRef.subresource */
     KT_F_NAMESPACE,       /* objectRef.namespace */
-    KT_F_NAME,            /* objectRef.name */
+    KT_F_NAME,            /* objectRef.name; for a create without one, the body's metadata.name */
     KT_F_API_GROUP,       /* objectRef.apiGroup */
     KT_F_API_VERSION,     /* objectRef.apiVersion */
     KT_F_RESP_STATUS,     /* responseStatus.status ("Failure") */

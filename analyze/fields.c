@@ -16,6 +16,9 @@ enum getter {
     G_STR,    /* a scalar of struct kt_event: f[arg] */
     G_GROUPS, /* user.groups */
     G_SOURCEIPS,
+    G_SOURCEIP,   /* the last sourceIP: the address the apiserver saw */
+    G_NA,         /* deprecated in Falco, answered as Falco does: always "N/A" */
+    G_NTH,        /* Falco's deprecated ka.req.container.*[N]: container N (ev_field: NTH_*) */
     G_CODE,       /* responseStatus.code as text */
     G_STAGE_TS,   /* jevt.rawtime */
     G_CLUSTER,    /* batch tag, else annotation */
@@ -36,9 +39,12 @@ struct field {
     const char *name; /* as rules write it */
     int getter;       /* enum getter */
     int ev_field;     /* G_STR: enum kt_field */
-    int takes_arg;    /* name[ARG] */
+    int takes_arg;    /* name[ARG]: 0 none, 1 required, 2 optional, 3 optional index */
     const char *ptr;  /* G_POINTER: the pointer ("" for jevt.value[ARG]) */
 };
+
+/* What G_NTH answers about container N (default 0) of the pod spec. */
+enum { NTH_VALUE, NTH_REPOSITORY, NTH_PRIVILEGED };
 
 /* Effective settings: per container, the container's value, else the pod's, else a default
  * (NULL: a missing entry). */
@@ -69,6 +75,7 @@ static const struct field fields[] = {
     {"ka.user.extra.node_name", G_STR, KT_F_NODE_NAME_EXTRA, 0, NULL},
     {"ka.impuser.name", G_STR, KT_F_IMP_USER, 0, NULL},
     {"ka.sourceips", G_SOURCEIPS, 0, 0, NULL},
+    {"ka.sourceip", G_SOURCEIP, 0, 0, NULL},
     {"ka.auth.decision", G_STR, KT_F_DECISION, 0, NULL},
     {"ka.auth.reason", G_STR, KT_F_AUTHZ_REASON, 0, NULL},
     {"ka.validations.admission.policy.failure", G_STR, KT_F_ADMISSION_FAIL, 0, NULL},
@@ -194,7 +201,6 @@ static const struct field fields[] = {
     {"ka.req.pod.initContainers.image.repository", G_IMAGE_REPO, 0, 0, "/initContainers/*/image"},
     {"ka.req.pod.ephemeralContainers.image.repository", G_IMAGE_REPO, 0, 0,
      "/ephemeralContainers/*/image"},
-    {"ka.req.container.image.repository", G_IMAGE_REPO, 0, 0, "/containers/0/image"},
     {"ka.req.binding.subjects.user_names", G_SUBJECTS, 0, 0, "User"},
     {"ka.req.binding.subjects.group_names", G_SUBJECTS, 0, 0, "Group"},
     {"ka.req.binding.subjects.serviceaccount_names", G_SUBJECTS, 0, 0, "ServiceAccount"},
@@ -215,10 +221,16 @@ static const struct field fields[] = {
     {"ka.req.pod.pss.baseline", G_PSS, 0, 0, NULL},
     {"ka.req.pod.pss.restricted", G_PSS, 1, 0, NULL},
     /* deprecated singletons */
-    {"ka.req.container.image", G_POINTER, 0, 0, POD "/containers/0/image"},
-    {"ka.req.container.privileged", G_POINTER, 0, 0,
-     POD "/containers/*/securityContext/privileged"},
+    /* as in Falco's plugin: the first container, or container N with [N]; privileged is "true"
+     * when any container is (container N with [N]), else "false" */
+    {"ka.req.container.image", G_NTH, NTH_VALUE, 3, "/containers/*/image"},
+    {"ka.req.container.image.repository", G_NTH, NTH_REPOSITORY, 3, "/containers/*/image"},
+    {"ka.req.container.privileged", G_NTH, NTH_PRIVILEGED, 3,
+     "/containers/*/securityContext/privileged"},
     {"ka.req.container.host_network", G_POINTER, 0, 0, POD "/hostNetwork"},
+    /* Falco's plugin keeps it for old rule files and always answers "N/A"; it takes a
+     * subject name, which it ignores (as does ktrail, which also accepts it without) */
+    {"ka.req.binding.subject.has_name", G_NA, 0, 2, NULL},
     /* whole items, as JSON text */
     {"ka.req.role.rules", G_POINTER, 0, 0, "/requestObject/rules/*"},
     {"ka.req.binding.subjects", G_POINTER, 0, 0, "/requestObject/subjects/*"},
@@ -488,6 +500,15 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
     case G_SOURCEIPS:
         from_list(&ev->source_ips, out);
         return 0;
+    case G_SOURCEIP:
+        /* the others come from X-Forwarded-For, which the client writes */
+        if (ev->source_ips.n > 0) {
+            from_str(ev->source_ips.v[ev->source_ips.n - 1], out);
+        }
+        return 0;
+    case G_NA:
+        from_str(KT_STR_LIT("N/A"), out);
+        return 0;
     case G_CODE:
         if (ev->code >= 100 && ev->code < 600) {
             /* the HTTP codes as text, made once: correlations read the code of nearly every
@@ -568,6 +589,30 @@ int field_get(const struct fref *f, const struct kt_batch *b, const struct kt_ev
             out->v = list;
         }
         return rc;
+    }
+    case G_NTH: {
+        struct kt_value all;
+        int rc = pod_values(b, ev, fd->ptr, &all);
+        if (rc != 0 || all.kind != KT_V_LIST) {
+            return rc; /* no containers: missing */
+        }
+        uint32_t n = 0; /* the index, checked when the rules loaded */
+        for (const char *p = f->arg != NULL ? f->arg : ""; *p != '\0' && n <= all.n; p++) {
+            n = n * 10 + (uint32_t)(*p - '0');
+        }
+        if (fd->ev_field == NTH_PRIVILEGED && f->arg == NULL) {
+            int any = 0;
+            for (uint32_t i = 0; i < all.n; i++) {
+                any |= kt_str_eq(all.v[i], "true", 4);
+            }
+            from_str(any ? KT_STR_LIT("true") : KT_STR_LIT("false"), out);
+        } else if (n < all.n && fd->ev_field == NTH_PRIVILEGED) {
+            from_str(kt_str_eq(all.v[n], "true", 4) ? KT_STR_LIT("true") : KT_STR_LIT("false"),
+                     out);
+        } else if (n < all.n) {
+            from_str(fd->ev_field == NTH_REPOSITORY ? image_repository(all.v[n]) : all.v[n], out);
+        }
+        return 0;
     }
     case G_SUBJECTS:
         return subjects_of_kind(a, ev, fd->ptr, fd->ev_field, out);

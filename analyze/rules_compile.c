@@ -76,6 +76,7 @@ static const struct {
     {"startswith", OP_STARTSWITH},
     {"endswith", OP_ENDSWITH},
     {"glob", OP_GLOB},
+    {"in_cidr", OP_IN_CIDR},
     {"in", OP_IN},
     {"intersects", OP_INTERSECTS},
     {"pmatch", OP_PMATCH},
@@ -210,6 +211,7 @@ void node_free(struct node *n)
     free(n->lens);
     free(n->f.arg);
     pcre2_code_free(n->re);
+    free(n->cidrs);
     free(n);
 }
 
@@ -242,8 +244,18 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
     const char *ptr = NULL;
     memset(f, 0, sizeof(*f));
     f->id = field_lookup(name, base, &takes_arg, &ptr);
-    if (f->id < 0 || (takes_arg != (br != NULL))) {
+    if (f->id < 0 || (takes_arg < 2 && takes_arg != (br != NULL))) {
         return -1;
+    }
+    if (takes_arg == 3 && br != NULL) { /* an optional index: digits */
+        if (len - base <= 2 || len - base > 8) {
+            return -1;
+        }
+        for (const char *p = br + 1; p < name + len - 1; p++) {
+            if (*p < '0' || *p > '9') {
+                return -1;
+            }
+        }
     }
     char *arg = NULL; /* the ruleset's copy: pointers into it live as long as the ruleset */
     if (br != NULL) {
@@ -330,6 +342,27 @@ static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char
 
 static struct node *parse_expr(struct parser *ps);
 
+/* in_cidr: every value (lists expanded) as a binary prefix, once; a bad one is a rule error. */
+static int compile_cidrs(struct parser *ps, struct node *nd)
+{
+    if (nd->nvals == 0) {
+        snprintf(ps->err, ps->errlen, "'in_cidr' needs at least one prefix");
+        return -1;
+    }
+    if ((nd->cidrs = calloc(nd->nvals, sizeof(*nd->cidrs))) == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < nd->nvals; i++) {
+        if (cidr_parse(nd->vals[i], nd->lens[i], &nd->cidrs[i]) != 0) {
+            snprintf(ps->err, ps->errlen,
+                     "bad CIDR \"%s\" (want ADDRESS/BITS, IPv4 or IPv6, or one address)",
+                     nd->vals[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static struct node *parse_macro(struct parser *ps, struct item *m)
 {
     if (ps->depth > 32) {
@@ -398,7 +431,7 @@ static struct node *parse_primary(struct parser *ps)
         return n;
     }
     skip_ws(ps);
-    if (op == OP_IN || op == OP_INTERSECTS || op == OP_PMATCH) {
+    if (op == OP_IN || op == OP_INTERSECTS || op == OP_PMATCH || op == OP_IN_CIDR) {
         if (*ps->p != '(') {
             for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
                 if (ops[i].op == op) {
@@ -427,6 +460,10 @@ static struct node *parse_primary(struct parser *ps)
             skip_ws(ps);
         }
         ps->p++;
+        if (op == OP_IN_CIDR && compile_cidrs(ps, n) != 0) {
+            node_free(n);
+            return NULL;
+        }
         return n;
     }
     if (parse_value(ps, n, 0) != 0) {

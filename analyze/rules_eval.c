@@ -277,6 +277,8 @@ static int cmp_one(struct kt_matcher *m, const struct node *nd, struct kt_str s)
             }
         }
         return 0;
+    case OP_IN_CIDR:
+        return cidr_match(nd->cidrs, nd->nvals, s);
     case OP_REGEX: {
         int rc = pcre2_match(nd->re, (PCRE2_SPTR)s.ptr, s.len, 0, 0, m->md, m->mctx);
         return rc >= 0; /* no match, and hitting a limit, are both false */
@@ -306,7 +308,7 @@ static int eval_cmp(struct kt_matcher *m, const struct node *nd)
     if (v->kind == KT_V_STR) {
         return cmp_one(m, nd, v->s);
     }
-    if (nd->op == OP_IN) { /* every value is in the set */
+    if (nd->op == OP_IN || nd->op == OP_IN_CIDR) { /* every value is in the set */
         if (v->n == 0) {
             return 0;
         }

@@ -45,7 +45,23 @@ enum op {
     OP_PMATCH,
     OP_EXISTS,
     OP_REGEX,
+    OP_IN_CIDR,
 };
+
+/* An address prefix of in_cidr, parsed once at compile time. */
+struct cidr {
+    uint8_t family;   /* 4 or 6 */
+    uint8_t bits;     /* prefix length: 0..32 or 0..128 */
+    uint8_t addr[16]; /* network address (4 or 16 bytes), host bits cleared */
+};
+
+/* Parse an address ("10.1.2.3", "2001:db8::1", "::ffff:10.1.2.3" as IPv4) into out[16];
+ * returns 4 or 6, or 0 when s is not an address. Reads len bytes, allocates nothing. */
+int cidr_addr_parse(const char *s, size_t len, uint8_t out[16]);
+/* Parse "ADDR/BITS" or a bare ADDR (one host) into c. 0, or -1 when it is not a prefix. */
+int cidr_parse(const char *s, size_t len, struct cidr *c);
+/* Is the address text s inside any of the n prefixes? Not an address: 0. Allocates nothing. */
+int cidr_match(const struct cidr *c, size_t n, struct kt_str s);
 
 enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_TRUE };
 
@@ -79,6 +95,7 @@ struct node {
     size_t *lens;       /* their lengths */
     size_t nvals;       /* count */
     pcre2_code *re;     /* OP_REGEX: compiled (and JIT-compiled) pattern */
+    struct cidr *cidrs; /* OP_IN_CIDR: the values as prefixes (nvals of them) */
 };
 
 /* suppress: further matches of one group within a window are merged into its first alert. */

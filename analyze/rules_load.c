@@ -289,7 +289,7 @@ static int exceptions_text(struct loader *ld, yaml_node_t *list, const char *nam
                     for (size_t k = 0; k < nf && k < nv; k++) {
                         const char *c = k < nc ? comps[k] : "=";
                         int is_set = strcmp(c, "in") == 0 || strcmp(c, "intersects") == 0 ||
-                                     strcmp(c, "pmatch") == 0;
+                                     strcmp(c, "pmatch") == 0 || strcmp(c, "in_cidr") == 0;
                         len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s\"%s\"%s",
                                                 k ? " and " : "", fields[k], c, is_set ? "(" : "",
                                                 vals[k], is_set ? ")" : "");

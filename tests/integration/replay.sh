@@ -102,4 +102,15 @@ check "bad option value: exit 2" 2 $?
 check "keep-raw all" "$N" "$(sql "$T/raw.db" 'SELECT count(*) FROM raw')"
 check "raw is the line" "$(head -n 1 "$T/a.log")" "$(sql "$T/raw.db" 'SELECT json FROM raw ORDER BY event_id LIMIT 1')"
 
+# A pod created with generateName is stored under the name the apiserver gave it.
+cat >"$T/gen.log" <<'JSON'
+{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"gen-1","stage":"ResponseComplete","verb":"create","user":{"username":"system:serviceaccount:kube-system:replicaset-controller"},"sourceIPs":["10.0.0.2"],"objectRef":{"resource":"pods","namespace":"web","apiVersion":"v1"},"responseStatus":{"code":201},"requestObject":{"kind":"Pod","metadata":{"generateName":"web-7d4b9c-"}},"responseObject":{"kind":"Pod","metadata":{"name":"web-7d4b9c-x2x9z","generateName":"web-7d4b9c-"}},"requestReceivedTimestamp":"2024-05-01T10:00:00.000000Z","stageTimestamp":"2024-05-01T10:00:00.100000Z"}
+{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"gen-2","stage":"ResponseComplete","verb":"create","user":{"username":"alice"},"sourceIPs":["10.0.0.3"],"objectRef":{"resource":"pods","namespace":"web","apiVersion":"v1"},"responseStatus":{"code":201},"requestReceivedTimestamp":"2024-05-01T10:00:01.000000Z","stageTimestamp":"2024-05-01T10:00:01.100000Z"}
+JSON
+"$KTRAIL" replay --quiet --db "$T/gen.db" "$T/gen.log" 2>/dev/null
+check "created pod: assigned name stored" "web-7d4b9c-x2x9z" \
+    "$(sql "$T/gen.db" "SELECT name FROM v_events WHERE audit_id = 'gen-1'")"
+check "created pod without a body: no name" 1 \
+    "$(sql "$T/gen.db" "SELECT name IS NULL OR name = '' FROM v_events WHERE audit_id = 'gen-2'")"
+
 finish

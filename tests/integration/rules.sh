@@ -55,4 +55,17 @@ check "rule error stores nothing" 0 "$([ -e "$T/b.db" ] && sql "$T/b.db" 'SELECT
 check "rules check exit 3" 3 $?
 check "rules list shows the pack" 1 "$("$KTRAIL" rules list | grep -c 'Binding to cluster-admin')"
 
+# an older Falco rules file with the plugin's deprecated fields loads and answers as Falco does
+old="$FIXTURES/rules/falco_deprecated.yaml"
+"$KTRAIL" rules check "$old" >/dev/null 2>&1
+check "deprecated fields: rules check exit 0" 0 $?
+"$KTRAIL" rules test --no-default-rules --rules "$old" "${old%.yaml}.tests.yaml" >"$T/dep.out" 2>&1
+check "deprecated fields: cases pass" 0 $?
+check "deprecated fields: no case fails" 1 "$(grep -c ' 0 failed' "$T/dep.out")"
+sed -n '/has_name answers/{n;n;p;}' "${old%.yaml}.tests.yaml" >"$T/crb.json"
+"$KTRAIL" replay --quiet --no-default-rules --rules "$old" --alerts json --db "$T/dep.db" \
+    "$T/crb.json" >"$T/dep.json" 2>/dev/null
+check "has_name[foo] prints N/A" 1 \
+    "$(jq -r 'select(.rule == "K8s Role/Clusterrolebinding Created") | .output_fields["ka.req.binding.subject.has_name[foo]"]' "$T/dep.json" | grep -c '^N/A$')"
+
 finish

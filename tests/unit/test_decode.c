@@ -264,6 +264,71 @@ static void test_decode_request_response_event_fills_every_field(void **state)
     assert_false(in_input(f, ev->f[KT_F_PSS_VIOLATIONS]));
 }
 
+/* A create without objectRef.name (generateName, controllers) gets the created object's
+ * name: the responseObject's metadata.name (assigned by the apiserver), else the
+ * requestObject's; never for other verbs, subresources, or a name objectRef already gives. */
+static void test_decode_created_object_name_comes_from_the_body(void **state)
+{
+    struct fx *f = *state;
+#define CREATE(objref, bodies)                                                                     \
+    EV_HEAD                                                                                        \
+    ",\"verb\":\"create\",\"objectRef\":{\"resource\":\"pods\",\"namespace\":\"web\"" objref       \
+    "}" bodies "}"
+    static const struct {
+        const char *json; /* the event */
+        const char *name; /* KT_F_NAME after decoding, NULL: absent */
+        int in_input;     /* a slice of the input (no escapes) */
+    } cases[] = {
+        {CREATE("", ",\"requestObject\":{\"metadata\":{\"generateName\":\"web-\"}},"
+                    "\"responseObject\":{\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-x7k2p\","
+                    "\"generateName\":\"web-\"},\"spec\":{}}"),
+         "web-x7k2p", 1},
+        /* level Request: only the request body */
+        {CREATE("", ",\"requestObject\":{\"spec\":{},\"metadata\":{\"name\":\"given\"}}"), "given",
+         1},
+        /* an empty name is no name */
+        {CREATE(",\"name\":\"\"", ",\"responseObject\":{\"metadata\":{\"name\":\"r\"}}"), "r", 1},
+        /* escapes are unescaped into the arena */
+        {CREATE("", ",\"responseObject\":{\"metadata\":{\"name\":\"web-\\u0061\"}}"), "web-a", 0},
+        /* a failed create answers a Status, which has no metadata.name; generateName is not a
+         * name */
+        {CREATE("", ",\"requestObject\":{\"metadata\":{\"generateName\":\"web-\"}},"
+                    "\"responseObject\":{\"kind\":\"Status\",\"metadata\":{},\"code\":409}"),
+         NULL, 0},
+        /* a name deeper in the body is not the object's */
+        {CREATE("", ",\"requestObject\":{\"spec\":{\"template\":{\"metadata\":{\"name\":"
+                    "\"t\"}}}}"),
+         NULL, 0},
+        /* objectRef's name wins */
+        {CREATE(",\"name\":\"p\"", ",\"responseObject\":{\"metadata\":{\"name\":\"q\"}}"), "p", 1},
+        /* a subresource's body is another kind of object */
+        {CREATE(",\"subresource\":\"binding\"",
+                ",\"requestObject\":{\"metadata\":{\"name\":\"b\"}}"),
+         NULL, 0},
+        /* other verbs keep objectRef as it is */
+        {EV_HEAD ",\"verb\":\"update\",\"objectRef\":{\"resource\":\"pods\"},"
+                 "\"requestObject\":{\"metadata\":{\"name\":\"u\"}}}",
+         NULL, 0},
+        /* no objectRef: not an object create */
+        {EV_HEAD ",\"verb\":\"create\",\"requestObject\":{\"metadata\":{\"name\":\"n\"}}}", NULL,
+         0},
+    };
+#undef CREATE
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (decode(f, cases[i].json) != 0) {
+            fail_msg("case %zu: %s", i, f->ev.reject);
+        }
+        if (cases[i].name == NULL && f->ev.f[KT_F_NAME].len > 0) {
+            fail_msg("case %zu: want no name, got %.*s", i, (int)f->ev.f[KT_F_NAME].len,
+                     f->ev.f[KT_F_NAME].ptr);
+        }
+        if (cases[i].name != NULL) {
+            assert_kt_str(f->ev.f[KT_F_NAME], cases[i].name);
+            assert_int_equal(in_input(f, f->ev.f[KT_F_NAME]), cases[i].in_input);
+        }
+    }
+}
+
 static void test_decode_metadata_event_has_no_bodies(void **state)
 {
     struct fx *f = *state;
@@ -991,6 +1056,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
         T(test_decode_request_response_event_fills_every_field),
         T(test_decode_metadata_event_has_no_bodies),
+        T(test_decode_created_object_name_comes_from_the_body),
         T(test_decode_webhook_item_without_kind_or_api_version),
         T(test_decode_v1beta1_event_uses_stage_timestamp),
         T(test_decode_stage_and_level_names_map_to_enums),

@@ -253,6 +253,84 @@ static void test_rules_operators(void **state)
     assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])), "r0,r2,r4,r5,r6,r7,r8,r9,r10,r12,r13");
 }
 
+/* in_cidr: IPv4 and IPv6 prefixes, lists of them, every value of a list field inside (like
+ * in), values that are not addresses never inside; ka.sourceip is the address the apiserver
+ * saw (the last sourceIP; the ones before it come from X-Forwarded-For). */
+static void test_rules_in_cidr_and_sourceip(void **state)
+{
+    (void)state;
+    static const char *const ev =
+        "{\"auditID\":\"c\",\"stage\":\"ResponseComplete\",\"verb\":\"get\","
+        "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":\"secrets\"},"
+        "\"sourceIPs\":[\"203.0.113.7\",\"10.1.2.3\"],\"userAgent\":\"kubectl\","
+        "\"requestObject\":{\"spec\":{\"externalIPs\":[\"2001:db8::17\",\"::ffff:192.168.4.5\","
+        "\"example.com\"]}}}";
+    static const char *const yaml_lists =
+        "- list: private_nets\n  items: [10.0.0.0/8, 172.16.0.0/12, more_nets]\n"
+        "- list: more_nets\n  items: [\"192.168.0.0/16\"]\n";
+    static const char *const c[] = {
+        "ka.sourceip in_cidr (10.0.0.0/8)",                     /* r0 yes: the last one */
+        "ka.sourceip = 10.1.2.3",                               /* r1 yes */
+        "ka.sourceips in_cidr (10.0.0.0/8)",                    /* r2 203.0.113.7 is not */
+        "ka.sourceips in_cidr (10.0.0.0/8, 203.0.113.0/24)",    /* r3 every: yes */
+        "ka.sourceip in_cidr (10.1.2.3)",                       /* r4 one host: yes */
+        "ka.sourceip in_cidr (10.1.2.4/32, 11.0.0.0/8)",        /* r5 no */
+        "ka.sourceip in_cidr (10.1.2.0/23)",                    /* r6 odd length: yes */
+        "ka.sourceip in_cidr (10.1.4.0/23)",                    /* r7 no */
+        "ka.sourceip in_cidr (0.0.0.0/0)",                      /* r8 any IPv4: yes */
+        "ka.sourceip in_cidr (::/0)",                           /* r9 IPv6 only: no */
+        "not ka.sourceip in_cidr (private_nets)",               /* r10 it is private: no */
+        "ka.sourceip in_cidr (private_nets)",                   /* r11 lists expand: yes */
+        "ka.req.service.external_ips intersects (example.com)", /* r12 (the values) yes */
+        "ka.req.service.external_ips in_cidr (2001:db8::/32, 192.168.0.0/16)", /* r13 no: */
+        /* example.com is no address, so not every value is inside */
+        "jevt.value[/requestObject/spec/externalIPs/0] in_cidr (2001:db8::/32)",  /* r14 yes */
+        "jevt.value[/requestObject/spec/externalIPs/0] in_cidr (2001:db9::/32)",  /* r15 no */
+        "jevt.value[/requestObject/spec/externalIPs/1] in_cidr (192.168.0.0/16)", /* r16 mapped */
+        "jevt.value[/requestObject/spec/externalIPs/1] in_cidr (::ffff:192.168.0.0/112)", /* r17 */
+        "jevt.value[/requestObject/spec/externalIPs/2] in_cidr (0.0.0.0/0, ::/0)", /* r18 no */
+        "ka.useragent in_cidr (0.0.0.0/0)",        /* r19 not an address: no */
+        "ka.impuser.name in_cidr (0.0.0.0/0)",     /* r20 missing: no */
+        "not ka.impuser.name in_cidr (0.0.0.0/0)", /* r21 yes */
+        "ka.sourceip in_cidr (10.255.255.255/8)",  /* r22 host bits: yes */
+        "jevt.value[/requestObject/spec/externalIPs/0] in_cidr (2001:db8::16/127)", /* r23 yes */
+        "jevt.value[/requestObject/spec/externalIPs/0] in_cidr (2001:db8::18/127)", /* r24 no */
+    };
+    static char yaml[16384];
+    size_t len = (size_t)snprintf(yaml, sizeof(yaml), "%s", yaml_lists);
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        len += (size_t)snprintf(yaml + len, sizeof(yaml) - len,
+                                "- rule: r%zu\n  desc: d\n  condition: %s\n  output: o\n"
+                                "  priority: WARNING\n",
+                                i, c[i]);
+    }
+    assert_string_equal(fire(yaml, ev), "r0,r1,r3,r4,r6,r8,r11,r12,r14,r16,r17,r21,r22,r23");
+    /* no sourceIPs: ka.sourceip is missing */
+    static const char *const c2[] = {"ka.sourceip exists", "not ka.sourceip in_cidr (::/0)"};
+    assert_string_equal(conds_on(c2, 2,
+                                 "{\"auditID\":\"n\",\"stage\":\"ResponseComplete\",\"verb\":"
+                                 "\"get\",\"stageTimestamp\":\"2024-05-01T00:00:00Z\"}"),
+                        "r1");
+    /* in exceptions, with comps in_cidr */
+    const char *exc = "- rule: e\n  desc: d\n  condition: ka.verb = create\n  output: o\n"
+                      "  priority: INFO\n  exceptions:\n  - name: office\n"
+                      "    fields: [ka.sourceip, ka.user.name]\n    comps: [in_cidr, =]\n"
+                      "    values:\n    - [10.0.0.0/24, alice]\n";
+    assert_string_equal(fire(exc, POD_EVENT), "");
+    /* the matcher (cidr.c) directly: no address, no match */
+    struct cidr pfx[2];
+    assert_int_equal(cidr_parse("192.0.2.0/24", 12, &pfx[0]), 0);
+    assert_int_equal(cidr_parse("fe80::/10", 9, &pfx[1]), 0);
+    assert_true(cidr_match(pfx, 2, (struct kt_str){"192.0.2.255", 11}));
+    assert_true(cidr_match(pfx, 2, (struct kt_str){"febf::1", 7}));
+    assert_false(cidr_match(pfx, 2, (struct kt_str){"fec0::1", 7}));
+    assert_false(cidr_match(pfx, 2, (struct kt_str){"192.0.2.1:443", 13}));
+    assert_false(cidr_match(pfx, 2, (struct kt_str){"fe80::1%eth0", 12}));
+    assert_false(cidr_match(pfx, 2, (struct kt_str){"", 0}));
+    assert_false(cidr_match(pfx, 2, (struct kt_str){NULL, 0}));
+    assert_false(cidr_match(pfx, 2, (struct kt_str){"192.0.2.1", 8})); /* "192.0.2." */
+}
+
 static void test_rules_list_and_missing_field_semantics(void **state)
 {
     (void)state;
@@ -520,6 +598,27 @@ static void test_rules_errors_name_file_line_and_item(void **state)
         {"- macro: a\n  condition: b\n- macro: b\n  condition: a\n- rule: r\n  desc: d\n"
          "  condition: a\n  output: o\n  priority: INFO\n",
          "refers to itself"},
+        {"- rule: r\n  desc: d\n  condition: ka.sourceip in_cidr (10.0.0.0/33)\n  output: o\n"
+         "  priority: INFO\n",
+         ":1: rule r: bad CIDR \"10.0.0.0/33\""},
+        {"- list: nets\n  items: [10.0.0.0/8, 10.0.0/8]\n- rule: r\n  desc: d\n"
+         "  condition: ka.sourceip in_cidr (nets)\n  output: o\n  priority: INFO\n",
+         "rule r: bad CIDR \"10.0.0/8\""},
+        {"- rule: r\n  desc: d\n  condition: ka.sourceip in_cidr (2001:db8::/129)\n"
+         "  output: o\n  priority: INFO\n",
+         "bad CIDR \"2001:db8::/129\""},
+        {"- rule: r\n  desc: d\n  condition: ka.sourceip in_cidr (10.0.0.0/8x)\n"
+         "  output: o\n  priority: INFO\n",
+         "bad CIDR \"10.0.0.0/8x\""},
+        {"- rule: r\n  desc: d\n  condition: ka.sourceip in_cidr (localhost)\n"
+         "  output: o\n  priority: INFO\n",
+         "bad CIDR \"localhost\""},
+        {"- rule: r\n  desc: d\n  condition: ka.sourceip in_cidr ()\n  output: o\n"
+         "  priority: INFO\n",
+         "'in_cidr' needs at least one prefix"},
+        {"- rule: r\n  desc: d\n  condition: ka.sourceip in_cidr 10.0.0.0/8\n  output: o\n"
+         "  priority: INFO\n",
+         "'in_cidr' needs a list in ( )"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *got = fire(cases[i].yaml, POD_EVENT);
@@ -620,6 +719,65 @@ static void test_rules_falco_style_file_loads_unchanged(void **state)
     fclose(fp);
     yaml[n] = '\0';
     assert_string_equal(fire(yaml, POD_EVENT), "Create HostNetwork Pod");
+}
+
+/* Fields Falco's k8saudit plugin keeps for old rule files, marked deprecated, answer as the
+ * plugin does: has_name is always "N/A"; ka.req.container.* read the first container (or
+ * [N]); privileged is "true" when any container is, else "false". */
+static void test_rules_deprecated_falco_fields_answer_as_falco(void **state)
+{
+    (void)state;
+    static const char *const c[] = {
+        "ka.req.binding.subject.has_name[alice] = N/A",   /* r0 yes, even on a pod */
+        "ka.req.binding.subject.has_name = N/A",          /* r1 yes, without the name too */
+        "ka.req.binding.subject.has_name[alice] = true",  /* r2 no */
+        "not ka.req.binding.subject.has_name[bob] = N/A", /* r3 no */
+        "ka.req.container.privileged = true",             /* r4 c0 is: yes */
+        "ka.req.container.privileged = false",            /* r5 no */
+        "ka.req.container.privileged[0] = true",          /* r6 yes */
+        "ka.req.container.privileged[1] = false",         /* r7 c1 unset: false, yes */
+        "ka.req.container.privileged[2] exists",          /* r8 no such container: no */
+        "ka.req.container.image = nginx",                 /* r9 the first: yes */
+        "ka.req.container.image[1] = busybox",            /* r10 yes */
+        "ka.req.container.image.repository[1] = busybox", /* r11 yes */
+        "ka.req.container.host_network = true",           /* r12 yes */
+        "ka.req.volume.hostpath[/etc] = true",            /* r13 yes */
+        "ka.req.volume.hostpath[/e*] = true",             /* r14 yes */
+        "ka.req.volume.hostpath[/proc*] = false",         /* r15 yes */
+    };
+    assert_string_equal(conds(c, sizeof(c) / sizeof(c[0])),
+                        "r0,r1,r4,r6,r7,r9,r10,r11,r12,r13,r14,r15");
+    /* no containers: the container fields are missing, has_name is not */
+    static const char *const none =
+        "{\"auditID\":\"n\",\"stage\":\"ResponseComplete\",\"verb\":\"create\","
+        "\"stageTimestamp\":\"2024-05-01T00:00:00Z\",\"objectRef\":{\"resource\":"
+        "\"clusterrolebindings\"},\"requestObject\":{\"roleRef\":{\"name\":\"view\"},"
+        "\"subjects\":[{\"kind\":\"User\",\"name\":\"alice\"}]}}";
+    static const char *const c2[] = {
+        "ka.req.container.privileged exists",
+        "ka.req.container.image exists",
+        "ka.req.binding.subject.has_name[alice] = N/A",
+    };
+    assert_string_equal(conds_on(c2, 3, none), "r2");
+    /* the index must be a number; the plugin requires the path of hostpath */
+    static const char *const bad[] = {"ka.req.container.image[x] exists",
+                                      "ka.req.container.privileged[] exists",
+                                      "ka.req.volume.hostpath = true"};
+    for (size_t i = 0; i < 3; i++) {
+        const char *got = conds_on(&bad[i], 1, POD_EVENT);
+        if (strstr(got, "unknown field") == NULL) {
+            fail_msg("case %zu: got [%s]", i, got);
+        }
+    }
+    /* an older Falco rules file using them loads (tests/integration/rules.sh runs its cases) */
+    const char *files[] = {KT_TEST_FIXTURES "/rules/falco_deprecated.yaml"};
+    struct kt_ruleset *rs = NULL;
+    char err[512] = "";
+    if (kt_ruleset_load(files, 1, NULL, &rs, err, sizeof(err)) != 0) {
+        fail_msg("%s", err);
+    }
+    assert_int_equal(kt_ruleset_count(rs), 9);
+    kt_ruleset_destroy(rs);
 }
 
 static void test_rules_default_pack_loads_and_fires(void **state)
@@ -836,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_rules_prefilter_never_skips_a_match),
         cmocka_unit_test(test_rules_operators),
         cmocka_unit_test(test_rules_list_and_missing_field_semantics),
+        cmocka_unit_test(test_rules_in_cidr_and_sourceip),
         cmocka_unit_test(test_rules_precedence_not_and_or),
         cmocka_unit_test(test_rules_fields_uri_exec_pointer_body),
         cmocka_unit_test(test_rules_container_groups_and_alignment),
@@ -848,6 +1007,7 @@ int main(void)
         cmocka_unit_test(test_rules_output_and_alert_json),
         cmocka_unit_test(test_rules_min_priority_skips_lower_rules),
         cmocka_unit_test(test_rules_falco_style_file_loads_unchanged),
+        cmocka_unit_test(test_rules_deprecated_falco_fields_answer_as_falco),
         cmocka_unit_test(test_rules_default_pack_loads_and_fires),
         cmocka_unit_test(test_corr_items_record_hits_with_keys),
         cmocka_unit_test(test_corr_first_seen_one_hit_per_key_and_batch),
