@@ -1322,8 +1322,9 @@ static void cl_done(const struct req *r, int64_t *t)
 static void cl_who(struct req *r, int who, int node)
 {
     if (who < 0) {
-        fill_common(r, nodes[node].user, "kubelet" KUBE);
-        r->ip = nodes[node].ip;
+        const struct node *n = &nodes[node > 0 ? node : 0]; /* who < 0 always names a node */
+        fill_common(r, n->user, "kubelet" KUBE);
+        r->ip = n->ip;
         r->authz = "";
         return;
     }
