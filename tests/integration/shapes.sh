@@ -177,6 +177,8 @@ LOST="'Exec reads credentials or the metadata endpoint', 'Reverse shell in exec'
 rows() { sql "$1" "$ROWS WHERE audit_id NOT IN (${2:-''}) ORDER BY 1, 2"; }
 grows() { sql "$1" "$GROWS WHERE audit_id NOT IN (${2:-''}) ORDER BY 1, 2"; }
 alerts() { sql "$1" "$ALERTS WHERE e.audit_id NOT IN (${2:-''}) AND a.rule NOT IN (${3:-''}) ORDER BY 1, 2, 3"; }
+# GKE's alerts but the exec's second one, at the end of the request (see compare)
+galerts() { sql "$1" "$ALERTS WHERE e.audit_id NOT IN (${2:-''}) AND NOT (a.rule = 'Exec or attach into a pod' AND e.stage = 'ResponseComplete') ORDER BY 1, 2, 3"; }
 count() { sql "$1" "SELECT count(*) FROM $2"; }
 clusters() { sql "$1" "SELECT DISTINCT coalesce(cluster, 'NULL') FROM v_events ORDER BY 1" | tr '\n' ' ' | sed 's/ $//'; }
 bigrow() { # the brief's columns of the large event
@@ -232,11 +234,16 @@ compare() {
     gke | gke-nobody)
         if [ "$class" == gke ]; then
             same "$n: rows (GKE's fields)" "$REF_GROWS" "$(grows "$db")"
-            same "$n: alerts (but rules on lost fields)" "$REF_GALERTS" "$(alerts "$db")"
+            same "$n: alerts (but rules on lost fields)" "$REF_GALERTS" "$(galerts "$db")"
+            # the end of a long-running request is another entry, with its own timestamp:
+            # GKE has no requestReceivedTimestamp to tie it to its start, so an exec alerts
+            # at its start and again at its end
+            check "$n: the exec alerts at its start and at its end" "ResponseComplete ResponseStarted" \
+                "$(sql "$db" "SELECT group_concat(stage, ' ') FROM (SELECT e.stage FROM alerts a JOIN v_events e ON e.id = a.event_id WHERE a.rule = 'Exec or attach into a pod' ORDER BY 1)")"
         else
             same "$n: rows (GKE's fields) but the large event" "$REF_GROWS_NB" "$(grows "$db" "'$BIG'")"
             same "$n: alerts (but rules on lost fields) but the large event's" "$REF_GALERTS_NB" \
-                "$(alerts "$db" "'$BIG'")"
+                "$(galerts "$db" "'$BIG'")"
             check "$n: large event stored" "$(sql "$T/ref.db" "$GROWS WHERE audit_id = '$BIG'")" \
                 "$(sql "$db" "$GROWS WHERE audit_id = '$BIG'")"
         fi
