@@ -43,6 +43,11 @@ sed 's/"name":"p"/"name":"other"/; s/pods\/p\//pods\/other\//' "$T/first.log" |
 "$KTRAIL" replay --db "$T/b.db" "${rules[@]}" --alerts none "$T/reused.log" 2>/dev/null
 check "a reused auditID on another object alerts on its own" 2 "$(sql "$T/b.db" 'SELECT count(*) FROM alerts')"
 
+# the default pack's exec rule, the same way
+"$KTRAIL" replay --db "$T/p.db" --alerts none "$F/exec-stages.log" 2>/dev/null
+check "the pack: one 'Exec or attach into a pod' per exec, counting its stages" "ex-1 ResponseStarted 2
+ex-2 ResponseComplete 1" "$(sql "$T/p.db" "SELECT audit_id || ' ' || stage || ' ' || count FROM v_alerts WHERE rule = 'Exec or attach into a pod' ORDER BY id")"
+
 # ---- bursts told once ----
 # 25 secrets read by one person in 100 s: the pack's distinct correlation fires at every 5th,
 # and its firings within its window are merged into the first alert, with every read linked
