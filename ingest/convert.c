@@ -113,6 +113,19 @@ out:
     return rc;
 }
 
+/* The record p[0, n) parsed as a JSON object (*root owned, as parse_tree); not_object is the
+ * reason when it parses but is no object. */
+static int parse_object(const char *p, size_t n, yajl_val *root, const char **why,
+                        const char *not_object)
+{
+    int rc = parse_tree(p, n, root, why);
+    if (rc == 0 && !YAJL_IS_OBJECT(*root)) {
+        *why = not_object;
+        rc = KT_EPARSE;
+    }
+    return rc;
+}
+
 /* The member key of object v (borrowed), or NULL when v is no object or has no such key. The
  * last of duplicate keys wins, as in Go's decoder that wrote or reads the record. */
 static yajl_val get(yajl_val v, const char *key)
@@ -641,13 +654,8 @@ int kt_convert_gke(const char *p, size_t n, struct kt_convert_out *out, const ch
 
     why = why != NULL ? why : &dummy;
     out_reset(out);
-    rc = parse_tree(p, n, &root, why);
+    rc = parse_object(p, n, &root, why, "GKE log entry is not a JSON object");
     if (rc != 0) {
-        goto out;
-    }
-    if (!YAJL_IS_OBJECT(root)) {
-        *why = "GKE log entry is not a JSON object";
-        rc = KT_EPARSE;
         goto out;
     }
     res = get(root, "resource");
@@ -784,13 +792,8 @@ int kt_convert_aks_row(const char *p, size_t n, struct kt_convert_out *out, cons
 
     why = why != NULL ? why : &dummy;
     out_reset(out);
-    rc = parse_tree(p, n, &root, why);
+    rc = parse_object(p, n, &root, why, "AKSAudit row is not a JSON object");
     if (rc != 0) {
-        goto out;
-    }
-    if (!YAJL_IS_OBJECT(root)) {
-        *why = "AKSAudit row is not a JSON object";
-        rc = KT_EPARSE;
         goto out;
     }
     id = get_nonempty(root, "AuditId");
