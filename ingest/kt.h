@@ -115,7 +115,7 @@ int64_t kt_now_wall_us(void);
  * microseconds since the epoch. 0 on success, KT_EPARSE when it is not one. */
 int kt_parse_rfc3339(const char *p, size_t len, int64_t *out_us);
 /* Format us (microseconds since the epoch) as "2024-05-01T12:00:00.123456Z" into out (at
- * least 28 bytes); returns the length (27). */
+ * least 28 bytes); returns the length (27), or 0 (out "") for a year outside 0000-9999. */
 size_t kt_format_rfc3339(int64_t us, char *out);
 
 /* 64-bit FNV-1a, used for fingerprints and dictionary hashing. */

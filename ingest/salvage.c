@@ -17,7 +17,6 @@
 #include "salvage.h"
 
 #include <stdio.h>
-#include <time.h>
 
 enum {
     MAX_DEPTH = 256, /* containers open at once; deeper input is treated as cut there */
@@ -431,26 +430,6 @@ static int scan_text(struct scan *s)
     return 0;
 }
 
-/* Format time_us as RFC 3339 UTC with microseconds into buf (64 bytes). 0, or -1 when the
- * year does not fit in four digits. */
-static int format_time(int64_t time_us, char *buf, size_t len)
-{
-    int64_t sec = time_us / 1000000;
-    int64_t us = time_us % 1000000;
-    if (us < 0) {
-        us += 1000000;
-        sec--;
-    }
-    time_t t = (time_t)sec;
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999) {
-        return -1;
-    }
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)us);
-    return 0;
-}
-
 /* Append the timestamps missing from seen (TS_* bits), each preceded by a comma when the
  * object already has a member. 0 or KT_ENOMEM. */
 static int append_times(struct kt_buf *out, int seen, int has_member, int64_t time_us)
@@ -462,8 +441,8 @@ static int append_times(struct kt_buf *out, int seen, int has_member, int64_t ti
         const char *key;
     } keys[] = {{TS_RECEIVED, "requestReceivedTimestamp"}, {TS_STAGE, "stageTimestamp"}};
 
-    if (time_us == 0 || format_time(time_us, ts, sizeof(ts)) != 0) {
-        return 0;
+    if (time_us == 0 || kt_format_rfc3339(time_us, ts) == 0) {
+        return 0; /* no time, or a year outside 0000-9999 */
     }
     for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
         if (seen & keys[k].bit) {

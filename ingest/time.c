@@ -141,7 +141,8 @@ size_t kt_format_rfc3339(int64_t us, char *out)
     int m, d;
     civil_from_days(days, &y, &m, &d);
     if (y < 0 || y > 9999) {
-        y = y < 0 ? 0 : 9999;
+        out[0] = '\0';
+        return 0;
     }
     int v[7] = {(int)y, m, d, (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac};
     static const int width[7] = {4, 2, 2, 2, 2, 2, 6};

@@ -1019,6 +1019,33 @@ static void test_rfc3339_respects_length_not_nul(void **state)
     assert_int_equal(us, INT64_C(1714564800123000));
 }
 
+/* Formatting is the inverse of parsing, before and after the epoch; years past 9999 give
+ * nothing rather than a wrong date. */
+static void test_rfc3339_format_round_trips(void **state)
+{
+    (void)state;
+    static const int64_t times[] = {0,
+                                    1,
+                                    -1,
+                                    INT64_C(1714564800123456),
+                                    INT64_C(951782400000000),
+                                    -INT64_C(62135596800000000),
+                                    INT64_C(253402300799999999)};
+    char buf[32];
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        int64_t back = 0;
+        assert_int_equal(kt_format_rfc3339(times[i], buf), 27);
+        assert_int_equal(kt_parse_rfc3339(buf, 27, &back), 0);
+        assert_true(back == times[i]);
+    }
+    kt_format_rfc3339(INT64_C(1714564800123456), buf);
+    assert_string_equal(buf, "2024-05-01T12:00:00.123456Z");
+    kt_format_rfc3339(-1, buf);
+    assert_string_equal(buf, "1969-12-31T23:59:59.999999Z");
+    assert_int_equal(kt_format_rfc3339(INT64_C(253402300800000000), buf), 0);
+    assert_string_equal(buf, "");
+}
+
 /* The arena keeps its standard blocks across resets: a steady state allocates nothing. */
 static void test_arena_reset_reuses_blocks(void **state)
 {
@@ -1087,6 +1114,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_valid_timestamps),
         cmocka_unit_test(test_rfc3339_rejects_garbage_and_out_of_range),
         cmocka_unit_test(test_rfc3339_respects_length_not_nul),
+        cmocka_unit_test(test_rfc3339_format_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
