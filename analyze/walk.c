@@ -147,85 +147,6 @@ static void skip_value(struct walk *w)
     }
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-static unsigned hex4(const char *s)
-{
-    int a = hexval(s[0]), b = hexval(s[1]), c = hexval(s[2]), d = hexval(s[3]);
-    return a < 0 || b < 0 || c < 0 || d < 0 ? 0xFFFD : (unsigned)(a << 12 | b << 8 | c << 4 | d);
-}
-
-/* Unescape s[0, len) (a JSON string body) into out (at least len bytes); its new length. */
-static size_t unescape(const char *s, size_t len, char *out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] != '\\' || i + 1 >= len) {
-            out[n++] = s[i];
-            continue;
-        }
-        char c = s[++i];
-        switch (c) {
-        case 'b':
-            out[n++] = '\b';
-            break;
-        case 'f':
-            out[n++] = '\f';
-            break;
-        case 'n':
-            out[n++] = '\n';
-            break;
-        case 'r':
-            out[n++] = '\r';
-            break;
-        case 't':
-            out[n++] = '\t';
-            break;
-        case 'u': {
-            if (i + 4 >= len) {
-                return n;
-            }
-            unsigned cp = hex4(s + i + 1);
-            i += 4;
-            if (cp >= 0xD800 && cp < 0xDC00 && i + 6 < len && s[i + 1] == '\\' && s[i + 2] == 'u') {
-                unsigned lo = hex4(s + i + 3);
-                if (lo >= 0xDC00 && lo < 0xE000) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    i += 6;
-                }
-            }
-            /* \uXXXX is 6 bytes and yields at most 3; a surrogate pair is 12 for 4 */
-            if (cp < 0x80) {
-                out[n++] = (char)cp;
-            } else if (cp < 0x800) {
-                out[n++] = (char)(0xC0 | cp >> 6);
-                out[n++] = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                out[n++] = (char)(0xE0 | cp >> 12);
-                out[n++] = (char)(0x80 | (cp >> 6 & 0x3F));
-                out[n++] = (char)(0x80 | (cp & 0x3F));
-            } else {
-                out[n++] = (char)(0xF0 | cp >> 18);
-                out[n++] = (char)(0x80 | (cp >> 12 & 0x3F));
-                out[n++] = (char)(0x80 | (cp >> 6 & 0x3F));
-                out[n++] = (char)(0x80 | (cp & 0x3F));
-            }
-            break;
-        }
-        default: /* '"', '\\', '/' */
-            out[n++] = c;
-            break;
-        }
-    }
-    return n;
-}
-
 /* ---- the pointers' state machine ---- */
 
 static int seg_match(const struct tdef *d, int i, const char *s, size_t len)
@@ -342,8 +263,9 @@ static void container(struct walk *w, long idx)
             }
             const char *k = w->p + 1;
             size_t klen = (size_t)(q - k);
-            if (esc && klen <= sizeof(w->key)) {
-                klen = unescape(k, klen, w->key);
+            long ul;
+            if (esc && klen <= sizeof(w->key) && (ul = kt_json_unescape(k, klen, w->key)) >= 0) {
+                klen = (size_t)ul;
                 k = w->key;
             }
             int d = w->depth;
@@ -436,8 +358,11 @@ static void value(struct walk *w)
                 w->err = KT_ENOMEM;
                 return;
             }
-            len = unescape(s, len, u);
-            s = u;
+            long ul = kt_json_unescape(s, len, u);
+            if (ul >= 0) { /* yajl checked the body: a bad escape cannot be, but is kept raw */
+                len = (size_t)ul;
+                s = u;
+            }
         }
         w->p = q + 1;
         scalar(w, idx, s, len);

@@ -496,123 +496,6 @@ int kt_json_top_string(const char *p, size_t n, const char *key, char *out, size
 
 /* ---- decoding payloads: JSON strings, base64, gzip ---- */
 
-static size_t put_utf8(char *out, uint32_t cp)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* Four hex digits at p (n bytes available); -1 when they are not. */
-static int32_t hex4(const char *p, size_t n)
-{
-    int32_t v = 0;
-    if (n < 4) {
-        return -1;
-    }
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                       : -1;
-        if (d < 0) {
-            return -1;
-        }
-        v = v * 16 + d;
-    }
-    return v;
-}
-
-/*
- * Unescape the body of a JSON string, in[0, n) without its quotes, into out (at least n
- * bytes: the text never grows; \u escapes of 6 bytes give at most 4, a surrogate pair of 12
- * gives 4). Lone surrogates become U+FFFD. Returns the length, or -1 on a bad escape.
- */
-static ssize_t unescape(const char *in, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        const char *bs = memchr(in + i, '\\', n - i);
-        size_t run = bs != NULL ? (size_t)(bs - in) - i : n - i;
-        memcpy(out + o, in + i, run);
-        o += run;
-        i += run;
-        if (i >= n) {
-            break;
-        }
-        if (i + 1 >= n) {
-            return -1;
-        }
-        char c = in[i + 1];
-        i += 2;
-        switch (c) {
-        case '"':
-        case '\\':
-        case '/':
-            out[o++] = c;
-            break;
-        case 'b':
-            out[o++] = '\b';
-            break;
-        case 'f':
-            out[o++] = '\f';
-            break;
-        case 'n':
-            out[o++] = '\n';
-            break;
-        case 'r':
-            out[o++] = '\r';
-            break;
-        case 't':
-            out[o++] = '\t';
-            break;
-        case 'u': {
-            int32_t cp = hex4(in + i, n - i);
-            if (cp < 0) {
-                return -1;
-            }
-            i += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                int32_t lo = i + 1 < n && in[i] == '\\' && in[i + 1] == 'u'
-                                 ? hex4(in + i + 2, n - i - 2)
-                                 : -1;
-                if (lo >= 0xdc00 && lo <= 0xdfff) {
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    i += 6;
-                } else {
-                    cp = 0xfffd;
-                }
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                cp = 0xfffd;
-            }
-            o += put_utf8(out + o, (uint32_t)cp);
-            break;
-        }
-        default:
-            return -1;
-        }
-    }
-    return (ssize_t)o;
-}
-
 /* The string value at v in p, unescaped into buf (emptied first). 0, KT_EPARSE on a bad
  * escape, KT_ENOMEM. */
 static int string_into(const char *p, struct span v, struct kt_buf *buf)
@@ -622,7 +505,7 @@ static int string_into(const char *p, struct span v, struct kt_buf *buf)
     if (kt_buf_reserve(buf, n + 1) != 0) {
         return KT_ENOMEM;
     }
-    ssize_t len = unescape(p + v.start + 1, n, buf->p);
+    ssize_t len = kt_json_unescape(p + v.start + 1, n, buf->p);
     if (len < 0) {
         return KT_EPARSE;
     }
@@ -765,7 +648,7 @@ static void set_cluster(struct ctx *x, const char *p, struct span v, int lower)
     if (n == 0 || n > sizeof(tmp) - 1) {
         return;
     }
-    ssize_t len = unescape(p + v.start + 1, n, tmp);
+    ssize_t len = kt_json_unescape(p + v.start + 1, n, tmp);
     if (len <= 0) {
         return;
     }

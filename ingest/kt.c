@@ -86,6 +86,120 @@ void kt_buf_free(struct kt_buf *b)
     b->cap = 0;
 }
 
+/* ---- JSON string bodies ---- */
+
+static size_t put_utf8(char *out, uint32_t cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xc0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xe0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Four hex digits at p (n bytes available); -1 when they are not. */
+static int32_t hex4(const char *p, size_t n)
+{
+    int32_t v = 0;
+    if (n < 4) {
+        return -1;
+    }
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) {
+            return -1;
+        }
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+long kt_json_unescape(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        const char *bs = memchr(in + i, '\\', n - i);
+        size_t run = bs != NULL ? (size_t)(bs - in) - i : n - i;
+        memcpy(out + o, in + i, run);
+        o += run;
+        i += run;
+        if (i >= n) {
+            break;
+        }
+        if (i + 1 >= n) {
+            return -1;
+        }
+        char c = in[i + 1];
+        i += 2;
+        switch (c) {
+        case '"':
+        case '\\':
+        case '/':
+            out[o++] = c;
+            break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'u': {
+            int32_t cp = hex4(in + i, n - i);
+            if (cp < 0) {
+                return -1;
+            }
+            i += 4;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                int32_t lo = i + 1 < n && in[i] == '\\' && in[i + 1] == 'u'
+                                 ? hex4(in + i + 2, n - i - 2)
+                                 : -1;
+                if (lo >= 0xdc00 && lo <= 0xdfff) {
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                    i += 6;
+                } else {
+                    cp = 0xfffd;
+                }
+            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
+                cp = 0xfffd;
+            }
+            o += put_utf8(out + o, (uint32_t)cp);
+            break;
+        }
+        default:
+            return -1;
+        }
+    }
+    return (long)o;
+}
+
 /* Blocks hold their payload after the header; 64 KiB unless one allocation needs more. */
 struct kt_arena_block {
     struct kt_arena_block *next; /* older block */

@@ -60,6 +60,13 @@ int kt_buf_puts(struct kt_buf *b, const char *s);
 void kt_buf_free(struct kt_buf *b);
 
 /*
+ * Unescape the body of a JSON string, in[0, n) without its quotes, into out (at least n
+ * bytes: the text never grows; \u escapes of 6 bytes give at most 4, a surrogate pair of 12
+ * gives 4). Lone surrogates become U+FFFD. Returns the length, or -1 on a bad escape.
+ */
+long kt_json_unescape(const char *in, size_t n, char *out);
+
+/*
  * A bump allocator for decoded strings. Memory lives until kt_arena_reset() (which keeps
  * the first block for reuse) or kt_arena_free(). Blocks are chained, never moved, so
  * pointers handed out stay valid until reset.
