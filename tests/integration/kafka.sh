@@ -23,19 +23,8 @@ cleanup() {
 trap cleanup EXIT
 
 # The cluster: a topic per scenario (6 partitions each); commands on fd 3.
-mkfifo "$T/ctl"
-"$KAFKA_MOCK" audit shapes alerts three killed <"$T/ctl" >"$T/boot" 2>"$T/mock.err" &
-MOCK=$!
-exec 3>"$T/ctl"
-for _ in $(seq 100); do
-    [ -s "$T/boot" ] && break
-    sleep 0.05
-done
-B=$(head -n 1 "$T/boot")
+kafka_mock audit shapes alerts three killed
 check "mock cluster prints its bootstrap address" 1 "$(grep -c '^127.0.0.1:[0-9]*,127.0.0.1:[0-9]*,127.0.0.1:[0-9]*$' "$T/boot")"
-
-# Group settings that let the mock cluster's groups settle fast.
-FAST=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
 
 # produce FILE [TOPIC]: one message per line, keyed by line number (spread over partitions).
 produce() {

@@ -16,6 +16,24 @@ check() { # check NAME EXPECTED ACTUAL
     fi
 }
 sql() { sqlite3 -batch -noheader "$1" "$2"; }
+# kafka_mock TOPIC...: start librdkafka's mock cluster (tests/tools/kafka_mock.c, 3 brokers)
+# with these topics, its commands on fd 3 (it stops when fd 3 closes); sets $MOCK (its pid)
+# and $B (its bootstrap servers). Fails when it printed no address.
+kafka_mock() {
+    mkfifo "$T/ctl"
+    "$KAFKA_MOCK" "$@" <"$T/ctl" >"$T/boot" 2>"$T/mock.err" &
+    MOCK=$!
+    exec 3>"$T/ctl"
+    for _ in $(seq 100); do
+        [ -s "$T/boot" ] && break
+        sleep 0.05
+    done
+    B=$(head -n 1 "$T/boot")
+    [ -n "$B" ]
+}
+# Consumer group settings that let the mock cluster's groups settle fast.
+FAST=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
+
 finish() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]

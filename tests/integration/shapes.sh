@@ -566,17 +566,8 @@ k-filebeat filebeat.json full NULL
 k-aks aks-eventhubs.json cut shapes-aks
 k-gke gke-sink.json gke shapes-gke
 k-eks eks-data-message.json full shapes-eks"
-    mkfifo "$T/ctl"
-    "$KAFKA_MOCK" $(cut -d' ' -f1 <<<"$TOPICS") <"$T/ctl" >"$T/boot" 2>"$T/mock.err" &
-    MOCK=$!
-    exec 3>"$T/ctl"
-    for _ in $(seq 100); do
-        [ -s "$T/boot" ] && break
-        sleep 0.05
-    done
-    B=$(head -n 1 "$T/boot")
+    kafka_mock $(cut -d' ' -f1 <<<"$TOPICS")
     check "kafka: mock cluster up" 1 "$(grep -c '^127.0.0.1:[0-9]*' "$T/boot")"
-    FAST=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
     # everything on partition 0, in file order (the correlations are sequences)
     while read -r t f _ _; do
         if [ "$t" == k-eks ]; then
