@@ -47,6 +47,10 @@ int cli_rule_option(int c, const char *arg, struct rule_args *ra);
 struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed);
 
 /* Commands in their own files: argv[0] is the command name. Return an exit code. */
+/* The summary line of envelope entries without audit events that src skipped, if any. */
+struct kt_source;
+void cli_print_skipped(const char *cmd, const struct kt_source *src);
+
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_consume(int argc, char **argv);
 

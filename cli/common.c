@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "source.h"
 
 volatile sig_atomic_t cli_stop_requested;
 
@@ -164,3 +165,14 @@ const char cli_rule_usage[] =
     "  --no-default-rules      do not load ktrail's own rule pack\n"
     "  --alerts json|text|none print alerts on stdout once stored (default text)\n"
     "  --min-priority P        skip rules below P (emergency ... debug)\n";
+
+void cli_print_skipped(const char *cmd, const struct kt_source *src)
+{
+    uint64_t n = __atomic_load_n(&src->skipped, __ATOMIC_RELAXED);
+    if (n > 0) {
+        fprintf(stderr,
+                "ktrail %s: %llu envelope entr%s without audit events skipped (other log streams"
+                " or categories, control messages)\n",
+                cmd, (unsigned long long)n, n == 1 ? "y" : "ies");
+    }
+}

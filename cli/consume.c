@@ -279,6 +279,7 @@ int cli_cmd_consume(int argc, char **argv)
             (unsigned long long)res.st.events, (unsigned long long)res.st.duplicates,
             (unsigned long long)res.st.rejects, (unsigned long long)res.st.alerts, res.seconds,
             rate);
+    cli_print_skipped("consume", src);
     /* close the consumer first: the group rebalances while the producer flushes */
     kt_source_destroy(src);
     src = NULL;

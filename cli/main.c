@@ -319,12 +319,7 @@ static int cmd_replay(int argc, char **argv)
                 (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
                 (unsigned long long)ss.corr_expired);
     }
-    if (src->skipped > 0) {
-        fprintf(stderr,
-                "ktrail replay: %llu envelope entr%s without audit events skipped (other log"
-                " streams or categories, control messages)\n",
-                (unsigned long long)src->skipped, src->skipped == 1 ? "y" : "ies");
-    }
+    cli_print_skipped("replay", src);
     if (skipped > 0) {
         fprintf(stderr,
                 "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"

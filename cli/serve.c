@@ -547,6 +547,7 @@ int cli_cmd_serve(int argc, char **argv)
             (unsigned long long)ws.events, (unsigned long long)res.st.events,
             (unsigned long long)res.st.duplicates, (unsigned long long)res.st.rejects,
             (unsigned long long)res.st.alerts, res.seconds);
+    cli_print_skipped("serve", src);
 out:
     kt_source_destroy(src);
     kt_store_close(store);

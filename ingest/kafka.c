@@ -592,6 +592,7 @@ static int take_message(struct kafka_src *s, struct kt_batch *b, const rd_kafka_
     d->records += c.records;
     d->rejects += c.rejects;
     d->skipped += c.skipped;
+    s->base.skipped += c.skipped; /* what every source counts (loop thread only) */
     s->base.bytes_done += m->len;
     return rc;
 }

@@ -331,7 +331,7 @@ static void test_envelope_gzip_base64_lambda_and_firehose_bodies_are_opened(void
     assert_int_equal(o.c.rejects, 0);
     /* a corrupt one is a reject saying so */
     unwrap_n(z, zn - 5, 0, &o);
-    assert_string_equal(o.c.rejects == 1 ? "ok" : o.text, "ok");
+    assert_int_equal(o.c.rejects, 1);
     assert_non_null(strstr(o.text, "invalid gzip data"));
 }
 
