@@ -312,48 +312,57 @@ enum key {
     K_COUNT
 };
 
-static const char *const key_names[K_COUNT] = {
-    [K_AUDIT_ID] = "auditID",
-    [K_STAGE] = "stage",
-    [K_STAGE_TS] = "stageTimestamp",
-    [K_RECV_TS] = "requestReceivedTimestamp",
-    [K_REQUEST_URI] = "requestURI",
-    [K_VERB] = "verb",
-    [K_OBJECT_REF] = "objectRef",
-    [K_RESPONSE_STATUS] = "responseStatus",
-    [K_SOURCE_IPS] = "sourceIPs",
-    [K_IMP_USER] = "impersonatedUser",
-    [K_KIND] = "kind",
-    [K_API_VERSION] = "apiVersion",
-    [K_LEVEL] = "level",
-    [K_USER] = "user",
-    [K_USER_AGENT] = "userAgent",
-    [K_ANNOTATIONS] = "annotations",
-    [K_REQUEST_OBJECT] = "requestObject",
-    [K_RESPONSE_OBJECT] = "responseObject",
-    [K_METADATA] = "metadata",
-    [K_TIMESTAMP] = "timestamp",
-    [K_LOG] = "log",
-    [K_MESSAGE] = "message",
-    [K_RECORDS] = "records",
-    [K_CATEGORY] = "category",
-    [K_PROPERTIES] = "properties",
-    [K_RESOURCE_ID] = "resourceId",
-    [K_TIME] = "time",
-    [K_MESSAGE_TYPE] = "messageType",
-    [K_LOG_GROUP] = "logGroup",
-    [K_LOG_STREAM] = "logStream",
-    [K_LOG_EVENTS] = "logEvents",
-    [K_AWSLOGS] = "awslogs",
-    [K_DATA] = "data",
-    [K_EVENTS] = "events",
-    [K_LOG_STREAM_NAME] = "logStreamName",
-    [K_PROTO_PAYLOAD] = "protoPayload",
-    [K_AUDIT_ID_ROW] = "AuditId",
-    [K_K8S_AUDIT_LEVEL] = "k8s_audit_level",
-    [K_OPENSHIFT] = "openshift",
-    [K_CLUSTER_ID] = "cluster_id",
+/* The key names, with their lengths (key_id compares lengths first: most keys differ there). */
+#define KEY(s)                                                                                     \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+static const struct {
+    const char *s; /* the name */
+    size_t n;      /* its length */
+} key_names[K_COUNT] = {
+    [K_AUDIT_ID] = KEY("auditID"),
+    [K_STAGE] = KEY("stage"),
+    [K_STAGE_TS] = KEY("stageTimestamp"),
+    [K_RECV_TS] = KEY("requestReceivedTimestamp"),
+    [K_REQUEST_URI] = KEY("requestURI"),
+    [K_VERB] = KEY("verb"),
+    [K_OBJECT_REF] = KEY("objectRef"),
+    [K_RESPONSE_STATUS] = KEY("responseStatus"),
+    [K_SOURCE_IPS] = KEY("sourceIPs"),
+    [K_IMP_USER] = KEY("impersonatedUser"),
+    [K_KIND] = KEY("kind"),
+    [K_API_VERSION] = KEY("apiVersion"),
+    [K_LEVEL] = KEY("level"),
+    [K_USER] = KEY("user"),
+    [K_USER_AGENT] = KEY("userAgent"),
+    [K_ANNOTATIONS] = KEY("annotations"),
+    [K_REQUEST_OBJECT] = KEY("requestObject"),
+    [K_RESPONSE_OBJECT] = KEY("responseObject"),
+    [K_METADATA] = KEY("metadata"),
+    [K_TIMESTAMP] = KEY("timestamp"),
+    [K_LOG] = KEY("log"),
+    [K_MESSAGE] = KEY("message"),
+    [K_RECORDS] = KEY("records"),
+    [K_CATEGORY] = KEY("category"),
+    [K_PROPERTIES] = KEY("properties"),
+    [K_RESOURCE_ID] = KEY("resourceId"),
+    [K_TIME] = KEY("time"),
+    [K_MESSAGE_TYPE] = KEY("messageType"),
+    [K_LOG_GROUP] = KEY("logGroup"),
+    [K_LOG_STREAM] = KEY("logStream"),
+    [K_LOG_EVENTS] = KEY("logEvents"),
+    [K_AWSLOGS] = KEY("awslogs"),
+    [K_DATA] = KEY("data"),
+    [K_EVENTS] = KEY("events"),
+    [K_LOG_STREAM_NAME] = KEY("logStreamName"),
+    [K_PROTO_PAYLOAD] = KEY("protoPayload"),
+    [K_AUDIT_ID_ROW] = KEY("AuditId"),
+    [K_K8S_AUDIT_LEVEL] = KEY("k8s_audit_level"),
+    [K_OPENSHIFT] = KEY("openshift"),
+    [K_CLUSTER_ID] = KEY("cluster_id"),
 };
+#undef KEY
 
 /* The members of one object the shapes need. */
 struct keys {
@@ -365,7 +374,7 @@ static int key_id(const char *p, struct span k)
 {
     size_t n = k.end - k.start;
     for (int i = 0; i < K_COUNT; i++) {
-        if (strlen(key_names[i]) == n && memcmp(p + k.start, key_names[i], n) == 0) {
+        if (key_names[i].n == n && memcmp(p + k.start, key_names[i].s, n) == 0) {
             return i;
         }
     }
