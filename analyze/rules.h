@@ -84,7 +84,24 @@ const char *kt_priority_name(int prio);
 int kt_rules_test_file(const struct kt_ruleset *rs, const char *file, FILE *out, int *passed,
                        int *failed, unsigned char *cover, char *errstr, size_t errlen);
 
-/* Print one alert as a JSON line (Falco's shape plus audit_id and stage) or as text. */
+/* One alert's fields, wherever they are held (a batch, a database row). */
+struct kt_alert_doc {
+    struct kt_str time;     /* the event's stageTimestamp, RFC 3339 */
+    const char *rule;       /* rule name */
+    int priority;           /* enum kt_priority */
+    struct kt_str output;   /* rendered output */
+    struct kt_str fields;   /* output fields, a JSON object (empty: {}) */
+    struct kt_str tags;     /* tags joined with ',' (may be empty) */
+    struct kt_str audit_id; /* the event's auditID */
+    struct kt_str stage;    /* the event's stage */
+    const char *hostname;   /* the host that raised it, or NULL to leave it out */
+};
+/* Append the alert as Falco's JSON alert (time, rule, priority, output, output_fields,
+ * tags, source "k8s_audit", hostname) plus audit_id and stage, without a newline: what
+ * --alerts json prints and --alerts-http posts. 0 or KT_ENOMEM. */
+int kt_alert_json(struct kt_buf *out, const struct kt_alert_doc *d);
+
+/* Print one alert as a JSON line (kt_alert_json) or as text. */
 void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *a, int json);
 
 #endif

@@ -851,36 +851,18 @@ void kt_alert_print(FILE *out, const struct kt_batch *b, const struct kt_alert *
                 a->rule, (int)a->output.len, a->output.ptr);
         return;
     }
-    struct sbuf s = {0};
-    SB_LIT(&s, "{\"time\":");
-    sb_json_str(&s, ts.ptr, ts.len);
-    SB_LIT(&s, ",\"rule\":");
-    sb_json_str(&s, a->rule, strlen(a->rule));
-    SB_LIT(&s, ",\"priority\":");
-    const char *pn = kt_priority_name(a->priority);
-    sb_json_str(&s, pn, strlen(pn));
-    SB_LIT(&s, ",\"output\":");
-    sb_json_str(&s, a->output.ptr, a->output.len);
-    SB_LIT(&s, ",\"output_fields\":");
-    sb_put(&s, a->fields.ptr, a->fields.len);
-    SB_LIT(&s, ",\"tags\":[");
-    const char *t = a->tags != NULL ? a->tags : "";
-    for (int first = 1; *t != '\0'; first = 0) {
-        const char *c = strchr(t, ',');
-        size_t n = c != NULL ? (size_t)(c - t) : strlen(t);
-        if (!first) {
-            SB_LIT(&s, ",");
-        }
-        sb_json_str(&s, t, n);
-        t += n + (c != NULL);
-    }
-    SB_LIT(&s, "],\"source\":\"k8s_audit\",\"audit_id\":");
-    sb_json_str(&s, ev->f[KT_F_AUDIT_ID].ptr, ev->f[KT_F_AUDIT_ID].len);
-    SB_LIT(&s, ",\"stage\":");
-    sb_json_str(&s, ev->f[KT_F_STAGE].ptr, ev->f[KT_F_STAGE].len);
-    SB_LIT(&s, "}\n");
-    if (!s.err) {
+    const char *tags = a->tags != NULL ? a->tags : "";
+    struct kt_alert_doc d = {.time = ts,
+                             .rule = a->rule,
+                             .priority = a->priority,
+                             .output = a->output,
+                             .fields = a->fields,
+                             .tags = {tags, strlen(tags)},
+                             .audit_id = ev->f[KT_F_AUDIT_ID],
+                             .stage = ev->f[KT_F_STAGE]};
+    struct kt_buf s = {0};
+    if (kt_alert_json(&s, &d) == 0 && kt_buf_append(&s, "\n", 1) == 0) {
         fwrite(s.p, 1, s.len, out);
     }
-    free(s.p);
+    kt_buf_free(&s);
 }

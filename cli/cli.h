@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "deliver.h"
 #include "rules.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_RULES = 3 };
@@ -45,6 +46,43 @@ int cli_rule_option(int c, const char *arg, struct rule_args *ra);
 /* The ruleset ra names, or NULL with *failed = 0 when it names none, or NULL with *failed = 1
  * after printing the error. */
 struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed);
+
+/* --alerts-http destinations (cli/alerts_http.c); the options after a URL apply to it. */
+enum { CLI_MAX_HTTP = 8, CLI_MAX_HTTP_HEADERS = 16 };
+enum {
+    CLI_OPT_HTTP = 0x300, /* getopt_long values, clear of every short option */
+    CLI_OPT_HTTP_HEADER,
+    CLI_OPT_HTTP_TOKEN_FILE,
+    CLI_OPT_HTTP_CA,
+    CLI_OPT_HTTP_MIN_PRIORITY,
+};
+#define CLI_ALERTS_HTTP_OPTIONS                                                                    \
+    {"alerts-http", required_argument, NULL, CLI_OPT_HTTP},                                        \
+        {"alerts-http-header", required_argument, NULL, CLI_OPT_HTTP_HEADER},                      \
+        {"alerts-http-token-file", required_argument, NULL, CLI_OPT_HTTP_TOKEN_FILE},              \
+        {"alerts-http-ca", required_argument, NULL, CLI_OPT_HTTP_CA},                              \
+    {                                                                                              \
+        "alerts-min-priority", required_argument, NULL, CLI_OPT_HTTP_MIN_PRIORITY                  \
+    }
+struct alerts_http_args {
+    struct kt_deliver_dest dests[CLI_MAX_HTTP];
+    size_t n;
+    const char *headers[CLI_MAX_HTTP][CLI_MAX_HTTP_HEADERS];
+    char tokens[CLI_MAX_HTTP][4096];
+};
+/* Handle an --alerts-http option; 1 if c was one, -1 on a bad value (printed), 0 if not. */
+int cli_alerts_http_option(int c, const char *arg, struct alerts_http_args *ha);
+/* Start delivering to ha's destinations from db (opened by the store already): the handle,
+ * NULL when there are none, or NULL with *failed = 1 after printing why. */
+struct kt_deliver *cli_alerts_http_start(const struct alerts_http_args *ha, const char *db,
+                                         int *failed);
+/* At the end of a run: wait for the receivers (CLI_ALERTS_HTTP_DRAIN_MS at most), print
+ * what each took, stop. Accepts NULL. */
+void cli_alerts_http_finish(struct kt_deliver *d, const char *cmd);
+/* What a run waits at its end for the receivers to take what is stored (the rest is sent by
+ * the next run). */
+enum { CLI_ALERTS_HTTP_DRAIN_MS = 10000 };
+extern const char cli_alerts_http_usage[];
 
 /* Commands in their own files: argv[0] is the command name. Return an exit code. */
 /* The summary line of envelope entries without audit events that src skipped, if any. */

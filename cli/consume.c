@@ -97,6 +97,7 @@ static void consume_usage(FILE *out)
           "  --verbose               debug logging (librdkafka's too)\n",
           out);
     fputs(cli_rule_usage, out);
+    fputs(cli_alerts_http_usage, out);
 }
 
 int cli_cmd_consume(int argc, char **argv)
@@ -107,12 +108,14 @@ int cli_cmd_consume(int argc, char **argv)
     struct kt_kafka_opts ko = {.topics = topics, .props = props, .max_event_size = 16u << 20};
     struct kt_store_opts so = {0};
     struct rule_args ra = RULE_ARGS_INIT;
+    static struct alerts_http_args ha;
     int quiet = 0;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
+        CLI_ALERTS_HTTP_OPTIONS,
         {"brokers", required_argument, NULL, 'b'},
         {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'},
@@ -131,6 +134,9 @@ int cli_cmd_consume(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "X:qvh", longopts, NULL)) != -1) {
         int r = cli_rule_option(c, optarg, &ra);
+        if (r == 0) {
+            r = cli_alerts_http_option(c, optarg, &ha);
+        }
         if (r < 0) {
             return EXIT_USAGE;
         }
@@ -221,6 +227,7 @@ int cli_cmd_consume(int argc, char **argv)
     struct kt_store *store = NULL;
     struct kt_source *src = NULL;
     struct forward fw = {0};
+    struct kt_deliver *http = NULL;
     int code = EXIT_OK;
     if (kt_store_open(db, &so, &store, err, sizeof(err)) != 0) {
         fprintf(stderr, "ktrail: %s\n", err);
@@ -243,6 +250,11 @@ int cli_cmd_consume(int argc, char **argv)
             code = rc == KT_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
             goto out;
         }
+    }
+    http = cli_alerts_http_start(&ha, db, &failed);
+    if (failed) {
+        code = EXIT_RUNTIME;
+        goto out;
     }
     kt_info("consume", "group %s, %zu topic(s) from %s into %s, %zu rules%s%s", ko.group,
             ko.ntopics, ko.brokers, db, rules != NULL ? kt_ruleset_count(rules) : 0,
@@ -292,7 +304,10 @@ int cli_cmd_consume(int argc, char **argv)
                 (unsigned long long)delivered, alerts_topic,
                 (unsigned long long)(failed_dr + (uint64_t)left + fw.lost));
     }
+    cli_alerts_http_finish(http, "consume");
+    http = NULL;
 out:
+    kt_deliver_stop(http, 0);
     kt_source_destroy(src);
     kt_kafka_producer_destroy(fw.producer);
     kt_store_close(store);

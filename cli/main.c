@@ -56,6 +56,7 @@ static void usage(FILE *out)
           "list and test):\n",
           out);
     fputs(cli_rule_usage, out);
+    fputs(cli_alerts_http_usage, out);
 }
 
 /* --rules and --no-default-rules after `rules list|test`; 0, or -1 on a bad option. */
@@ -180,11 +181,13 @@ static int cmd_replay(int argc, char **argv)
     struct kt_store_opts so = {0};
     int quiet = 0, no_resume = 0;
     struct rule_args ra = RULE_ARGS_INIT;
+    static struct alerts_http_args ha;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
+        CLI_ALERTS_HTTP_OPTIONS,
         {"db", required_argument, NULL, 'd'},
         {"cluster", required_argument, NULL, 'C'},
         {"follow", no_argument, NULL, 'f'},
@@ -200,6 +203,9 @@ static int cmd_replay(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:fqvh", longopts, NULL)) != -1) {
         int r = cli_rule_option(c, optarg, &ra);
+        if (r == 0) {
+            r = cli_alerts_http_option(c, optarg, &ha);
+        }
         if (r < 0) {
             return EXIT_USAGE;
         }
@@ -277,6 +283,14 @@ static int cmd_replay(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    int http_failed = 0;
+    struct kt_deliver *http = cli_alerts_http_start(&ha, db, &http_failed);
+    if (http_failed) {
+        kt_source_destroy(src);
+        kt_store_close(store);
+        kt_ruleset_destroy(rules);
+        return EXIT_RUNTIME;
+    }
     cli_install_signals();
     struct kt_pipeline_opts po = {
         .progress = !quiet && isatty(STDERR_FILENO),
@@ -320,6 +334,7 @@ static int cmd_replay(int argc, char **argv)
                 (unsigned long long)ss.corr_expired);
     }
     cli_print_skipped("replay", src);
+    cli_alerts_http_finish(http, "replay");
     if (skipped > 0) {
         fprintf(stderr,
                 "ktrail replay: %u file%s skipped, already replayed (--no-resume reads"

@@ -25,6 +25,7 @@ struct serve_state {
     size_t nrules;                  /* rules in the set */
     uint64_t batches_failed;        /* batches whose transaction failed */
     int last_status;                /* of the last transaction */
+    struct kt_deliver *http;        /* --alerts-http delivery, or NULL */
 };
 
 static void on_committed(const struct kt_batch *b, int status, void *ctx)
@@ -103,6 +104,32 @@ static void text_label(struct text *t, const char *v)
     }
 }
 
+/* Per --alerts-http destination: delivered, refused, failed attempts, pending, up. */
+static void render_http_metrics(struct kt_deliver *d, struct text *t)
+{
+    static const char *const names[] = {"delivered_total", "refused_total", "failures_total",
+                                        "pending", "up"};
+    static const char *const help[] = {"Alerts the receiver took (2xx).",
+                                       "Alerts the receiver refused for good, skipped.",
+                                       "Delivery attempts that failed and are retried.",
+                                       "Alerts stored after the delivery cursor, to be sent.",
+                                       "1 when the last delivery attempt succeeded."};
+    if (kt_deliver_count(d) == 0) {
+        return;
+    }
+    for (size_t m = 0; m < sizeof(names) / sizeof(names[0]); m++) {
+        text_add(t, "# HELP ktrail_alerts_http_%s %s\n# TYPE ktrail_alerts_http_%s %s\n", names[m],
+                 help[m], names[m], m < 3 ? "counter" : "gauge");
+        for (size_t i = 0; i < kt_deliver_count(d); i++) {
+            struct kt_deliver_stats st;
+            kt_deliver_stats(d, i, &st);
+            uint64_t v[] = {st.delivered, st.rejected, st.failures, st.pending, (uint64_t)st.up};
+            text_add(t, "ktrail_alerts_http_%s{destination=\"%s\"} %llu\n", names[m],
+                     kt_deliver_name(d, i), (unsigned long long)v[m]);
+        }
+    }
+}
+
 static void render_metrics(struct serve_state *s, struct text *t)
 {
     struct kt_webhook_stats ws;
@@ -164,6 +191,7 @@ static void render_metrics(struct serve_state *s, struct text *t)
              (unsigned long long)ss.corr_groups, (unsigned long long)ss.corr_bytes,
              (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
              (unsigned long long)ss.corr_expired);
+    render_http_metrics(s->http, t);
     text_add(t, "# HELP ktrail_alerts_total Alerts committed, by rule and priority.\n"
                 "# TYPE ktrail_alerts_total counter\n");
     pthread_mutex_lock(&s->mu);
@@ -278,6 +306,7 @@ static void serve_usage(FILE *out)
           "  --verbose               debug logging\n",
           out);
     fputs(cli_rule_usage, out);
+    fputs(cli_alerts_http_usage, out);
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -286,12 +315,14 @@ int cli_cmd_serve(int argc, char **argv)
     struct kt_webhook_opts wo = {0};
     struct kt_store_opts so = {0};
     struct rule_args ra = RULE_ARGS_INIT;
+    static struct alerts_http_args ha;
     unsigned long conns = 0;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
+        CLI_ALERTS_HTTP_OPTIONS,
         {"listen", required_argument, NULL, 'l'},
         {"path", required_argument, NULL, 'p'},
         {"db", required_argument, NULL, 'd'},
@@ -324,6 +355,9 @@ int cli_cmd_serve(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         int r = cli_rule_option(c, optarg, &ra);
+        if (r == 0) {
+            r = cli_alerts_http_option(c, optarg, &ha);
+        }
         if (r < 0) {
             return EXIT_USAGE;
         }
@@ -472,6 +506,11 @@ int cli_cmd_serve(int argc, char **argv)
         code = EXIT_RUNTIME;
         goto out;
     }
+    st.http = cli_alerts_http_start(&ha, db, &failed); /* before /metrics can be asked */
+    if (failed) {
+        code = EXIT_RUNTIME;
+        goto out;
+    }
     if (kt_webhook_source_create(&wo, &src, err, sizeof(err)) != 0) {
         fprintf(stderr, "ktrail: %s\n", err);
         code = EXIT_USAGE;
@@ -550,6 +589,7 @@ int cli_cmd_serve(int argc, char **argv)
     cli_print_skipped("serve", src);
 out:
     kt_source_destroy(src);
+    cli_alerts_http_finish(st.http, "serve");
     kt_store_close(store);
     free(st.alerts);
     pthread_mutex_destroy(&st.mu);

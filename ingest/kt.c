@@ -75,6 +75,34 @@ int kt_buf_puts(struct kt_buf *b, const char *s)
     return kt_buf_append(b, s, strlen(s));
 }
 
+int kt_buf_json_str(struct kt_buf *b, const char *p, size_t n)
+{
+    /* worst case: every byte a \u00XX escape */
+    if (kt_buf_reserve(b, n * 6 + 2) != 0) {
+        return KT_ENOMEM;
+    }
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            static const char hex[] = "0123456789abcdef";
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->p);
+    return 0;
+}
+
 void kt_buf_free(struct kt_buf *b)
 {
     if (b == NULL) {

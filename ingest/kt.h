@@ -58,6 +58,8 @@ int kt_buf_append(struct kt_buf *b, const void *p, size_t n);
 int kt_buf_puts(struct kt_buf *b, const char *s);
 /* Release the bytes; the buffer is empty and reusable afterwards. Accepts NULL. */
 void kt_buf_free(struct kt_buf *b);
+/* Append p[0, n) as a JSON string, quoted and escaped; 0 or KT_ENOMEM. */
+int kt_buf_json_str(struct kt_buf *b, const char *p, size_t n);
 
 /*
  * Unescape the body of a JSON string, in[0, n) without its quotes, into out (at least n
