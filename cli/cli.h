@@ -7,9 +7,11 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "deliver.h"
+#include "retain.h"
 #include "rules.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_RULES = 3 };
@@ -84,6 +86,28 @@ void cli_alerts_http_finish(struct kt_deliver *d, const char *cmd);
 enum { CLI_ALERTS_HTTP_DRAIN_MS = 10000 };
 extern const char cli_alerts_http_usage[];
 
+/* --retain and --retain-alerts (cli/retention.c). */
+enum { CLI_OPT_RETAIN = 0x310, CLI_OPT_RETAIN_ALERTS, CLI_OPT_RETAIN_EVERY };
+#define CLI_RETAIN_OPTIONS                                                                         \
+    {"retain", required_argument, NULL, CLI_OPT_RETAIN},                                           \
+        {"retain-every", required_argument, NULL, CLI_OPT_RETAIN_EVERY},                           \
+    {                                                                                              \
+        "retain-alerts", required_argument, NULL, CLI_OPT_RETAIN_ALERTS                            \
+    }
+struct retain_args {
+    int64_t events_us; /* --retain, 0 when not given */
+    int64_t alerts_us; /* --retain-alerts, 0 when not given */
+    int64_t every_us;  /* --retain-every: between passes, 0 for the default */
+};
+/* Handle a retention option; 1 if c was one, -1 on a bad value (printed), 0 if not. */
+int cli_retain_option(int c, const char *arg, struct retain_args *ra);
+/* The options make sense together: 0, or -1 (printed). */
+int cli_retain_check(const struct retain_args *ra);
+/* Start background retention on db when asked: the handle, NULL when not asked, or NULL with
+ * *failed = 1 (printed). Stop it with kt_retain_stop(). */
+struct kt_retain *cli_retain_start(const struct retain_args *ra, const char *db, int *failed);
+extern const char cli_retain_usage[];
+
 /* Commands in their own files: argv[0] is the command name. Return an exit code. */
 /* The summary line of envelope entries without audit events that src skipped, if any. */
 struct kt_source;
@@ -91,6 +115,7 @@ void cli_print_skipped(const char *cmd, const struct kt_source *src);
 
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_consume(int argc, char **argv);
+int cli_cmd_prune(int argc, char **argv);
 
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];

@@ -98,6 +98,7 @@ static void consume_usage(FILE *out)
           out);
     fputs(cli_rule_usage, out);
     fputs(cli_alerts_http_usage, out);
+    fputs(cli_retain_usage, out);
 }
 
 int cli_cmd_consume(int argc, char **argv)
@@ -109,6 +110,8 @@ int cli_cmd_consume(int argc, char **argv)
     struct kt_store_opts so = {0};
     struct rule_args ra = RULE_ARGS_INIT;
     static struct alerts_http_args ha;
+    struct retain_args rt = {0};
+    struct kt_retain *retain = NULL;
     int quiet = 0;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
@@ -116,6 +119,7 @@ int cli_cmd_consume(int argc, char **argv)
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
         CLI_ALERTS_HTTP_OPTIONS,
+        CLI_RETAIN_OPTIONS,
         {"brokers", required_argument, NULL, 'b'},
         {"topic", required_argument, NULL, 't'},
         {"group", required_argument, NULL, 'g'},
@@ -136,6 +140,9 @@ int cli_cmd_consume(int argc, char **argv)
         int r = cli_rule_option(c, optarg, &ra);
         if (r == 0) {
             r = cli_alerts_http_option(c, optarg, &ha);
+        }
+        if (r == 0) {
+            r = cli_retain_option(c, optarg, &rt);
         }
         if (r < 0) {
             return EXIT_USAGE;
@@ -218,6 +225,9 @@ int cli_cmd_consume(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (cli_retain_check(&rt) != 0) {
+        return EXIT_USAGE;
+    }
     int failed = 0;
     struct kt_ruleset *rules = cli_load_rules(&ra, &failed);
     if (failed) {
@@ -252,6 +262,7 @@ int cli_cmd_consume(int argc, char **argv)
         }
     }
     http = cli_alerts_http_start(&ha, db, &failed);
+    retain = failed ? NULL : cli_retain_start(&rt, db, &failed);
     if (failed) {
         code = EXIT_RUNTIME;
         goto out;
@@ -273,6 +284,8 @@ int cli_cmd_consume(int argc, char **argv)
     };
     struct kt_pipeline_result res;
     rc = kt_pipeline_run(src, store, &po, &res);
+    kt_retain_stop(retain);
+    retain = NULL;
     if (rc != 0) {
         if (res.source_error != 0) {
             fprintf(stderr, "ktrail: %s\n", kt_source_error(src));
@@ -307,6 +320,7 @@ int cli_cmd_consume(int argc, char **argv)
     cli_alerts_http_finish(http, "consume");
     http = NULL;
 out:
+    kt_retain_stop(retain);
     kt_deliver_stop(http, 0);
     kt_source_destroy(src);
     kt_kafka_producer_destroy(fw.producer);

@@ -39,6 +39,8 @@ static void usage(FILE *out)
           "                             run rule test cases (event, fires, not_fires);\n"
           "                             --coverage: every enabled rule needs a case that\n"
           "                             fires and one that must not\n"
+          "  prune --db F (--before TIME | --older-than DURATION)\n"
+          "                             delete what is older (ktrail prune --help)\n"
           "  version                    print the version\n"
           "\n"
           "replay options:\n"
@@ -57,6 +59,8 @@ static void usage(FILE *out)
           out);
     fputs(cli_rule_usage, out);
     fputs(cli_alerts_http_usage, out);
+    fputs("retention (serve, consume, replay --follow):\n", out);
+    fputs(cli_retain_usage, out);
 }
 
 /* --rules and --no-default-rules after `rules list|test`; 0, or -1 on a bad option. */
@@ -182,12 +186,14 @@ static int cmd_replay(int argc, char **argv)
     int quiet = 0, no_resume = 0;
     struct rule_args ra = RULE_ARGS_INIT;
     static struct alerts_http_args ha;
+    struct retain_args rt = {0};
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
         CLI_ALERTS_HTTP_OPTIONS,
+        CLI_RETAIN_OPTIONS,
         {"db", required_argument, NULL, 'd'},
         {"cluster", required_argument, NULL, 'C'},
         {"follow", no_argument, NULL, 'f'},
@@ -205,6 +211,9 @@ static int cmd_replay(int argc, char **argv)
         int r = cli_rule_option(c, optarg, &ra);
         if (r == 0) {
             r = cli_alerts_http_option(c, optarg, &ha);
+        }
+        if (r == 0) {
+            r = cli_retain_option(c, optarg, &rt);
         }
         if (r < 0) {
             return EXIT_USAGE;
@@ -251,6 +260,13 @@ static int cmd_replay(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
+    if (cli_retain_check(&rt) != 0) {
+        return EXIT_USAGE;
+    }
+    if (rt.events_us > 0 && !fo.follow) {
+        fputs("ktrail: --retain is for --follow (a one-shot replay: ktrail prune)\n", stderr);
+        return EXIT_USAGE;
+    }
     if (optind >= argc) {
         fputs("ktrail: replay needs at least one PATH (a file, a directory, a .gz or -)\n", stderr);
         return EXIT_USAGE;
@@ -291,6 +307,14 @@ static int cmd_replay(int argc, char **argv)
         kt_ruleset_destroy(rules);
         return EXIT_RUNTIME;
     }
+    struct kt_retain *retain = cli_retain_start(&rt, db, &http_failed);
+    if (http_failed) {
+        kt_deliver_stop(http, 0);
+        kt_source_destroy(src);
+        kt_store_close(store);
+        kt_ruleset_destroy(rules);
+        return EXIT_RUNTIME;
+    }
     cli_install_signals();
     struct kt_pipeline_opts po = {
         .progress = !quiet && isatty(STDERR_FILENO),
@@ -302,6 +326,7 @@ static int cmd_replay(int argc, char **argv)
     };
     struct kt_pipeline_result res;
     int rc = kt_pipeline_run(src, store, &po, &res);
+    kt_retain_stop(retain);
     if (rc != 0) {
         if (res.source_error != 0) {
             fprintf(stderr, "ktrail: %s\n", kt_source_error(src));
@@ -363,6 +388,9 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "replay") == 0) {
         return cmd_replay(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "prune") == 0) {
+        return cli_cmd_prune(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "serve") == 0) {
         return cli_cmd_serve(argc - 1, argv + 1);

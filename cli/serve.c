@@ -307,6 +307,7 @@ static void serve_usage(FILE *out)
           out);
     fputs(cli_rule_usage, out);
     fputs(cli_alerts_http_usage, out);
+    fputs(cli_retain_usage, out);
 }
 
 int cli_cmd_serve(int argc, char **argv)
@@ -316,6 +317,8 @@ int cli_cmd_serve(int argc, char **argv)
     struct kt_store_opts so = {0};
     struct rule_args ra = RULE_ARGS_INIT;
     static struct alerts_http_args ha;
+    struct retain_args rt = {0};
+    struct kt_retain *retain = NULL;
     unsigned long conns = 0;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
@@ -323,6 +326,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"min-priority", required_argument, NULL, 'P'},
         {"alerts", required_argument, NULL, 'A'},
         CLI_ALERTS_HTTP_OPTIONS,
+        CLI_RETAIN_OPTIONS,
         {"listen", required_argument, NULL, 'l'},
         {"path", required_argument, NULL, 'p'},
         {"db", required_argument, NULL, 'd'},
@@ -357,6 +361,9 @@ int cli_cmd_serve(int argc, char **argv)
         int r = cli_rule_option(c, optarg, &ra);
         if (r == 0) {
             r = cli_alerts_http_option(c, optarg, &ha);
+        }
+        if (r == 0) {
+            r = cli_retain_option(c, optarg, &rt);
         }
         if (r < 0) {
             return EXIT_USAGE;
@@ -481,6 +488,9 @@ int cli_cmd_serve(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (cli_retain_check(&rt) != 0) {
+        return EXIT_USAGE;
+    }
     int failed = 0;
     struct kt_ruleset *rules = cli_load_rules(&ra, &failed);
     if (failed) {
@@ -507,6 +517,7 @@ int cli_cmd_serve(int argc, char **argv)
         goto out;
     }
     st.http = cli_alerts_http_start(&ha, db, &failed); /* before /metrics can be asked */
+    retain = failed ? NULL : cli_retain_start(&rt, db, &failed);
     if (failed) {
         code = EXIT_RUNTIME;
         goto out;
@@ -588,6 +599,7 @@ int cli_cmd_serve(int argc, char **argv)
             (unsigned long long)res.st.alerts, res.seconds);
     cli_print_skipped("serve", src);
 out:
+    kt_retain_stop(retain);
     kt_source_destroy(src);
     cli_alerts_http_finish(st.http, "serve");
     kt_store_close(store);

@@ -127,6 +127,10 @@ int kt_parse_rfc3339(const char *p, size_t len, int64_t *out_us);
  * least 28 bytes); returns the length (27), or 0 (out "") for a year outside 0000-9999. */
 size_t kt_format_rfc3339(int64_t us, char *out);
 
+/* Parse a duration, a non-negative number with ms, s, m, h, d or w (bare: seconds), into
+ * microseconds. 0 on success, KT_EPARSE when it is not one. */
+int kt_parse_duration(const char *s, int64_t *out_us);
+
 /* 64-bit FNV-1a, used for fingerprints and dictionary hashing. */
 uint64_t kt_hash64(const void *p, size_t len);
 

@@ -6,6 +6,10 @@
  * event, so it is a straight-line parser: no locale, no timegm, no allocation. Dates go
  * through Howard Hinnant's days-from-civil algorithm, valid for every year 0000-9999.
  */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "kt.h"
 
 /* Value of n ASCII digits at p, or -1 if any of them is not a digit. */
@@ -158,4 +162,29 @@ size_t kt_format_rfc3339(int64_t us, char *out)
     }
     out[k] = '\0';
     return k;
+}
+
+int kt_parse_duration(const char *s, int64_t *out_us)
+{
+    static const struct {
+        const char *unit;
+        double us;
+    } units[] = {{"ms", 1e3},   {"s", 1e6},     {"", 1e6},      {"m", 60e6},
+                 {"h", 3600e6}, {"d", 86400e6}, {"w", 604800e6}};
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno != 0 || !(v >= 0)) {
+        return KT_EPARSE;
+    }
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            if (v * units[i].us > 9e18) {
+                return KT_EPARSE;
+            }
+            *out_us = (int64_t)(v * units[i].us);
+            return 0;
+        }
+    }
+    return KT_EPARSE;
 }
