@@ -223,6 +223,8 @@ check "full queue: exactly the accepted bodies stored" $((okq * 400)) \
     "$(sql "$T/bp.db" 'SELECT count(*) FROM events')"
 
 # ---- idle connections cannot lock the apiserver out ----
+"$KTRAIL" serve --listen 127.0.0.1:0 --db "$T/x.db" --insecure --auth-timeout 0 2>"$T/err3"
+check "--auth-timeout 0: usage error" 2 $?
 # 200 connections that never authenticate (100 silent TCP ones, 100 stopped inside a TLS
 # record's header) beside an apiserver: it is answered at once, and they are all closed
 # after --auth-timeout (or sooner, the oldest evicted to make room for newer ones).
@@ -246,6 +248,11 @@ check "beside 200 idle connections, the apiserver is answered" 200 \
 check "beside 200 idle connections, a bearer token is answered" 200 \
     "$(post --max-time 10 -H 'Authorization: Bearer s3cret-token' \
         --data-binary @"$T/ev/a-0001.json")"
+evicted=$(curl -s --cacert "$P/ca.crt" "${URL%/k8s-audit}/metrics" |
+    sed -n 's/^ktrail_webhook_connections_evicted_total //p')
+echo "note: $evicted idle connections evicted to make room for newer ones"
+[ "${evicted:-0}" -gt 0 ]
+check "the oldest idle connections were closed for newer ones" 0 $?
 # still_open FD...: how many of these connections the server has not closed (a closed one
 # reads end of file, status 1, at once; an open idle one times out, status > 128)
 still_open() {
