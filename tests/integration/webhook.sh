@@ -273,6 +273,7 @@ check "idle connections closed after --auth-timeout" 0 "$open"
 for fd in "${idle[@]}"; do exec {fd}>&-; done
 kill -TERM $pid
 wait $pid
+check "idle connections: serve exits 0" 0 $?
 check "--auth-timeout: the apiserver's events stored" 20 "$(sql "$T/idle.db" 'SELECT count(*) FROM events')"
 
 # an authenticated keep-alive connection keeps the long idle timeout: a second request after
@@ -303,6 +304,7 @@ check "keep-alive: a request after --auth-timeout on an authenticated connection
 exec {ka}>&-
 kill -TERM $pid
 wait $pid
+check "keep-alive: serve exits 0" 0 $?
 
 # ---- bodies being uploaded count against --queue ----
 # 64 concurrent uploads of 2 MB (each sent at 4 MB/s, so that they overlap) against --queue
@@ -329,6 +331,7 @@ wait_curls
 hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
 kill -TERM $pid
 wait $pid
+check "uploads: serve exits 0" 0 $?
 okm=$(cat "$T"/ev/m-*.code | grep -c '^200$')
 busym=$(cat "$T"/ev/m-*.code | grep -c '^503$')
 echo "note: 64 uploads of 2 MB, --queue 8M: $okm stored, $busym refused; peak RSS $((hwm / 1024)) MiB"
