@@ -224,11 +224,19 @@ static void render_metrics(struct serve_state *s, struct text *t)
              "# HELP ktrail_webhook_queue_bytes Request bodies waiting for the pipeline.\n"
              "# TYPE ktrail_webhook_queue_bytes gauge\n"
              "ktrail_webhook_queue_bytes %llu\n"
+             "# HELP ktrail_webhook_held_bytes Bytes requests hold, counted against --queue.\n"
+             "# TYPE ktrail_webhook_held_bytes gauge\n"
+             "ktrail_webhook_held_bytes %llu\n"
+             "# HELP ktrail_webhook_connections_evicted_total Unauthenticated connections closed "
+             "for room.\n"
+             "# TYPE ktrail_webhook_connections_evicted_total counter\n"
+             "ktrail_webhook_connections_evicted_total %llu\n"
              "# HELP ktrail_webhook_queue_requests Requests waiting for their commit.\n"
              "# TYPE ktrail_webhook_queue_requests gauge\n"
              "ktrail_webhook_queue_requests %llu\n",
              (unsigned long long)cum, ws.latency_sum, (unsigned long long)ws.latency_count,
-             (unsigned long long)ws.queued_bytes, (unsigned long long)ws.queued_requests);
+             (unsigned long long)ws.queued_bytes, (unsigned long long)ws.held_bytes,
+             (unsigned long long)ws.conns_evicted, (unsigned long long)ws.queued_requests);
 }
 
 static int serve_status(void *ctx, const char *path, char **body, size_t *len, const char **ctype)
@@ -295,9 +303,13 @@ static void serve_usage(FILE *out)
           "  --insecure              allow plain HTTP and no authentication (the log says so)\n"
           "  --max-body SIZE         larger request bodies get 413 (default 32M)\n"
           "  --max-event-size SIZE   larger events are rejected (default 16M)\n"
-          "  --queue SIZE            request bodies waiting to be stored, at most; past it\n"
-          "                          requests get 503 + Retry-After (default 256M)\n"
-          "  --max-connections N     concurrent connections (default 128)\n"
+          "  --queue SIZE            request bodies held (from their first byte until they\n"
+          "                          are stored), at most; past it requests get 503 +\n"
+          "                          Retry-After (default 256M)\n"
+          "  --max-connections N     authenticated connections at once (default 128)\n"
+          "  --auth-timeout S        close a connection idle S seconds before a request on\n"
+          "                          it authenticates (default 10; after that 120); past 64\n"
+          "                          such connections, the oldest is closed\n"
           "  --metrics-listen ADDR:PORT  serve /metrics, /healthz, /readyz there (plain\n"
           "                          HTTP) instead of on --listen\n"
           "  --keep-raw flagged|all  keep raw JSON of flagged events (default) or of all\n"
@@ -320,6 +332,7 @@ int cli_cmd_serve(int argc, char **argv)
     struct retain_args rt = {0};
     struct kt_retain *retain = NULL;
     unsigned long conns = 0;
+    char *end = NULL;
     static const struct option longopts[] = {
         {"rules", required_argument, NULL, 'R'},
         {"no-default-rules", no_argument, NULL, 'N'},
@@ -348,6 +361,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"max-event-size", required_argument, NULL, 'm'},
         {"queue", required_argument, NULL, 'q'},
         {"max-connections", required_argument, NULL, 'n'},
+        {"auth-timeout", required_argument, NULL, 'T'},
         {"metrics-listen", required_argument, NULL, 'x'},
         {"keep-raw", required_argument, NULL, 'K'},
         {"fsync", no_argument, NULL, 'F'},
@@ -451,6 +465,15 @@ int cli_cmd_serve(int argc, char **argv)
                 return EXIT_USAGE;
             }
             wo.max_connections = (unsigned)conns;
+            break;
+        case 'T':
+            conns = strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || conns == 0 || conns > 3600) {
+                fprintf(stderr, "ktrail: --auth-timeout takes 1 to 3600 seconds, not '%s'\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            wo.auth_timeout = (unsigned)conns;
             break;
         case 'x':
             wo.metrics_listen = optarg;

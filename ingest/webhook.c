@@ -2,18 +2,20 @@
  * webhook.c: the webhook source (see webhook.h).
  *
  * Threads: libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION), so
- * a connection's thread can simply wait for its request's commit; the connection limit bounds
- * the threads. The pipeline's thread calls next() and the store's writer calls ack(). One
- * mutex guards the queue, the counters and every request's progress; each request has its
- * own condition variable, signalled when its last batch is acknowledged.
+ * a connection's thread can simply wait for its request's commit; the connection limit
+ * (--max-connections authenticated, plus room for those not yet) bounds the threads. The
+ * pipeline's thread calls next() and the store's writer calls ack(). One mutex guards the
+ * queue, the counters, the connections' lists and every request's progress; each request has
+ * its own condition variable, signalled when its last batch is acknowledged.
  *
  * Life of a POST: the first call of the access handler checks the route, the credentials,
- * the content type, the announced length and the queue room, and either answers at once or
- * allocates a struct req. Upload calls append to req->body. The last call frames the body
- * (ingest/frame.c, in this thread), answers 400 when the framing fails, queues the request
- * and waits for it to be done. next() copies records of queued requests into a batch and
- * records in a struct token which requests the batch holds, and how many of their records;
- * ack() counts them down.
+ * the content type, the announced length and the queue room (holding the announced length),
+ * and either answers at once or allocates a struct req. Upload calls append to req->body
+ * (holding more room as it grows). The last call frames the body (ingest/frame.c, in this
+ * thread), answers 400 when the framing fails, queues the request and waits for it to be
+ * done. next() copies records of queued requests into a batch and records in a struct token
+ * which requests the batch holds, and how many of their records; ack() counts them down. The
+ * room is given back when the request ends (on_completed).
  */
 #include "webhook.h"
 
@@ -40,7 +42,13 @@ const int kt_webhook_codes[KT_WH_NCODES] = {200, 400, 401, 404, 405, 413, 500, 5
 const double kt_webhook_buckets[KT_WH_NBUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                    0.5,   1,    2.5,   5,    10,  30};
 
-enum { RETRY_AFTER_S = 5, STOP_GRACE_US = 10 * 1000 * 1000, PROBE_US = 1000 * 1000 };
+enum {
+    RETRY_AFTER_S = 5,
+    STOP_GRACE_US = 10 * 1000 * 1000,
+    PROBE_US = 1000 * 1000,
+    IDLE_TIMEOUT_S = 120, /* an authenticated connection's inactivity timeout */
+    MAX_PENDING = 64,     /* connections not yet authenticated, per listener */
+};
 
 /* What a POST is, by its path. */
 enum route {
@@ -64,16 +72,18 @@ struct rec {
 
 /* One POST on the audit path, from its first byte to its answer. */
 struct req {
-    char *body;          /* the body, then copies of rejects' first KB */
+    char *body;          /* the body */
     size_t len;          /* body bytes received */
     size_t cap;          /* allocated */
-    size_t used;         /* len plus the reject copies */
+    size_t announced;    /* Content-Length, 0 when none */
+    size_t held;         /* bytes of the queue budget it holds (hold_locked) */
     int too_big;         /* the body passed max_body: discarding the rest */
     struct kt_buf extra; /* bytes of records that are not slices of the body */
     int route;           /* enum route */
     char request_id[80]; /* Firehose: X-Amz-Firehose-Request-Id, echoed in the answer */
     struct rec *recs;    /* opened records */
     size_t nrecs;        /* count */
+    size_t recs_cap;     /* allocated */
     size_t next;         /* first record not yet in a batch (queue owner: next()) */
     int pending;         /* batches holding its records, not yet acknowledged */
     int status;          /* first failed ack, 0 if none */
@@ -105,13 +115,32 @@ struct pair {
     char *value; /* cluster, or NULL */
 };
 
+/*
+ * One TCP connection, from accept to close. Until a request on it authenticates it is pending:
+ * on its listener's list, oldest first, under the short --auth-timeout, and the first to be
+ * shut down when a newer connection needs the room.
+ */
+struct conn {
+    struct listener *l; /* its listener */
+    MHD_socket fd;      /* its socket, open as long as the conn exists */
+    int authed;         /* a request on it authenticated: counted in l->nauthed */
+    int listed;         /* on l's pending list */
+    struct conn *prev;  /* pending list links */
+    struct conn *next;
+};
+
 /* A listener: the audit one, or the one for GET endpoints only. */
 struct listener {
-    struct kt_webhook *w; /* owner */
-    struct MHD_Daemon *d; /* the server */
-    int metrics_only;     /* answer GET endpoints only */
-    int serves_status;    /* answer /readyz and /metrics */
-    char url[384];        /* as bound */
+    struct kt_webhook *w;  /* owner */
+    struct MHD_Daemon *d;  /* the server */
+    int metrics_only;      /* answer GET endpoints only */
+    int serves_status;     /* answer /readyz and /metrics */
+    char url[384];         /* as bound */
+    unsigned max_authed;   /* authenticated connections at most (--max-connections) */
+    struct conn *pending;  /* connections not yet authenticated, oldest first (w->mu) */
+    struct conn *pend_end; /* the newest */
+    unsigned npending;     /* on the list, at most MAX_PENDING */
+    unsigned nauthed;      /* authenticated connections open */
 };
 
 struct kt_webhook {
@@ -141,6 +170,7 @@ struct kt_webhook {
     struct req *tail;
     struct token *tokens_live;  /* tokens of batches in flight */
     size_t uploading;           /* requests admitted and still receiving their body */
+    size_t held;                /* bytes admitted requests hold, from first byte to answer */
     int stopping;               /* stop() was called */
     int64_t stop_at;            /* when, monotonic us */
     int closed;                 /* next() said KT_EOF or destroy() started: refuse all */
@@ -516,12 +546,52 @@ static void req_free(struct req *rq)
     free(rq);
 }
 
-static int req_append(struct req *rq, const char *p, size_t n)
+/* The bytes a request holds in memory: its body, its records and their extra bytes. */
+static size_t req_footprint(const struct req *rq)
 {
-    if (rq->cap - rq->used < n) {
-        size_t cap = rq->cap ? rq->cap : 65536;
-        while (cap - rq->used < n) {
+    return rq->cap + rq->extra.cap + rq->recs_cap * sizeof(struct rec);
+}
+
+/*
+ * Make rq hold want bytes of the --queue budget, from its admission to its end (on_completed
+ * gives them back): bodies count while they upload, are framed and wait for their commit, so
+ * that the budget bounds the memory of requests, not only of those queued. Growing fails with
+ * KT_EFULL when it would pass --queue while other requests hold some; a request alone may
+ * hold up to --max-body, so that no body the options allow is refused for ever. Called with
+ * w->mu held.
+ */
+static int hold_locked(struct kt_webhook *w, struct req *rq, size_t want)
+{
+    size_t others = w->held - rq->held;
+    if (want > rq->held && others > 0 && others + want > w->o.queue_bytes) {
+        return KT_EFULL;
+    }
+    w->held = others + want;
+    rq->held = want;
+    return 0;
+}
+
+static int req_hold(struct kt_webhook *w, struct req *rq, size_t want)
+{
+    pthread_mutex_lock(&w->mu);
+    int rc = hold_locked(w, rq, want);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Append n upload bytes to rq's body, room held first: exactly the announced length, else
+ * doubling. 0, KT_EFULL (the budget is spent) or KT_ENOMEM. */
+static int req_append(struct kt_webhook *w, struct req *rq, const char *p, size_t n)
+{
+    if (rq->cap - rq->len < n) {
+        size_t cap = rq->cap == 0 && rq->announced >= n ? rq->announced : rq->cap;
+        cap = cap != 0 ? cap : 65536;
+        while (cap - rq->len < n) {
             cap *= 2;
+        }
+        int rc = req_hold(w, rq, req_footprint(rq) - rq->cap + cap);
+        if (rc != 0) {
+            return rc;
         }
         char *nb = realloc(rq->body, cap);
         if (nb == NULL) {
@@ -530,15 +600,23 @@ static int req_append(struct req *rq, const char *p, size_t n)
         rq->body = nb;
         rq->cap = cap;
     }
-    memcpy(rq->body + rq->used, p, n);
-    rq->used += n;
+    memcpy(rq->body + rq->len, p, n);
+    rq->len += n;
     return 0;
+}
+
+/* Free what a refused request received, and give its room back: the rest is dropped. */
+static void req_drop_body(struct kt_webhook *w, struct req *rq)
+{
+    free(rq->body);
+    rq->body = NULL;
+    rq->cap = rq->len = 0;
+    req_hold(w, rq, 0);
 }
 
 /* The sink of a request's opened records. */
 struct req_sink {
     struct req *rq; /* the request */
-    size_t cap;     /* recs allocated */
     size_t events;  /* records that look like events (or are rejects) */
 };
 
@@ -546,14 +624,14 @@ static int req_add(void *ctx, const struct kt_opened *o)
 {
     struct req_sink *rs = ctx;
     struct req *rq = rs->rq;
-    if (rq->nrecs == rs->cap) {
-        size_t cap = rs->cap ? rs->cap * 2 : 512;
+    if (rq->nrecs == rq->recs_cap) {
+        size_t cap = rq->recs_cap ? rq->recs_cap * 2 : 512;
         struct rec *nr = realloc(rq->recs, cap * sizeof(*nr));
         if (nr == NULL) {
             return KT_ENOMEM;
         }
         rq->recs = nr;
-        rs->cap = cap;
+        rq->recs_cap = cap;
     }
     struct rec *r = &rq->recs[rq->nrecs];
     memset(r, 0, sizeof(*r));
@@ -595,7 +673,7 @@ static int req_add(void *ctx, const struct kt_opened *o)
 static int req_frame(struct kt_webhook *w, struct req *rq, const char **why)
 {
     struct kt_framer f;
-    struct req_sink rs = {rq, 0, 0};
+    struct req_sink rs = {rq, 0};
     struct kt_env_sink sink = {req_add, &rs};
     struct kt_env_counts counts = {0, 0, 0};
     size_t i = 0;
@@ -647,15 +725,12 @@ static int req_frame(struct kt_webhook *w, struct req *rq, const char **why)
     return rc;
 }
 
-/* Enqueue rq unless closed or full; 0, or 503 with *why. Called with w->mu held. */
+/* Enqueue rq (its bytes are held already) unless closed; 0, or 503 with *why. Called with
+ * w->mu held. */
 static int enqueue_locked(struct kt_webhook *w, struct req *rq, const char **why)
 {
     if (w->closed) {
         *why = "shutting down";
-        return 503;
-    }
-    if (w->st.queued_bytes + rq->len + rq->extra.len > w->o.queue_bytes && w->head != NULL) {
-        *why = "queue full: storage is behind";
         return 503;
     }
     rq->t_queued = kt_now_mono_us();
@@ -730,6 +805,9 @@ static int req_gunzip(struct kt_webhook *w, struct req *rq, const char **why)
 {
     struct kt_buf out = {NULL, 0, 0};
     int rc = kt_gunzip(rq->body, rq->len, w->o.max_body, &out, why);
+    if (rc == 0) {
+        rc = req_hold(w, rq, req_footprint(rq) - rq->cap + out.cap);
+    }
     if (rc != 0) {
         kt_buf_free(&out);
         if (rc == KT_EPARSE && strstr(*why, "larger") != NULL) {
@@ -740,7 +818,6 @@ static int req_gunzip(struct kt_webhook *w, struct req *rq, const char **why)
     free(rq->body);
     rq->body = out.p;
     rq->len = out.len;
-    rq->used = out.len;
     rq->cap = out.cap;
     return 0;
 }
@@ -773,6 +850,12 @@ static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *
     }
     if (rc == 0) {
         rc = req_frame(w, rq, &why);
+    }
+    if (rc == 0) {
+        rc = req_hold(w, rq, req_footprint(rq)); /* the records, and bytes opened from it */
+    }
+    if (rc == KT_EFULL) {
+        return answer_req_error(w, c, rq, 503, "queue full: storage is behind");
     }
     if (rc == KT_ENOMEM) {
         return answer_req_error(w, c, rq, 503, "out of memory");
@@ -811,15 +894,121 @@ static enum MHD_Result finish_post(struct kt_webhook *w, struct MHD_Connection *
     return answer(c, count_code(w, 200), "application/json", msg, (size_t)n, 0);
 }
 
-/*
- * Answer code once the body is in. Answering before it would close the connection with the
- * client still sending, and the client may then see a reset instead of the answer.
- */
-static enum MHD_Result refuse(struct req *rq, int code, const char *why)
+/* Answer code once the body is in, its bytes dropped as they come (see refuse). */
+static void refuse_later(struct req *rq, int code, const char *why)
 {
     rq->refuse = code;
     snprintf(rq->why, sizeof(rq->why), "%s", why);
+}
+
+/*
+ * Refuse a POST whose headers are in. A client waiting for "100 Continue" before it sends the
+ * body is answered at once (it sends nothing then); any other is answered once its body is in:
+ * answering before would close the connection with the client still sending, and the client
+ * may then see a reset instead of the answer.
+ */
+static enum MHD_Result refuse(struct kt_webhook *w, struct MHD_Connection *c, struct req *rq,
+                              int code, const char *why)
+{
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
+        return answer_req_error(w, c, rq, code, why);
+    }
+    refuse_later(rq, code, why);
     return MHD_YES;
+}
+
+/* ---- connections: authenticated ones are never crowded out by others ---- */
+
+static void pending_unlink_locked(struct listener *l, struct conn *k)
+{
+    if (!k->listed) {
+        return;
+    }
+    *(k->prev != NULL ? &k->prev->next : &l->pending) = k->next;
+    *(k->next != NULL ? &k->next->prev : &l->pend_end) = k->prev;
+    k->prev = k->next = NULL;
+    k->listed = 0;
+    l->npending--;
+}
+
+/*
+ * MHD's connection notifications. A new connection is pending; when that makes more than
+ * MAX_PENDING, the oldest pending one is shut down (its thread then sees the end of its
+ * socket and closes it): idle sockets, half handshakes and slow headers can hold the pending
+ * room only until newer connections come, and never an authenticated connection's.
+ */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct listener *l = cls;
+    struct kt_webhook *w = l->w;
+    struct conn *k = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (k != NULL) {
+            pthread_mutex_lock(&w->mu);
+            pending_unlink_locked(l, k);
+            l->nauthed -= k->authed != 0;
+            pthread_mutex_unlock(&w->mu);
+            free(k);
+            *socket_context = NULL;
+        }
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    k = calloc(1, sizeof(*k));
+    if (k == NULL || ci == NULL) {
+        if (ci != NULL) {
+            shutdown(ci->connect_fd, SHUT_RDWR); /* untracked, it could never be evicted */
+        }
+        free(k);
+        return;
+    }
+    k->l = l;
+    k->fd = ci->connect_fd;
+    pthread_mutex_lock(&w->mu);
+    k->prev = l->pend_end;
+    *(l->pend_end != NULL ? &l->pend_end->next : &l->pending) = k;
+    l->pend_end = k;
+    k->listed = 1;
+    l->npending++;
+    if (l->npending > MAX_PENDING) {
+        struct conn *old = l->pending;
+        pending_unlink_locked(l, old);
+        shutdown(old->fd, SHUT_RDWR); /* open: its CLOSED notification has not come */
+        w->st.conns_evicted++;
+    }
+    pthread_mutex_unlock(&w->mu);
+    *socket_context = k;
+}
+
+/*
+ * The connection of c has authenticated: it leaves the pending room for the authenticated
+ * one (at most --max-connections) and gets the long inactivity timeout, as an apiserver
+ * keeps connections open between batches. 0, or KT_EFULL when the authenticated room is full.
+ */
+static int conn_authed(struct listener *l, struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *k = ci != NULL ? ci->socket_context : NULL;
+    if (k == NULL || k->authed) {
+        return 0;
+    }
+    pthread_mutex_lock(&l->w->mu);
+    int full = l->nauthed >= l->max_authed;
+    if (!full) {
+        pending_unlink_locked(l, k);
+        k->authed = 1;
+        l->nauthed++;
+    }
+    pthread_mutex_unlock(&l->w->mu);
+    if (full) {
+        return KT_EFULL;
+    }
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S);
+    return 0;
 }
 
 /* The route of a POST's path, or -1. */
@@ -874,14 +1063,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_YES;
         }
         if (*upload_data_size > 0) {
+            int rc = 0;
             if (!rq->too_big && rq->len + *upload_data_size > w->o.max_body) {
                 rq->too_big = 1; /* keep reading, to answer 413 on a clean connection */
-            }
-            if (!rq->too_big && req_append(rq, upload_data, *upload_data_size) != 0) {
-                rq->too_big = 1;
-            }
-            if (!rq->too_big) {
-                rq->len = rq->used;
+                req_drop_body(w, rq);
+            } else if (!rq->too_big &&
+                       (rc = req_append(w, rq, upload_data, *upload_data_size)) != 0) {
+                req_drop_body(w, rq);
+                refuse_later(rq, 503,
+                             rc == KT_EFULL ? "queue full: storage is behind" : "out of memory");
             }
             *upload_data_size = 0;
             return MHD_YES;
@@ -931,18 +1121,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (denied != 0) {
         kt_debug("webhook", "401 on %s: %s", url, why);
-        return refuse(rq, 401, why);
+        return refuse(w, c, rq, 401, why);
+    }
+    if (conn_authed(l, c) != 0) {
+        return refuse(w, c, rq, 503, "too many connections (--max-connections)");
     }
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     if (ctype == NULL || strncasecmp(ctype, "application/json", 16) != 0 ||
         (ctype[16] != '\0' && ctype[16] != ';' && ctype[16] != ' ')) {
-        return refuse(rq, 400, "Content-Type must be application/json");
+        return refuse(w, c, rq, 400, "Content-Type must be application/json");
     }
     const char *cenc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Encoding");
     if (cenc != NULL && strcasecmp(cenc, "gzip") == 0) {
         rq->gzip = 1;
     } else if (cenc != NULL && strcasecmp(cenc, "identity") != 0) {
-        return refuse(rq, 400, "unsupported Content-Encoding: send gzip or identity");
+        return refuse(w, c, rq, 400, "unsupported Content-Encoding: send gzip or identity");
     }
     const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
     unsigned long long announced = clen != NULL ? strtoull(clen, NULL, 10) : 0;
@@ -975,10 +1168,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int64_t now = kt_now_mono_us();
     if (w->closed || w->stopping) {
         busy = "shutting down";
-    } else if (w->st.queued_bytes + announced > w->o.queue_bytes && w->head != NULL) {
-        busy = "queue full: storage is behind";
     } else if (w->failing && now - w->last_probe < PROBE_US) {
         busy = "storage is failing";
+    } else if (hold_locked(w, rq, (size_t)announced) != 0) {
+        busy = "queue full: storage is behind";
     } else {
         if (w->failing) {
             w->last_probe = now; /* one request a second finds out whether it recovered */
@@ -988,8 +1181,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     pthread_mutex_unlock(&w->mu);
     if (busy != NULL) {
-        return refuse(rq, 503, busy);
+        return refuse(w, c, rq, 503, busy);
     }
+    rq->announced = (size_t)announced;
     return MHD_YES;
 }
 
@@ -1010,6 +1204,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         rq->uploading = 0;
         w->uploading--;
     }
+    hold_locked(w, rq, 0);
     pthread_mutex_unlock(&w->mu);
     req_free(rq);
     *con_cls = NULL;
@@ -1353,13 +1548,18 @@ static int start_listener(struct kt_webhook *w, struct listener *l, const char *
     if (tls) {
         flags |= MHD_USE_TLS;
     }
-    struct MHD_OptionItem opts[12];
+    /* the pending room, twice: connections shut down take a moment to close */
+    l->max_authed = l->metrics_only ? 0 : w->o.max_connections;
+    struct MHD_OptionItem opts[13];
     size_t n = 0;
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
-    opts[n++] = (struct MHD_OptionItem){
-        MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(l->metrics_only ? 16 : w->o.max_connections), NULL};
-    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 120, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)(l->max_authed + 2 * MAX_PENDING), NULL};
+    /* until a request authenticates; then IDLE_TIMEOUT_S (conn_authed) */
+    opts[n++] =
+        (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)w->o.auth_timeout, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_STACK_SIZE, 256 * 1024, NULL};
     if (tls) {
@@ -1468,6 +1668,9 @@ int kt_webhook_source_create(const struct kt_webhook_opts *o, struct kt_source *
     if (w->o.max_connections == 0) {
         w->o.max_connections = 128;
     }
+    if (w->o.auth_timeout == 0) {
+        w->o.auth_timeout = 10;
+    }
     if (w->o.batch_records == 0) {
         w->o.batch_records = 1024;
     }
@@ -1547,5 +1750,6 @@ void kt_webhook_stats(struct kt_source *src, struct kt_webhook_stats *out)
     struct kt_webhook *w = (struct kt_webhook *)src;
     pthread_mutex_lock(&w->mu);
     *out = w->st;
+    out->held_bytes = w->held;
     pthread_mutex_unlock(&w->mu);
 }

@@ -15,10 +15,17 @@
  * gets a cluster name: the token's, the client certificate CN's (mapped by cn_map_file, else
  * the CN itself), or the listener's default.
  *
- * Backpressure: bodies waiting for the pipeline are bounded (queue_bytes); past that, and
- * while the store fails, requests are answered 503 with Retry-After at once. GET /healthz,
- * /readyz and /metrics are answered here (on the listener, or only on metrics_listen when
- * that is set); /readyz and /metrics bodies come from the status callback.
+ * Connections: until a request on it authenticates, a connection is pending, closed after
+ * auth_timeout idle, and the oldest of more than 64 pending is shut down to make room for a
+ * newer one; authenticated ones (at most max_connections) idle up to 120 s. So connections
+ * that never authenticate cannot crowd out the apiserver's.
+ *
+ * Backpressure: the bytes requests hold, from their first body byte to their answer, are
+ * bounded (queue_bytes; held from Content-Length when given, else as the body grows); past
+ * that, and while the store fails, requests are answered 503 with Retry-After before their
+ * body is kept. GET /healthz, /readyz and /metrics are answered here (on the listener, or
+ * only on metrics_listen when that is set); /readyz and /metrics bodies come from the status
+ * callback.
  */
 #ifndef KT_INGEST_WEBHOOK_H
 #define KT_INGEST_WEBHOOK_H
@@ -45,8 +52,10 @@ struct kt_webhook_opts {
     int insecure;                  /* allow plain HTTP and no authentication */
     size_t max_body;               /* larger bodies get 413; default 32 MiB */
     size_t max_event_size;         /* larger events become rejects; default 16 MiB */
-    size_t queue_bytes;            /* bodies waiting for the pipeline, at most; default 256 MiB */
-    unsigned max_connections;      /* concurrent connections; default 128 */
+    size_t queue_bytes;            /* bytes requests hold, at most; default 256 MiB */
+    unsigned max_connections;      /* authenticated connections at once; default 128 */
+    unsigned auth_timeout;         /* seconds a connection may idle before it authenticates;
+                                      default 10 (after: 120) */
     size_t batch_records;          /* records per batch at most; default 1024 */
     size_t batch_bytes;            /* bytes per batch, soft limit; default 4 MiB */
     const char *metrics_listen;    /* serve GET endpoints there (plain HTTP) instead; or NULL */
@@ -88,6 +97,8 @@ struct kt_webhook_stats {
     uint64_t latency_count;               /* requests measured */
     uint64_t queued_bytes;                /* body bytes waiting for the pipeline, now */
     uint64_t queued_requests;             /* requests waiting or in flight, now */
+    uint64_t held_bytes;                  /* held by requests, from first byte to answer, now */
+    uint64_t conns_evicted;               /* unauthenticated connections shut down for room */
 };
 
 /*

@@ -222,4 +222,134 @@ wait $pid
 check "full queue: exactly the accepted bodies stored" $((okq * 400)) \
     "$(sql "$T/bp.db" 'SELECT count(*) FROM events')"
 
+# ---- idle connections cannot lock the apiserver out ----
+"$KTRAIL" serve --listen 127.0.0.1:0 --db "$T/x.db" --insecure --auth-timeout 0 2>"$T/err3"
+check "--auth-timeout 0: usage error" 2 $?
+# 200 connections that never authenticate (100 silent TCP ones, 100 stopped inside a TLS
+# record's header) beside an apiserver: it is answered at once, and they are all closed
+# after --auth-timeout (or sooner, the oldest evicted to make room for newer ones).
+start_serve "$T/idle.log" --db "$T/idle.db" --tls-cert "$P/server.crt" --tls-key "$P/server.key" \
+    --client-ca "$P/ca.crt" --token-file "$T/tokens" --auth-timeout 2
+check "serve with --auth-timeout starts" 0 $?
+hostport=${URL#https://}
+hostport=${hostport%%/*}
+idle=()
+for _ in $(seq 100); do
+    exec {fd}<>"/dev/tcp/${hostport%:*}/${hostport##*:}" && idle+=("$fd")
+done
+for _ in $(seq 100); do
+    # a TLS handshake record announcing 512 bytes, of which one is sent
+    exec {fd}<>"/dev/tcp/${hostport%:*}/${hostport##*:}" && idle+=("$fd") &&
+        printf '\x16\x03\x01\x02\x00\x01' >&"$fd"
+done
+check "200 idle connections opened" 200 "${#idle[@]}"
+check "beside 200 idle connections, the apiserver is answered" 200 \
+    "$(post --max-time 10 "${mtls[@]}" --data-binary @"$T/ev/a-0000.json")"
+check "beside 200 idle connections, a bearer token is answered" 200 \
+    "$(post --max-time 10 -H 'Authorization: Bearer s3cret-token' \
+        --data-binary @"$T/ev/a-0001.json")"
+evicted=$(curl -s --cacert "$P/ca.crt" "${URL%/k8s-audit}/metrics" |
+    sed -n 's/^ktrail_webhook_connections_evicted_total //p')
+echo "note: $evicted idle connections evicted to make room for newer ones"
+[ "${evicted:-0}" -gt 0 ]
+check "the oldest idle connections were closed for newer ones" 0 $?
+# still_open FD...: how many of these connections the server has not closed (a closed one
+# reads end of file, status 1, at once; an open idle one times out, status > 128)
+still_open() {
+    local n=0 fd
+    for fd in "$@"; do
+        read -r -t 0.01 -u "$fd" _
+        [ $? -gt 128 ] && n=$((n + 1))
+    done
+    echo "$n"
+}
+open=$(still_open "${idle[@]}")
+for _ in $(seq 50); do
+    [ "$open" -eq 0 ] && break
+    sleep 0.2
+    open=$(still_open "${idle[@]}")
+done
+check "idle connections closed after --auth-timeout" 0 "$open"
+for fd in "${idle[@]}"; do exec {fd}>&-; done
+kill -TERM $pid
+wait $pid
+check "idle connections: serve exits 0" 0 $?
+check "--auth-timeout: the apiserver's events stored" 20 "$(sql "$T/idle.db" 'SELECT count(*) FROM events')"
+
+# an authenticated keep-alive connection keeps the long idle timeout: a second request after
+# longer than --auth-timeout on the same connection is answered
+start_serve "$T/ka.log" --db "$T/ka.db" --insecure --auth-timeout 1
+hostport=${URL#http://}
+hostport=${hostport%%/*}
+exec {ka}<>"/dev/tcp/${hostport%:*}/${hostport##*:}"
+# http_post FD FILE: POST FILE on the open connection FD, print the answer's status code
+http_post() {
+    printf 'POST /k8s-audit HTTP/1.1\r\nHost: ktrail\r\nContent-Type: application/json\r\n'`
+          `'Content-Length: %d\r\n\r\n' "$(stat -c %s "$2")" >&"$1"
+    cat "$2" >&"$1"
+    local line
+    while read -r -t 10 -u "$1" line; do
+        case $line in HTTP/1.1\ *)
+            echo "$line" | cut -d' ' -f2
+            return
+            ;;
+        esac
+    done
+    echo none
+}
+check "keep-alive: first request" 200 "$(http_post "$ka" "$T/ev/a-0002.json")"
+sleep 2
+check "keep-alive: a request after --auth-timeout on an authenticated connection" 200 \
+    "$(http_post "$ka" "$T/ev/a-0003.json")"
+exec {ka}>&-
+kill -TERM $pid
+wait $pid
+check "keep-alive: serve exits 0" 0 $?
+
+# ---- bodies being uploaded count against --queue ----
+# 64 concurrent uploads of 2 MB (each sent at 4 MB/s, so that they overlap) against --queue
+# 8M: what is admitted is held from its first byte to its answer; the rest is answered 503 +
+# Retry-After at once (48 with a Content-Length, and curl waits for "100 Continue") or when
+# the budget runs out (16 chunked, the rest of their bodies dropped). The peak RSS stays
+# under --queue + 64 MiB (without the bound, the 64 bodies were held: 128 MiB).
+if ldd "$KTRAIL" | grep -q libasan; then
+    echo "note: sanitized build: the RSS bound is not checked (ASan's quarantine holds freed memory)"
+    asan=1
+else
+    asan=0
+fi
+eventlists "$T/ev" m 70400 1100 # 64 bodies of about 2 MB
+start_serve "$T/mem.log" --db "$T/mem.db" --insecure --queue 8M
+k=0
+for f in "$T"/ev/m-*.json; do
+    chunked=()
+    [ $((k++ % 4)) -eq 0 ] && chunked=(-H 'Transfer-Encoding: chunked')
+    curl -s -D "$f.hdr" -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+        "${chunked[@]}" --limit-rate 4M --data-binary @"$f" "$URL" >"$f.code" &
+done
+wait_curls
+hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+kill -TERM $pid
+wait $pid
+check "uploads: serve exits 0" 0 $?
+okm=$(cat "$T"/ev/m-*.code | grep -c '^200$')
+busym=$(cat "$T"/ev/m-*.code | grep -c '^503$')
+echo "note: 64 uploads of 2 MB, --queue 8M: $okm stored, $busym refused; peak RSS $((hwm / 1024)) MiB"
+check "uploads: every one answered 200 or 503" 64 $((okm + busym))
+[ "$okm" -gt 0 ] && [ "$busym" -gt 0 ]
+check "uploads: some stored, some refused" 0 $?
+check "uploads: each 503 carries Retry-After" "$busym" \
+    "$(grep -il '^retry-after: 5' "$T"/ev/m-*.hdr | wc -l)"
+[ "$asan" -eq 1 ] || [ "$hwm" -lt $(((8 + 64) * 1024)) ]
+check "uploads: peak RSS under --queue + 64 MiB" 0 $?
+: >"$T/macked.ids"
+for f in "$T"/ev/m-*.json; do
+    [ "$(cat "$f.code")" = 200 ] && cat "${f%.json}.ids" >>"$T/macked.ids"
+done
+sql "$T/mem.db" "SELECT audit_id FROM events" | sort >"$T/mstored.ids"
+check "uploads: every acknowledged event is stored" 0 \
+    "$(sort "$T/macked.ids" | comm -23 - "$T/mstored.ids" | wc -l)"
+check "uploads: only acknowledged events are stored" "$(wc -l <"$T/macked.ids")" \
+    "$(wc -l <"$T/mstored.ids")"
+
 finish
