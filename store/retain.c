@@ -44,6 +44,12 @@ struct pass {
     " OR EXISTS (SELECT 1 FROM alert_events ae WHERE ae.event_id = e.id)"                          \
     " FROM events e WHERE e.ts < ?1 AND e.ts >= ?2 ORDER BY e.ts LIMIT ?3"
 #define SQL_DEL_RAW "DELETE FROM raw WHERE event_id = ?1"
+#define SQL_RAW_BLOCK "SELECT block FROM raw WHERE event_id = ?1"
+/* blocks of raw JSON up to ?1 that no raw row names any more */
+#define SQL_OLD_BLOCKS                                                                             \
+    "SELECT b.id FROM raw_blocks b WHERE b.id <= ?1 AND b.id > ?2"                                 \
+    " AND NOT EXISTS (SELECT 1 FROM raw r WHERE r.block = b.id) ORDER BY b.id LIMIT ?3"
+#define SQL_DEL_BLOCK "DELETE FROM raw_blocks WHERE id = ?1"
 #define SQL_DEL_EVENT "DELETE FROM events WHERE id = ?1"
 #define SQL_OLD_REJECTS                                                                            \
     "SELECT id FROM rejects WHERE ingested_at < ?1 AND id > ?2 ORDER BY id LIMIT ?3"
@@ -157,14 +163,28 @@ static int prune_by_id(struct pass *p, const char *sel, const char *const *dels,
     return rc;
 }
 
-/* Events in time order: those no alert names are deleted with their raw JSON. */
-static int prune_events(struct pass *p, int64_t before)
+/* The newest block of raw JSON that the events ids[0, n) have, in *upto. */
+static void note_blocks(sqlite3_stmt *q, const int64_t *ids, size_t n, int64_t *upto)
 {
-    sqlite3_stmt *q = NULL, *d[2] = {NULL};
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_bind_int64(q, 1, ids[i]);
+        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) > *upto) {
+            *upto = sqlite3_column_int64(q, 0);
+        }
+        sqlite3_reset(q);
+    }
+}
+
+/* Events in time order: those no alert names are deleted with their raw JSON; *upto gets the
+ * newest raw block they had (the blocks left without rows go after). */
+static int prune_events(struct pass *p, int64_t before, int64_t *upto)
+{
+    sqlite3_stmt *q = NULL, *d[2] = {NULL}, *blk = NULL;
     int64_t *ids = calloc((size_t)p->chunk, sizeof(*ids));
     int rc = ids != NULL ? prepare(p, SQL_OLD_EVENTS, &q) : KT_ENOMEM;
     rc = rc != 0 ? rc : prepare(p, SQL_DEL_RAW, &d[0]);
     rc = rc != 0 ? rc : prepare(p, SQL_DEL_EVENT, &d[1]);
+    rc = rc != 0 ? rc : prepare(p, SQL_RAW_BLOCK, &blk);
     int64_t from = INT64_MIN;
     while (rc == 0 && !stopped(p)) {
         size_t n = 0, rows = 0;
@@ -186,11 +206,13 @@ static int prune_events(struct pass *p, int64_t before)
         /* Deleted rows do not come back, kept ones of the last time do: go on from that time,
          * or past it when a whole chunk of one time is kept. */
         from = n == 0 && last == from ? last + 1 : last;
+        note_blocks(blk, ids, n, upto);
         rc = delete_chunk(p, d, 2, ids, n);
         p->st->events += rc == 0 ? n : 0;
     }
     sqlite3_finalize(d[0]);
     sqlite3_finalize(d[1]);
+    sqlite3_finalize(blk);
     sqlite3_finalize(q);
     free(ids);
     if (rc == 0 && !stopped(p) && prepare(p, SQL_COUNT_KEPT, &q) == 0) {
@@ -299,7 +321,11 @@ int kt_prune(const char *db_path, int64_t events_before, int64_t alerts_before, 
         }
         sqlite3_finalize(g);
     }
-    rc = rc != 0 ? rc : prune_events(&p, events_before);
+    int64_t upto = 0;
+    uint64_t blocks = 0;
+    static const char *const del_block[] = {SQL_DEL_BLOCK};
+    rc = rc != 0 ? rc : prune_events(&p, events_before, &upto);
+    rc = rc != 0 || upto == 0 ? rc : prune_by_id(&p, SQL_OLD_BLOCKS, del_block, 1, upto, &blocks);
     rc =
         rc != 0 ? rc : prune_by_id(&p, SQL_OLD_REJECTS, del_reject, 1, events_before, &st->rejects);
     rc = rc != 0 ? rc

@@ -41,11 +41,11 @@
 #include "store_int.h"
 #include "store_sql.h"
 
-enum { SCHEMA_VERSION = 5 };
+enum { SCHEMA_VERSION = 6 };
 
 /* migrations[i] takes user_version from i to i + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
-                                                       SQL_SCHEMA_V4, SQL_SCHEMA_V5};
+                                                       SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6};
 
 enum { REJECT_TEXT = 1024 }; /* bytes of a rejected record kept in rejects.text */
 
@@ -62,6 +62,8 @@ enum {
     ST_EVENT,
     ST_EVENT_ID,
     ST_RAW,
+    ST_RAW_BLOCK,
+    ST_RAW_EXISTS,
     ST_ALERT,
     ST_REJECT,
     ST_CKPT_UPSERT,
@@ -93,6 +95,8 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_EVENT] = SQL_EVENT_INSERT,
     [ST_EVENT_ID] = SQL_EVENT_ID,
     [ST_RAW] = SQL_RAW_INSERT,
+    [ST_RAW_BLOCK] = SQL_RAW_BLOCK_INSERT,
+    [ST_RAW_EXISTS] = SQL_RAW_EXISTS,
     [ST_ALERT] = SQL_ALERT_INSERT,
     [ST_REJECT] = SQL_REJECT_INSERT,
     [ST_CKPT_UPSERT] = SQL_CKPT_UPSERT,
@@ -122,6 +126,8 @@ struct kt_store {
     struct kt_store_opts opts;    /* copy of the options */
     int64_t *ids;                 /* per record of the batch being written: events.id */
     unsigned char *dup;           /* per record: 1 when its event was already stored */
+    unsigned char *rawq;          /* per record: its JSON is in the block being filled */
+    struct rawpack raw;           /* the block of raw JSON being filled */
     size_t capids;                /* ids and dup allocated */
     int64_t *origin_ids;          /* per origin of the batch being written: strings.id */
     size_t caporigins;            /* origin_ids allocated */
@@ -464,6 +470,10 @@ int store_open_tuned(const char *path, const struct kt_store_opts *opts,
     if (t->max_text > 0 && t->max_text < st->max_text) {
         st->max_text = t->max_text;
     }
+    if (kt_raw_register(st->db) != 0) {
+        snprintf(errstr, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+        goto fail;
+    }
     if (identify(st->db, path, &version, errstr, errlen) != 0) {
         goto fail;
     }
@@ -527,6 +537,8 @@ void kt_store_close(struct kt_store *st)
     free(st->origin_ids);
     free(st->ids);
     free(st->dup);
+    free(st->rawq);
+    rawpack_free(&st->raw);
     pthread_cond_destroy(&st->ckcv);
     pthread_mutex_destroy(&st->ckmu);
     pthread_mutex_destroy(&st->smu);
@@ -626,6 +638,11 @@ static int reserve(struct kt_store *st, const struct kt_batch *b)
             return KT_ENOMEM;
         }
         st->dup = d;
+        d = realloc(st->rawq, b->nrecs);
+        if (d == NULL) {
+            return KT_ENOMEM;
+        }
+        st->rawq = d;
         st->capids = b->nrecs;
     }
     if (b->norigins > st->caporigins) {
@@ -677,6 +694,7 @@ static int write_event(struct kt_store *st, const struct kt_batch *b, size_t i)
         {SQL_EV_API_VERSION, KT_F_API_VERSION},
         {SQL_EV_DECISION, KT_F_DECISION},
         {SQL_EV_AUTHZ_REASON, KT_F_AUTHZ_REASON},
+        {SQL_EV_REQUEST_URI, KT_F_URI}, /* column uri: watches and leases repeat their URIs */
     };
     const struct kt_event *ev = &b->events[i];
     const struct kt_record *r = &b->recs[i];
@@ -707,7 +725,6 @@ static int write_event(struct kt_store *st, const struct kt_batch *b, size_t i)
     } else {
         sqlite3_bind_null(q, SQL_EV_CODE);
     }
-    bind_str(q, SQL_EV_REQUEST_URI, ev->f[KT_F_URI]);
     if (rc == 0) {
         rc = bind_dict(st, q, SQL_EV_CLUSTER,
                        b->cluster.ptr != NULL ? b->cluster : ev->f[KT_F_CLUSTER_ANNOT]);
@@ -762,12 +779,29 @@ static int event_row(struct kt_store *st, const struct kt_batch *b, size_t i, in
     return 0;
 }
 
-/* Keep record i's JSON for event row id (no-op when already kept). */
+/* Keep record i's JSON for event row id (no-op when already kept): into the block being
+ * filled, written when full and before commit. */
 static int write_raw(struct kt_store *st, const struct kt_batch *b, size_t i, int64_t id)
 {
     const struct kt_record *r = &b->recs[i];
-    sqlite3_stmt *q = st->st[ST_RAW];
 
+    if (st->rawq[i]) {
+        return 0;
+    }
+    if (st->dup[i]) { /* stored before: with its JSON? */
+        int64_t found = 0;
+        sqlite3_stmt *q = st->st[ST_RAW_EXISTS];
+        sqlite3_bind_int64(q, 1, id);
+        int s = sqlite3_step(q);
+        found = s == SQLITE_ROW;
+        sqlite3_reset(q);
+        if (s != SQLITE_ROW && s != SQLITE_DONE) {
+            return KT_EIO;
+        }
+        if (found) {
+            return 0;
+        }
+    }
     if (r->len > st->max_text) {
         /* SQLite would refuse it and fail the whole batch: keep the event, not its JSON */
         kt_warn("store",
@@ -775,9 +809,12 @@ static int write_raw(struct kt_store *st, const struct kt_batch *b, size_t i, in
                 (unsigned long long)r->off, r->len);
         return 0;
     }
-    sqlite3_bind_int64(q, 1, id);
-    sqlite3_bind_text(q, 2, b->buf + r->pos, (int)r->len, SQLITE_STATIC);
-    return step_done(q);
+    st->rawq[i] = 1;
+    int rc = rawpack_add(&st->raw, id, b->buf + r->pos, r->len);
+    if (rc == 0 && rawpack_full(&st->raw)) {
+        rc = rawpack_flush(&st->raw, st->st[ST_RAW_BLOCK], st->st[ST_RAW]);
+    }
+    return rc;
 }
 
 /* Record i as a reject. *added is 1 unless the same reject was stored before. */
@@ -1215,6 +1252,7 @@ static int write_batch(struct kt_store *st, struct kt_batch *b, struct kt_store_
         int added = 0;
         st->ids[i] = 0;
         st->dup[i] = 0;
+        st->rawq[i] = 0;
         if (reason != NULL) {
             rc = write_reject(st, b, i, reason, now, &added);
             d->rejects += (uint64_t)added;
@@ -1328,6 +1366,9 @@ static int write_txn(struct kt_store *st, struct kt_batch *const *bs, size_t n,
     for (size_t i = 0; i < n && rc == 0; i++) {
         rc = write_batch(st, bs[i], &sum);
     }
+    if (rc == 0) {
+        rc = rawpack_flush(&st->raw, st->st[ST_RAW_BLOCK], st->st[ST_RAW]);
+    }
     /* the correlation state these batches leave, in their transaction */
     if (rc == 0 && st->corr != NULL) {
         rc = kt_corr_checkpoint(st->corr, corr_put, corr_del, st) != 0 ? KT_EIO : 0;
@@ -1344,6 +1385,7 @@ static int write_txn(struct kt_store *st, struct kt_batch *const *bs, size_t n,
         }
         /* ids cached during the transaction may name strings rows that no longer exist */
         dict_forget(&st->dict);
+        rawpack_clear(&st->raw);
         /* the engine saw what was rolled back: back to the state stored with the last commit */
         if (st->corr != NULL && corr_restore_all(st) != 0) {
             kt_error("store", "correlation state not restored after a rollback: %s",

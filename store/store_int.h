@@ -30,6 +30,34 @@ struct store_tuning {
 
 void store_tuning_default(struct store_tuning *t);
 
+/*
+ * Raw JSON in compressed blocks (rawpack.c): a transaction adds the JSON it keeps, and
+ * flushes a block (one raw_blocks row, one raw row per event naming its span) when it is full
+ * and before commit. SQL_RAW_BLOCK_INSERT and SQL_RAW_INSERT are the statements.
+ */
+struct rawpack_ent {
+    int64_t event_id;
+    uint32_t off, len; /* the event's span in the block */
+};
+struct rawpack {
+    struct kt_buf text; /* the JSON of the block, concatenated */
+    struct kt_buf z;    /* scratch: compressed */
+    struct rawpack_ent *ents;
+    size_t n, cap;
+};
+/* Add one event's JSON (copied): 0 or KT_ENOMEM. */
+int rawpack_add(struct rawpack *p, int64_t event_id, const char *json, size_t len);
+/* The block should be flushed before more is added. */
+int rawpack_full(const struct rawpack *p);
+/* Write the block and its raw rows (no-op when empty), then empty it: 0, KT_EIO, KT_ENOMEM. */
+int rawpack_flush(struct rawpack *p, sqlite3_stmt *block, sqlite3_stmt *raw);
+/* Forget what was added (after a rollback). */
+void rawpack_clear(struct rawpack *p);
+void rawpack_free(struct rawpack *p);
+/* Register sqlar_uncompress(Z, N) on db, as the sqlite3 shell has it, so that v_events.raw
+ * reads in ktrail's own connections too. 0 or KT_EIO. */
+int kt_raw_register(sqlite3 *db);
+
 /* kt_store_open() with explicit tuning (copied). Same contract otherwise. */
 int store_open_tuned(const char *path, const struct kt_store_opts *opts,
                      const struct store_tuning *t, struct kt_store **out, char *errstr,

@@ -155,7 +155,12 @@
 
 /* The v_events view, with extra columns (text of "  e.col AS col,\n" lines) before raw. */
 #define SQL_V_EVENTS(extra)                                                                        \
-    "CREATE VIEW v_events AS SELECT\n"                                                             \
+    SQL_V_EVENTS_X("v_events", extra, "e.request_uri", "raw.json AS raw",                          \
+                   "  LEFT JOIN raw ON raw.event_id = e.id\n")
+/* A view of events: its name, extra columns, the request_uri column's expression, the last
+ * column (no comma) and the joins they need. */
+#define SQL_V_EVENTS_X(view, extra, uricol, last, joins)                                           \
+    "CREATE VIEW " view " AS SELECT\n"                                                             \
     "  e.id AS id,\n"                                                                              \
     "  " SQL_TIME("e.ts") " AS time,\n"                                                            \
     "  e.ts AS ts, e.received_ts AS received_ts, e.audit_id AS audit_id,\n"                        \
@@ -165,18 +170,18 @@
     SQL_DICT("api_version")                                                                        \
     "  e.code AS code,\n"                                                                          \
     SQL_DICT("decision") SQL_DICT("authz_reason")                                                  \
-    "  e.request_uri AS request_uri,\n"                                                            \
+    "  " uricol " AS request_uri,\n"                                                               \
     SQL_DICT("cluster") SQL_DICT("origin")                                                         \
     "  e.offset AS offset,\n"                                                                      \
     extra                                                                                          \
-    "  raw.json AS raw\n"                                                                          \
+    "  " last "\n"                                                                                 \
     "FROM events e\n"                                                                              \
     SQL_JOIN("stage") SQL_JOIN("level") SQL_JOIN("verb") SQL_JOIN("user") SQL_JOIN("groups")       \
     SQL_JOIN("imp_user") SQL_JOIN("source_ips") SQL_JOIN("user_agent") SQL_JOIN("resource")        \
     SQL_JOIN("subresource") SQL_JOIN("namespace") SQL_JOIN("name") SQL_JOIN("api_group")           \
     SQL_JOIN("api_version") SQL_JOIN("decision") SQL_JOIN("authz_reason") SQL_JOIN("cluster")      \
     SQL_JOIN("origin")                                                                             \
-    "  LEFT JOIN raw ON raw.event_id = e.id;\n"                                                    \
+    joins ";\n"
 
 /* The v_alerts view, with extra columns (text of ", a.col AS col" items) after event_id. */
 #define SQL_V_ALERTS(extra)                                                                        \
@@ -299,6 +304,42 @@
     "DROP VIEW v_alerts;\n"                                                                        \
     SQL_V_ALERTS(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time")
 
+/* ---- schema version 6: raw JSON compressed in blocks ---- */
+
+/*
+ * The JSON of up to 128 kept events, concatenated, is one zlib stream in raw_blocks (about 8
+ * times smaller than the text); each raw row names its block and its span. The sqlite3 shell
+ * has sqlar_uncompress() built in (its .archive support), so v_events.raw still reads there as
+ * the text received; ktrail registers the same function on its own connections. Rows written
+ * before keep their text in raw.json (block NULL). A client without the function cannot use
+ * v_events at all: v_events_lite is the same view without raw. The requestURI is a dictionary
+ * value from now on (the column uri).
+ */
+#define SQL_RAW_TEXT                                                                               \
+    "CASE WHEN raw.block IS NULL THEN raw.json ELSE CAST(substr(sqlar_uncompress(rb.z, rb.n), "    \
+    "raw.off + 1, raw.len) AS TEXT) END"
+#define SQL_SCHEMA_V6                                                                              \
+    "ALTER TABLE events ADD COLUMN uri INTEGER;"                                                   \
+    " -- dict: requestURI (then request_uri is NULL; rows written before have the text there)\n"  \
+    "CREATE TABLE raw_blocks (\n"                                                                  \
+    "  -- raw JSON of up to 128 events, concatenated; sqlar_uncompress(z, n) gives it back\n"     \
+    "  id INTEGER PRIMARY KEY,\n"                                                                  \
+    "  z  BLOB NOT NULL,    -- zlib stream (compress2), or the bytes as they are when n = length(z)\n" \
+    "  n  INTEGER NOT NULL); -- uncompressed length\n"                                            \
+    "ALTER TABLE raw ADD COLUMN block INTEGER;"                                                     \
+    " -- raw_blocks.id holding the JSON ('' in json), or NULL: json holds it\n"                  \
+    "ALTER TABLE raw ADD COLUMN off INTEGER; -- byte offset of the JSON in the block\n"           \
+    "ALTER TABLE raw ADD COLUMN len INTEGER; -- its length in bytes\n"                            \
+    "CREATE INDEX raw_block ON raw (block) WHERE block IS NOT NULL;\n"                            \
+    "DROP VIEW v_events;\n"                                                                        \
+    SQL_V_EVENTS_X("v_events", "  e.truncated AS truncated,\n", "coalesce(e.request_uri, uri.s)",  \
+                   SQL_RAW_TEXT " AS raw",                                                         \
+                   "  LEFT JOIN strings uri ON uri.id = e.uri\n"                                  \
+                   "  LEFT JOIN raw ON raw.event_id = e.id\n"                                     \
+                   "  LEFT JOIN raw_blocks rb ON rb.id = raw.block\n")                            \
+    SQL_V_EVENTS_X("v_events_lite", "", "coalesce(e.request_uri, uri.s)",                          \
+                   "e.truncated AS truncated", "  LEFT JOIN strings uri ON uri.id = e.uri\n")
+
 /* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
@@ -339,12 +380,15 @@ enum {
 #define SQL_EVENT_INSERT                                                                           \
     "INSERT OR IGNORE INTO events (ts, received_ts, audit_id, stage, level, verb, user, groups,"   \
     " imp_user, source_ips, user_agent, resource, subresource, namespace, name, api_group,"        \
-    " api_version, code, decision, authz_reason, request_uri, cluster, origin, offset, truncated)" \
+    " api_version, code, decision, authz_reason, uri, cluster, origin, offset, truncated)"         \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"    \
     " ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
 /* The row a duplicate collided with: the unique key, in its order. */
 #define SQL_EVENT_ID "SELECT id FROM events WHERE ts = ?1 AND audit_id = ?2 AND stage = ?3"
-#define SQL_RAW_INSERT "INSERT OR IGNORE INTO raw (event_id, json) VALUES (?1, ?2)"
+#define SQL_RAW_INSERT                                                                             \
+    "INSERT OR IGNORE INTO raw (event_id, json, block, off, len) VALUES (?1, '', ?2, ?3, ?4)"
+#define SQL_RAW_BLOCK_INSERT "INSERT INTO raw_blocks (z, n) VALUES (?1, ?2)"
+#define SQL_RAW_EXISTS "SELECT 1 FROM raw WHERE event_id = ?1"
 #define SQL_ALERT_INSERT                                                                           \
     "INSERT OR IGNORE INTO alerts (event_id, ts, audit_id, stage, rule, priority, tags, output,"   \
     " fields, recv_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"

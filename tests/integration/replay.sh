@@ -100,7 +100,8 @@ check "bad option value: exit 2" 2 $?
 # --keep-raw all keeps the JSON of every event, verbatim.
 "$KTRAIL" replay --quiet --keep-raw all --db "$T/raw.db" "$T/a.log" 2>/dev/null
 check "keep-raw all" "$N" "$(sql "$T/raw.db" 'SELECT count(*) FROM raw')"
-check "raw is the line" "$(head -n 1 "$T/a.log")" "$(sql "$T/raw.db" 'SELECT json FROM raw ORDER BY event_id LIMIT 1')"
+check "raw is the line" "$(head -n 1 "$T/a.log")" "$(sql "$T/raw.db" 'SELECT raw FROM v_events ORDER BY id LIMIT 1')"
+check "raw is compressed in blocks" 0 "$(sql "$T/raw.db" "SELECT count(*) FROM raw WHERE json <> '' OR block IS NULL")"
 
 # A pod created with generateName is stored under the name the apiserver gave it.
 cat >"$T/gen.log" <<'JSON'

@@ -29,6 +29,9 @@ check "prune: every newer event stays" "$events_new" "$(n "$T/a.db" "SELECT coun
 check "prune: older events gone but the evidence of newer alerts" "$evidence" "$(n "$T/a.db" "SELECT count(*) FROM events WHERE ts < $h")"
 check "prune: every newer alert stays" "$alerts_new" "$(n "$T/a.db" "SELECT count(*) FROM alerts")"
 check "prune: no raw JSON without its event" 0 "$(n "$T/a.db" "SELECT count(*) FROM raw WHERE event_id NOT IN (SELECT id FROM events)")"
+check "prune: no block of raw JSON without its events" 0 "$(n "$T/a.db" "SELECT count(*) FROM raw_blocks WHERE id NOT IN (SELECT block FROM raw WHERE block IS NOT NULL)")"
+check "prune: the raw JSON of what stays reads" "$(n "$T/b.db" "SELECT md5 FROM (SELECT group_concat(raw, '') AS md5 FROM (SELECT raw FROM v_events WHERE ts >= $h ORDER BY id))" | md5sum)" \
+    "$(n "$T/a.db" "SELECT group_concat(raw, '') FROM (SELECT raw FROM v_events WHERE ts >= $h ORDER BY id)" | md5sum)"
 check "prune: no alert link to a missing alert" 0 "$(n "$T/a.db" "SELECT count(*) FROM alert_events WHERE alert_id NOT IN (SELECT id FROM alerts)")"
 check "prune: no alert link to a missing event" 0 "$(n "$T/a.db" "SELECT count(*) FROM alert_events WHERE event_id NOT IN (SELECT id FROM events)")"
 check "prune: no alert without its event" 0 "$(n "$T/a.db" "SELECT count(*) FROM alerts WHERE event_id NOT IN (SELECT id FROM events)")"
