@@ -24,6 +24,11 @@ struct kt_alert {
     const char *tags;     /* tags joined with ',': owned by the rule set, or NULL */
     struct kt_str output; /* rendered output text, in the batch arena */
     struct kt_str fields; /* output fields as a JSON object, in the batch arena */
+    struct kt_str fmt;    /* the same, compact: what every alert of the rule shares, a JSON
+                             object {"t": tags, "p": [the output's text between its fields],
+                             "k": [the field names]} (a dictionary value in the store), and */
+    struct kt_str vals;   /* the values of this one, a JSON array (null: the field had none,
+                             <NA> in the output); both empty for a correlation's firing */
     const uint64_t *refs; /* a correlation's firing: event row ids of every contributing
                              event, oldest first (batch arena); NULL for a rule's alert */
     size_t nrefs;         /* how many */

@@ -427,15 +427,26 @@ static int is_var(const char *p, const char *name, size_t n)
            p[n] != '_' && p[n] != '[';
 }
 
-/* Render output (with its resolved fields outf) for the current event: the text and the
- * output fields JSON; cv (or NULL) gives a correlation's %group and %count. */
+/* What render() gives: the output text and fields JSON, and their compact form (see
+ * struct kt_alert: fmt and vals), in the arena. */
+struct rendered {
+    struct kt_str text, json, fmt, vals;
+};
+
+/* Render output (with its resolved fields outf) for the current event into *out; cv (or NULL)
+ * gives a correlation's %group and %count (then without a compact form). */
 static int render(struct kt_matcher *m, const char *output, const struct fref *outf, size_t noutf,
-                  const struct corr_vars *cv, struct kt_arena *a, struct kt_str *text,
-                  struct kt_str *json)
+                  const struct corr_vars *cv, const char *tags, struct kt_arena *a,
+                  struct rendered *out)
 {
-    struct sbuf t = {0}, j = {0};
-    size_t k = 0, nj = 0;
+    struct sbuf t = {0}, j = {0}, p = {0}, keys = {0}, vals = {0};
+    size_t k = 0, nj = 0, piece = 0; /* piece: where the text between fields starts */
     SB_LIT(&j, "{");
+    SB_LIT(&p, "{\"t\":");
+    sb_json_str(&p, tags != NULL ? tags : "", tags != NULL ? strlen(tags) : 0);
+    SB_LIT(&p, ",\"p\":[");
+    SB_LIT(&keys, "],\"k\":[");
+    SB_LIT(&vals, "[");
     if (cv != NULL) {
         char num[16];
         SB_LIT(&j, "\"corr.group\":");
@@ -450,16 +461,16 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
         sb_put(&j, num, strlen(num));
         nj = 2;
     }
-    for (const char *p = output; *p != '\0';) {
-        const char *pc = strchr(p, '%');
+    for (const char *o = output; *o != '\0';) {
+        const char *pc = strchr(o, '%');
         if (pc == NULL) {
-            sb_put(&t, p, strlen(p));
+            sb_put(&t, o, strlen(o));
             break;
         }
-        sb_put(&t, p, (size_t)(pc - p));
+        sb_put(&t, o, (size_t)(pc - o));
         if (!isalpha((unsigned char)pc[1])) { /* a literal '%' */
             SB_LIT(&t, "%");
-            p = pc + 1;
+            o = pc + 1;
             continue;
         }
         if (cv != NULL && (is_var(pc + 1, "group", 5) || is_var(pc + 1, "count", 5))) {
@@ -472,7 +483,7 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
                 snprintf(num, sizeof(num), "%u", cv->count);
                 sb_put(&t, num, strlen(num));
             }
-            p = pc + 6;
+            o = pc + 6;
             continue;
         }
         if (k >= noutf) {
@@ -481,12 +492,20 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
         }
         const struct fref *f = &outf[k++];
         const struct kt_value *v = get(m, f);
+        if (nj > 0) {
+            SB_LIT(&p, ",");
+            SB_LIT(&keys, ",");
+            SB_LIT(&vals, ",");
+        }
+        sb_json_str(&p, t.p != NULL ? t.p + piece : "", t.len - piece);
         size_t before = t.len;
         sb_value(&t, v);
+        piece = t.len;
         if (nj++ > 0) {
             SB_LIT(&j, ",");
         }
         const char *name = field_name(f->id);
+        size_t keyat = j.len;
         if (f->arg != NULL) {
             char full[256];
             snprintf(full, sizeof(full), "%s[%s]", name, f->arg);
@@ -494,42 +513,59 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
         } else {
             sb_json_str(&j, name, strlen(name));
         }
+        sb_put(&keys, j.p + keyat, j.len - keyat);
         SB_LIT(&j, ":");
+        size_t valat = j.len;
         if (v->kind == KT_V_NONE) {
             SB_LIT(&j, "null");
         } else {
             sb_json_str(&j, t.p + before, t.len - before);
         }
+        sb_put(&vals, j.p + valat, j.len - valat);
         /* skip the field name in the output text */
-        p = pc + 1;
-        while (*p != '\0' && (isalnum((unsigned char)*p) || *p == '.' || *p == '_')) {
-            p++;
+        o = pc + 1;
+        while (*o != '\0' && (isalnum((unsigned char)*o) || *o == '.' || *o == '_')) {
+            o++;
         }
-        if (*p == '[') {
-            const char *close = strchr(p, ']');
-            p = close != NULL ? close + 1 : p + strlen(p);
+        if (*o == '[') {
+            const char *close = strchr(o, ']');
+            o = close != NULL ? close + 1 : o + strlen(o);
         }
     }
     SB_LIT(&j, "}");
+    if (nj > 0) {
+        SB_LIT(&p, ",");
+    }
+    sb_json_str(&p, t.p != NULL ? t.p + piece : "", t.len - piece);
+    sb_put(&p, keys.p, keys.len);
+    SB_LIT(&p, "]}");
+    SB_LIT(&vals, "]");
     int rc = 0;
-    if (t.err || j.err) {
+    memset(out, 0, sizeof(*out));
+    if (t.err || j.err || p.err || keys.err || vals.err) {
         rc = KT_ENOMEM;
     } else {
-        text->ptr = kt_arena_dup(a, t.p != NULL ? t.p : "", t.len);
-        text->len = t.len;
-        json->ptr = kt_arena_dup(a, j.p, j.len);
-        json->len = j.len;
-        if (text->ptr == NULL || json->ptr == NULL) {
+        out->text = (struct kt_str){kt_arena_dup(a, t.p != NULL ? t.p : "", t.len), t.len};
+        out->json = (struct kt_str){kt_arena_dup(a, j.p, j.len), j.len};
+        if (cv == NULL) { /* a firing's %group and %count are not fields: no compact form */
+            out->fmt = (struct kt_str){kt_arena_dup(a, p.p, p.len), p.len};
+            out->vals = (struct kt_str){kt_arena_dup(a, vals.p, vals.len), vals.len};
+        }
+        if (out->text.ptr == NULL || out->json.ptr == NULL ||
+            (cv == NULL && (out->fmt.ptr == NULL || out->vals.ptr == NULL))) {
             rc = KT_ENOMEM;
         }
     }
     free(t.p);
     free(j.p);
+    free(p.p);
+    free(keys.p);
+    free(vals.p);
     return rc;
 }
 
-static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r, struct kt_str text,
-                     struct kt_str json)
+static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r,
+                     const struct rendered *out)
 {
     if (b->nalerts == b->capalerts) {
         size_t cap = b->capalerts ? b->capalerts * 2 : 64;
@@ -544,8 +580,10 @@ static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r, stru
                                                 .rule = r->name,
                                                 .priority = r->priority,
                                                 .tags = r->tags,
-                                                .output = text,
-                                                .fields = json};
+                                                .output = out->text,
+                                                .fields = out->json,
+                                                .fmt = out->fmt,
+                                                .vals = out->vals};
     return 0;
 }
 
@@ -780,9 +818,9 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
             if (!m->rhit[k]) {
                 continue;
             }
-            struct kt_str text, json;
-            if (render(m, r->output, r->outf, r->noutf, NULL, &b->arena, &text, &json) != 0 ||
-                add_alert(b, (uint32_t)i, r, text, json) != 0 ||
+            struct rendered out;
+            if (render(m, r->output, r->outf, r->noutf, NULL, r->tags, &b->arena, &out) != 0 ||
+                add_alert(b, (uint32_t)i, r, &out) != 0 ||
                 suppress_group(m, b, &r->sup, KT_STR_NULL, &b->alerts[b->nalerts - 1]) != 0) {
                 return KT_ENOMEM;
             }
@@ -817,7 +855,7 @@ int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_co
     const struct corr *c = &m->rs->corrs[h->corr];
     struct kt_event *ev = &b->events[h->event];
     struct corr_vars cv = {f->key, f->count};
-    struct kt_str text, json;
+    struct rendered out;
     m->b = b;
     m->ev = ev;
     m->gen++; /* another thread's caches, another moment: read the fields afresh */
@@ -825,12 +863,12 @@ int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_co
     m->err = 0;
     uint64_t *refs = kt_arena_alloc(&b->arena, (f->nrefs + 1) * sizeof(*refs));
     if (refs == NULL ||
-        render(m, c->output, c->outf, c->noutf, &cv, &b->arena, &text, &json) != 0) {
+        render(m, c->output, c->outf, c->noutf, &cv, c->tags, &b->arena, &out) != 0) {
         return KT_ENOMEM;
     }
     memcpy(refs, f->refs, f->nrefs * sizeof(*refs));
     struct rule shape = {.name = c->name, .priority = c->priority, .tags = c->tags};
-    if (add_alert(b, h->event, &shape, text, json) != 0) {
+    if (add_alert(b, h->event, &shape, &out) != 0) {
         return KT_ENOMEM;
     }
     b->alerts[b->nalerts - 1].refs = refs;

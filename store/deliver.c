@@ -42,11 +42,11 @@ enum {
     " VALUES (?1, (SELECT coalesce(max(id), 0) FROM alerts), ?2)"
 #define SQL_DEST_GET "SELECT last_alert FROM deliveries WHERE dest = ?1"
 #define SQL_DEST_SAVE "UPDATE deliveries SET last_alert = ?2, updated_at = ?3 WHERE dest = ?1"
-/* Not v_alerts: its joins would cost a lookup per column; the strings are few. */
+/* v_alerts puts an alert's output, fields and tags together (the joins it does not need are
+ * left out by SQLite) */
 #define SQL_NEXT                                                                                   \
-    "SELECT a.id, a.ts, a.rule, a.priority, a.tags, a.output, a.fields, a.audit_id, stage.s"       \
-    " FROM alerts a LEFT JOIN strings stage ON stage.id = a.stage"                                 \
-    " WHERE a.id > ?1 AND a.priority <= ?2 ORDER BY a.id LIMIT ?3"
+    "SELECT id, ts, rule, priority_num, tags, output, fields, audit_id, stage FROM v_alerts"       \
+    " WHERE id > ?1 AND priority_num <= ?2 ORDER BY id LIMIT ?3"
 #define SQL_PENDING "SELECT count(*) FROM alerts WHERE id > ?1 AND priority <= ?2"
 
 struct item {

@@ -871,13 +871,25 @@ static int write_alert(struct kt_store *st, const struct kt_batch *b, const stru
     sqlite3_bind_int64(q, 4, stage);
     sqlite3_bind_text(q, 5, a->rule, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 6, a->priority);
-    if (a->tags != NULL) {
-        sqlite3_bind_text(q, 7, a->tags, -1, SQLITE_STATIC);
-    } else {
+    if (a->fmt.len > 0) { /* the compact form: v_alerts renders output, fields and tags */
         sqlite3_bind_null(q, 7);
+        sqlite3_bind_null(q, 8);
+        sqlite3_bind_null(q, 9);
+        if (bind_dict(st, q, 11, a->fmt) != 0) {
+            return KT_EIO;
+        }
+        bind_str(q, 12, a->vals);
+    } else {
+        if (a->tags != NULL) {
+            sqlite3_bind_text(q, 7, a->tags, -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_null(q, 7);
+        }
+        bind_str(q, 8, a->output);
+        bind_str(q, 9, a->fields);
+        sqlite3_bind_null(q, 11);
+        sqlite3_bind_null(q, 12);
     }
-    bind_str(q, 8, a->output);
-    bind_str(q, 9, a->fields);
     if (ev->recv_us != 0) {
         sqlite3_bind_int64(q, 10, ev->recv_us);
     } else {

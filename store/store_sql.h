@@ -185,6 +185,9 @@
 
 /* The v_alerts view, with extra columns (text of ", a.col AS col" items) after event_id. */
 #define SQL_V_ALERTS(extra)                                                                        \
+    SQL_V_ALERTS_X(extra, "a.tags", "a.output", "a.fields", "")
+/* ... with the tags, output and fields columns' expressions and the joins they need. */
+#define SQL_V_ALERTS_X(extra, tagscol, outputcol, fieldscol, joins)                                \
     "CREATE VIEW v_alerts AS SELECT\n"                                                             \
     "  a.id AS id,\n"                                                                              \
     "  " SQL_TIME("a.ts") " AS time,\n"                                                            \
@@ -192,7 +195,8 @@
     "  CASE a.priority WHEN 0 THEN 'Emergency' WHEN 1 THEN 'Alert' WHEN 2 THEN 'Critical'\n"      \
     "    WHEN 3 THEN 'Error' WHEN 4 THEN 'Warning' WHEN 5 THEN 'Notice'\n"                         \
     "    WHEN 6 THEN 'Informational' ELSE 'Debug' END AS priority,\n"                              \
-    "  a.priority AS priority_num, a.tags AS tags, a.output AS output, a.fields AS fields,\n"      \
+    "  a.priority AS priority_num, " tagscol " AS tags, " outputcol " AS output,\n"                \
+    "  " fieldscol " AS fields,\n"                                                                 \
     "  a.audit_id AS audit_id, stage.s AS stage,\n"                                                \
     "  user.s AS user, verb.s AS verb, resource.s AS resource, namespace.s AS namespace,\n"        \
     "  name.s AS name, source_ips.s AS source_ips, user_agent.s AS user_agent,\n"                  \
@@ -202,7 +206,7 @@
     "  LEFT JOIN strings stage ON stage.id = a.stage\n"                                            \
     SQL_JOIN("user") SQL_JOIN("verb") SQL_JOIN("resource") SQL_JOIN("namespace") SQL_JOIN("name")  \
     SQL_JOIN("source_ips") SQL_JOIN("user_agent") SQL_JOIN("cluster")                              \
-    ";\n"
+    joins ";\n"
 
 #define SQL_VIEWS_V1                                                                               \
     SQL_V_EVENTS("")                                                                               \
@@ -318,7 +322,29 @@
 #define SQL_RAW_TEXT                                                                               \
     "CASE WHEN raw.block IS NULL THEN raw.json ELSE CAST(substr(sqlar_uncompress(rb.z, rb.n), "    \
     "raw.off + 1, raw.len) AS TEXT) END"
+/*
+ * An alert of a rule keeps what changes from one alert to the next, the values of its output
+ * fields (vals, a JSON array), and names its format (fmt, a dictionary value shared by every
+ * alert of the rule: {"t": tags, "p": [the output text around the fields], "k": [the field
+ * names]}); v_alerts puts output, fields and tags back together with SQLite's JSON functions,
+ * which every SQLite client has. A correlation's alert keeps its text as before.
+ */
+#define SQL_ALERT_OUTPUT                                                                           \
+    "coalesce(a.output, (SELECT group_concat(p.value || CASE WHEN p.key < json_array_length("     \
+    "a.vals) THEN coalesce(a.vals ->> p.key, '<NA>') ELSE '' END, '') FROM json_each(fmt.s, "      \
+    "'$.p') p))"
+#define SQL_ALERT_FIELDS                                                                           \
+    "coalesce(a.fields, (SELECT json_group_object(k.value, a.vals -> k.key) FROM json_each("      \
+    "fmt.s, '$.k') k))"
+#define SQL_ALERT_TAGS "coalesce(a.tags, fmt.s ->> '$.t')"
 #define SQL_SCHEMA_V6                                                                              \
+    "ALTER TABLE alerts ADD COLUMN fmt INTEGER;"                                                   \
+    " -- dict: the rule's output format (then output, fields and tags are NULL)\n"               \
+    "ALTER TABLE alerts ADD COLUMN vals TEXT; -- the output fields' values, a JSON array\n"       \
+    "DROP VIEW v_alerts;\n"                                                                        \
+    SQL_V_ALERTS_X(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time",   \
+                   SQL_ALERT_TAGS, SQL_ALERT_OUTPUT, SQL_ALERT_FIELDS,                             \
+                   "  LEFT JOIN strings fmt ON fmt.id = a.fmt\n")                                 \
     "ALTER TABLE events ADD COLUMN uri INTEGER;"                                                   \
     " -- dict: requestURI (then request_uri is NULL; rows written before have the text there)\n"  \
     "CREATE TABLE raw_blocks (\n"                                                                  \
@@ -391,7 +417,7 @@ enum {
 #define SQL_RAW_EXISTS "SELECT 1 FROM raw WHERE event_id = ?1"
 #define SQL_ALERT_INSERT                                                                           \
     "INSERT OR IGNORE INTO alerts (event_id, ts, audit_id, stage, rule, priority, tags, output,"   \
-    " fields, recv_ts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    " fields, recv_ts, fmt, vals) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
 #define SQL_REJECT_INSERT                                                                          \
     "INSERT OR IGNORE INTO rejects (ingested_at, origin, offset, line, reason, text)"              \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"

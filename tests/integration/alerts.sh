@@ -100,4 +100,19 @@ check "suppress without for: exit 3" 3 $?
 grep -q 'bad2.yaml:6: .*suppress: needs for:' "$T/bad2.err"
 check "... with file and line" 0 $?
 
+# ---- the database gives every alert's output, fields and tags as they were printed ----
+# (a rule's alert is kept compact: its field values and the rule's format; v_alerts puts them
+# back together with SQLite's JSON functions; a correlation's alert keeps its text)
+"$KTRAIL" replay --db "$T/pack.db" --alerts json "$FIXTURES/sample-audit.log" >"$T/pack.json" 2>/dev/null
+check "compact: most alerts are stored compact" 1 \
+    "$(sql "$T/pack.db" "SELECT sum(fmt IS NOT NULL) * 2 > count(*) AND sum(output IS NOT NULL) = sum(fmt IS NULL) FROM alerts")"
+check "compact: v_alerts.output is the printed output" "$(jq -r .output "$T/pack.json" | md5sum)" \
+    "$(sql "$T/pack.db" "SELECT output FROM v_alerts ORDER BY id" | md5sum)"
+check "compact: v_alerts.fields is the printed output_fields" "$(jq -c .output_fields "$T/pack.json" | md5sum)" \
+    "$(sql "$T/pack.db" "SELECT fields FROM v_alerts ORDER BY id" | md5sum)"
+check "compact: v_alerts.tags are the printed tags" "$(jq -r '.tags | join(",")' "$T/pack.json" | md5sum)" \
+    "$(sql "$T/pack.db" "SELECT tags FROM v_alerts ORDER BY id" | md5sum)"
+check "compact: one format per rule" "$(sql "$T/pack.db" "SELECT count(DISTINCT rule) FROM alerts WHERE fmt IS NOT NULL")" \
+    "$(sql "$T/pack.db" "SELECT count(DISTINCT fmt) FROM alerts WHERE fmt IS NOT NULL")"
+
 finish

@@ -54,7 +54,7 @@ check "up: the sample raises alerts" 1 "$([ "$stored" -gt 100 ] && echo 1)"
 check "up: every stored alert delivered" "$stored" "$(lines "$T/up.out")"
 check "up: in id order" "$(ids_stored "$T/a.db" | md5sum)" "$(ids_sent "$T/up.out" | md5sum)"
 check "up: Falco's fields on every alert" "$stored" "$(jq -c 'select((.output | type) == "string" and (.priority | type) == "string" and (.rule | type) == "string" and (.time | test("^[0-9-]{10}T[0-9:.]+Z$")) and (.output_fields | type) == "object" and .source == "k8s_audit" and (.tags | type) == "array" and (.hostname | length) > 0)' "$T/up.out" | wc -l)"
-check "up: the same output as the database" "$(sql "$T/a.db" "SELECT output FROM alerts ORDER BY id" | md5sum)" \
+check "up: the same output as the database" "$(sql "$T/a.db" "SELECT output FROM v_alerts ORDER BY id" | md5sum)" \
     "$(jq -r .output "$T/up.out" | md5sum)"
 check "up: the summary says so" 1 "$(grep -c "alerts to http://127.0.0.1:$PORT/: $stored delivered, 0 refused$" "$T/a.err")"
 check "up: the cursor is stored" "$(sql "$T/a.db" "SELECT max(id) FROM alerts")" \
