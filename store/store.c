@@ -566,6 +566,39 @@ static void bind_str(sqlite3_stmt *q, int i, struct kt_str v)
     }
 }
 
+/*
+ * Bind an auditID: the 16 bytes of a UUID in its canonical lowercase text (what the apiserver
+ * makes), so the events row and its unique index hold 16 bytes instead of 36 (v_events writes
+ * the text back), or the text of any other (the client can send its own Audit-ID).
+ */
+static void bind_audit_id(sqlite3_stmt *q, int i, struct kt_str v)
+{
+    unsigned char u[16];
+    size_t n = 0;
+    int hi = -1;
+    for (size_t k = 0; v.ptr != NULL && v.len == 36 && k < 36; k++) {
+        int c = (unsigned char)v.ptr[k];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (k == 8 || k == 13 || k == 18 || k == 23) {
+            if (c != '-') {
+                break;
+            }
+        } else if (d < 0) {
+            break;
+        } else if (hi < 0) {
+            hi = d;
+        } else {
+            u[n++] = (unsigned char)(hi << 4 | d);
+            hi = -1;
+        }
+    }
+    if (n == 16) {
+        sqlite3_bind_blob(q, i, u, 16, SQLITE_TRANSIENT);
+    } else {
+        bind_str(q, i, v);
+    }
+}
+
 /* Bind the dictionary id of v to parameter i, NULL when v is absent. 0 or KT_EIO. */
 static int bind_dict(struct kt_store *st, sqlite3_stmt *q, int i, struct kt_str v)
 {
@@ -709,7 +742,7 @@ static int write_event(struct kt_store *st, const struct kt_batch *b, size_t i)
     } else {
         sqlite3_bind_null(q, SQL_EV_RECEIVED_TS);
     }
-    bind_str(q, SQL_EV_AUDIT_ID, ev->f[KT_F_AUDIT_ID]);
+    bind_audit_id(q, SQL_EV_AUDIT_ID, ev->f[KT_F_AUDIT_ID]);
     sqlite3_bind_int64(q, SQL_EV_STAGE, stage);
     for (size_t k = 0; k < sizeof(dict_cols) / sizeof(dict_cols[0]) && rc == 0; k++) {
         rc = bind_dict(st, q, dict_cols[k].param, ev->f[dict_cols[k].field]);
@@ -762,7 +795,7 @@ static int event_row(struct kt_store *st, const struct kt_batch *b, size_t i, in
         return KT_EIO;
     }
     sqlite3_bind_int64(q, 1, ev->ts_us);
-    bind_str(q, 2, ev->f[KT_F_AUDIT_ID]);
+    bind_audit_id(q, 2, ev->f[KT_F_AUDIT_ID]);
     sqlite3_bind_int64(q, 3, stage);
     rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
@@ -867,7 +900,7 @@ static int write_alert(struct kt_store *st, const struct kt_batch *b, const stru
     }
     sqlite3_bind_int64(q, 1, id);
     sqlite3_bind_int64(q, 2, ev->ts_us);
-    bind_str(q, 3, ev->f[KT_F_AUDIT_ID]);
+    sqlite3_bind_text(q, 3, "", 0, SQLITE_STATIC); /* the event's: v_alerts reads it there */
     sqlite3_bind_int64(q, 4, stage);
     sqlite3_bind_text(q, 5, a->rule, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 6, a->priority);

@@ -155,15 +155,15 @@
 
 /* The v_events view, with extra columns (text of "  e.col AS col,\n" lines) before raw. */
 #define SQL_V_EVENTS(extra)                                                                        \
-    SQL_V_EVENTS_X("v_events", extra, "e.request_uri", "raw.json AS raw",                          \
+    SQL_V_EVENTS_X("v_events", extra, "e.audit_id", "e.request_uri", "raw.json AS raw",            \
                    "  LEFT JOIN raw ON raw.event_id = e.id\n")
-/* A view of events: its name, extra columns, the request_uri column's expression, the last
- * column (no comma) and the joins they need. */
-#define SQL_V_EVENTS_X(view, extra, uricol, last, joins)                                           \
+/* A view of events: its name, extra columns, the audit_id and request_uri columns'
+ * expressions, the last column (no comma) and the joins they need. */
+#define SQL_V_EVENTS_X(view, extra, auditcol, uricol, last, joins)                                 \
     "CREATE VIEW " view " AS SELECT\n"                                                             \
     "  e.id AS id,\n"                                                                              \
     "  " SQL_TIME("e.ts") " AS time,\n"                                                            \
-    "  e.ts AS ts, e.received_ts AS received_ts, e.audit_id AS audit_id,\n"                        \
+    "  e.ts AS ts, e.received_ts AS received_ts, " auditcol " AS audit_id,\n"                      \
     SQL_DICT("stage") SQL_DICT("level") SQL_DICT("verb") SQL_DICT("user") SQL_DICT("groups")       \
     SQL_DICT("imp_user") SQL_DICT("source_ips") SQL_DICT("user_agent") SQL_DICT("resource")        \
     SQL_DICT("subresource") SQL_DICT("namespace") SQL_DICT("name") SQL_DICT("api_group")           \
@@ -185,9 +185,9 @@
 
 /* The v_alerts view, with extra columns (text of ", a.col AS col" items) after event_id. */
 #define SQL_V_ALERTS(extra)                                                                        \
-    SQL_V_ALERTS_X(extra, "a.tags", "a.output", "a.fields", "")
+    SQL_V_ALERTS_X(extra, "a.audit_id", "a.tags", "a.output", "a.fields", "")
 /* ... with the tags, output and fields columns' expressions and the joins they need. */
-#define SQL_V_ALERTS_X(extra, tagscol, outputcol, fieldscol, joins)                                \
+#define SQL_V_ALERTS_X(extra, auditcol, tagscol, outputcol, fieldscol, joins)                      \
     "CREATE VIEW v_alerts AS SELECT\n"                                                             \
     "  a.id AS id,\n"                                                                              \
     "  " SQL_TIME("a.ts") " AS time,\n"                                                            \
@@ -197,7 +197,7 @@
     "    WHEN 6 THEN 'Informational' ELSE 'Debug' END AS priority,\n"                              \
     "  a.priority AS priority_num, " tagscol " AS tags, " outputcol " AS output,\n"                \
     "  " fieldscol " AS fields,\n"                                                                 \
-    "  a.audit_id AS audit_id, stage.s AS stage,\n"                                                \
+    "  " auditcol " AS audit_id, stage.s AS stage,\n"                                              \
     "  user.s AS user, verb.s AS verb, resource.s AS resource, namespace.s AS namespace,\n"        \
     "  name.s AS name, source_ips.s AS source_ips, user_agent.s AS user_agent,\n"                  \
     "  e.code AS code, cluster.s AS cluster, a.event_id AS event_id" extra "\n"                   \
@@ -337,12 +337,18 @@
     "coalesce(a.fields, (SELECT json_group_object(k.value, a.vals -> k.key) FROM json_each("      \
     "fmt.s, '$.k') k))"
 #define SQL_ALERT_TAGS "coalesce(a.tags, fmt.s ->> '$.t')"
+/* An auditID as text: a UUID is stored as its 16 bytes (see store.c, bind_audit_id). */
+#define SQL_AUDIT_TEXT(col)                                                                        \
+    "CASE WHEN typeof(" col ") = 'blob' THEN lower(substr(hex(" col "), 1, 8) || '-' ||"          \
+    " substr(hex(" col "), 9, 4) || '-' || substr(hex(" col "), 13, 4) || '-' ||"                 \
+    " substr(hex(" col "), 17, 4) || '-' || substr(hex(" col "), 21)) ELSE " col " END"
 #define SQL_SCHEMA_V6                                                                              \
     "ALTER TABLE alerts ADD COLUMN fmt INTEGER;"                                                   \
     " -- dict: the rule's output format (then output, fields and tags are NULL)\n"               \
     "ALTER TABLE alerts ADD COLUMN vals TEXT; -- the output fields' values, a JSON array\n"       \
     "DROP VIEW v_alerts;\n"                                                                        \
     SQL_V_ALERTS_X(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time",   \
+                   "coalesce(nullif(a.audit_id, ''), " SQL_AUDIT_TEXT("e.audit_id") ")",           \
                    SQL_ALERT_TAGS, SQL_ALERT_OUTPUT, SQL_ALERT_FIELDS,                             \
                    "  LEFT JOIN strings fmt ON fmt.id = a.fmt\n")                                 \
     "ALTER TABLE events ADD COLUMN uri INTEGER;"                                                   \
@@ -358,12 +364,14 @@
     "ALTER TABLE raw ADD COLUMN len INTEGER; -- its length in bytes\n"                            \
     "CREATE INDEX raw_block ON raw (block) WHERE block IS NOT NULL;\n"                            \
     "DROP VIEW v_events;\n"                                                                        \
-    SQL_V_EVENTS_X("v_events", "  e.truncated AS truncated,\n", "coalesce(e.request_uri, uri.s)",  \
+    SQL_V_EVENTS_X("v_events", "  e.truncated AS truncated,\n", SQL_AUDIT_TEXT("e.audit_id"),     \
+                   "coalesce(e.request_uri, uri.s)",                                               \
                    SQL_RAW_TEXT " AS raw",                                                         \
                    "  LEFT JOIN strings uri ON uri.id = e.uri\n"                                  \
                    "  LEFT JOIN raw ON raw.event_id = e.id\n"                                     \
                    "  LEFT JOIN raw_blocks rb ON rb.id = raw.block\n")                            \
-    SQL_V_EVENTS_X("v_events_lite", "", "coalesce(e.request_uri, uri.s)",                          \
+    SQL_V_EVENTS_X("v_events_lite", "", SQL_AUDIT_TEXT("e.audit_id"),                              \
+                   "coalesce(e.request_uri, uri.s)",                                               \
                    "e.truncated AS truncated", "  LEFT JOIN strings uri ON uri.id = e.uri\n")
 
 /* ---- writing a batch ---- */
@@ -434,12 +442,13 @@ enum {
 /* The alert of another stage of the same request: the same requestReceivedTimestamp (the
  * apiserver's, once per request), auditID (client-settable, through the Audit-ID header) and
  * rule, and the same identity, verb and object. The index leads with time, so it is appended
- * to like the events' key; the join order is forced (the planner would scan events). */
+ * to like the events' key; the join order is forced (the planner would scan events). Alerts
+ * stored since schema 6 leave their auditID to their event (''). */
 #define SQL_ALERT_REQUEST                                                                          \
     "SELECT a.id, a.event_id FROM alerts a INDEXED BY alerts_request"                             \
     " CROSS JOIN events e ON e.id = a.event_id CROSS JOIN events n ON n.id = ?3"                   \
-    " WHERE a.recv_ts = ?4 AND a.audit_id = ?1 AND a.rule = ?2 AND a.event_id != ?3"               \
-    " AND e.user IS n.user AND e.verb IS n.verb AND e.resource IS n.resource"                      \
+    " WHERE a.recv_ts = ?4 AND a.audit_id IN (?1, '') AND a.rule = ?2 AND a.event_id != ?3"        \
+    " AND e.audit_id IS n.audit_id AND e.user IS n.user AND e.verb IS n.verb AND e.resource IS n.resource"                      \
     " AND e.subresource IS n.subresource AND e.namespace IS n.namespace AND e.name IS n.name"      \
     " LIMIT 1"
 #define SQL_ALERT_EXISTS "SELECT id FROM alerts WHERE event_id = ?1 AND rule = ?2"

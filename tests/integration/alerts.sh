@@ -14,7 +14,7 @@ cat >"$T/any-stage.yaml" <<'YAML'
 YAML
 rules=(--no-default-rules --rules "$T/any-stage.yaml")
 alerts_of() { sql "$1" "SELECT audit_id || ' ' || stage || ' ' || count FROM v_alerts ORDER BY id"; }
-links_of() { sql "$1" "SELECT a.audit_id || ' ' || group_concat(e.stage, ',') FROM alerts a JOIN alert_events ae ON ae.alert_id = a.id JOIN v_events e ON e.id = ae.event_id GROUP BY a.id ORDER BY a.id"; }
+links_of() { sql "$1" "SELECT a.audit_id || ' ' || group_concat(e.stage, ',') FROM v_alerts a JOIN alert_events ae ON ae.alert_id = a.id JOIN v_events e ON e.id = ae.event_id GROUP BY a.id ORDER BY a.id"; }
 
 # ex-1: ResponseStarted then ResponseComplete; ex-2: ResponseComplete only (a policy
 # omitting ResponseStarted)

@@ -38,7 +38,7 @@ down_port() {
 replay() { "$KTRAIL" replay --quiet --alerts none "$@"; }
 lines() { [ -f "$1" ] && wc -l <"$1" || echo 0; }
 ids_sent() { jq -r '.audit_id + " " + .rule' "$1"; }
-ids_stored() { sql "$1" "SELECT audit_id || ' ' || rule FROM alerts ORDER BY id"; }
+ids_stored() { sql "$1" "SELECT audit_id || ' ' || rule FROM v_alerts ORDER BY id"; }
 
 sample=$FIXTURES/sample-audit.log
 half=$T/half.log

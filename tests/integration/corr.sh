@@ -16,8 +16,8 @@ corr_rules="'Secret enumeration','Forbidden request burst','RBAC change then wor
 # every correlation alert: rule, the audit ID of the event it is on, and its events' audit IDs
 story() {
     sql "$1" "SELECT a.rule, a.audit_id, group_concat(e.audit_id, ' ')
-              FROM alerts a JOIN alert_events ae ON ae.alert_id = a.id
-              JOIN events e ON e.id = ae.event_id
+              FROM v_alerts a JOIN alert_events ae ON ae.alert_id = a.id
+              JOIN v_events e ON e.id = ae.event_id
               WHERE a.rule IN ($corr_rules) GROUP BY a.id ORDER BY a.rule, a.ts"
 }
 

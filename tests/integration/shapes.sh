@@ -254,7 +254,7 @@ compare() {
     cut) trunc=1 rej=1 ;;
     nobody | gke-nobody) trunc=1 ;;
     esac
-    check "$n: events stored (skipped records are not)" 14 "$(sql "$db" "SELECT count(*) FROM events WHERE audit_id != '$OAUTH'")"
+    check "$n: events stored (skipped records are not)" 14 "$(sql "$db" "SELECT count(*) FROM v_events WHERE audit_id != '$OAUTH'")"
     check "$n: rejects" $rej "$(count "$db" rejects)"
     check "$n: truncated events" "$([ $trunc == 1 ] && echo "$BIG")" \
         "$(sql "$db" 'SELECT audit_id FROM v_events WHERE truncated = 1')"

@@ -111,7 +111,7 @@ good=$(sed -n 1p "$T/ev/a.log" | sed 's/"auditID":"[^"]*"/"auditID":"mixed-1"/')
 body="{\"kind\":\"EventList\",\"items\":[$good,{\"auditID\":\"x\",\"bad\": },{\"auditID\":\"y\"}]}"
 check "mixed good and bad items: 200" 200 "$(post "${mtls[@]}" --data-binary "$body")"
 check "mixed: the good item stored" 1 \
-    "$(sql "$T/w.db" "SELECT count(*) FROM events WHERE audit_id = 'mixed-1'")"
+    "$(sql "$T/w.db" "SELECT count(*) FROM v_events WHERE audit_id = 'mixed-1'")"
 check "mixed: the bad items in rejects" 2 \
     "$(sql "$T/w.db" "SELECT count(*) FROM rejects WHERE origin LIKE 'webhook:%'")"
 
@@ -175,7 +175,7 @@ check "SIGTERM: some requests were acknowledged before it" 0 $?
 # every event of a 2xx answer is in the database
 : >"$T/acked.ids"
 grep '^200 ' "$T/load" | while read -r _ ids; do cat "$ids" >>"$T/acked.ids"; done
-sql "$T/w.db" "SELECT audit_id FROM events" | sort >"$T/stored.ids"
+sql "$T/w.db" "SELECT audit_id FROM v_events" | sort >"$T/stored.ids"
 check "SIGTERM: every acknowledged event is stored" 0 \
     "$(sort "$T/acked.ids" | comm -23 - "$T/stored.ids" | wc -l)"
 # and nothing stored that was not sent
@@ -346,7 +346,7 @@ check "uploads: peak RSS under --queue + 64 MiB" 0 $?
 for f in "$T"/ev/m-*.json; do
     [ "$(cat "$f.code")" = 200 ] && cat "${f%.json}.ids" >>"$T/macked.ids"
 done
-sql "$T/mem.db" "SELECT audit_id FROM events" | sort >"$T/mstored.ids"
+sql "$T/mem.db" "SELECT audit_id FROM v_events" | sort >"$T/mstored.ids"
 check "uploads: every acknowledged event is stored" 0 \
     "$(sort "$T/macked.ids" | comm -23 - "$T/mstored.ids" | wc -l)"
 check "uploads: only acknowledged events are stored" "$(wc -l <"$T/macked.ids")" \

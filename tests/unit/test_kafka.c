@@ -27,6 +27,7 @@
 #include "kafka.h"
 #include "pipeline.h"
 #include "store.h"
+#include "store_int.h"
 
 enum { PARTITIONS = 6, DEADLINE_S = 60 };
 
@@ -271,7 +272,7 @@ static const char *query(const char *db, const char *sql)
 
     out[0] = '\0';
     if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) {
+        kt_raw_register(h) != 0 || sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) {
         fail_msg("%s: %s", sql, sqlite3_errmsg(h));
     }
     while (sqlite3_step(q) == SQLITE_ROW && n < sizeof(out)) {

@@ -1366,7 +1366,7 @@ static void test_store_correlation_fires_once_links_events_and_survives_rollback
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
     /* fired once (not twice: the rolled-back feed was forgotten), on e-3, with its three */
     assert_string_equal(query(f->path, "SELECT a.audit_id, a.output, group_concat(e.audit_id)"
-                                       " FROM alerts a JOIN alert_events ae ON ae.alert_id = a.id"
+                                       " FROM v_alerts a JOIN alert_events ae ON ae.alert_id = a.id"
                                        " JOIN events e ON e.id = ae.event_id GROUP BY a.id"),
                         "e-3|3 reads by bob|e-0,e-2,e-3");
     assert_int_equal(b->nalerts, 1);
@@ -1388,7 +1388,7 @@ static void test_store_correlation_fires_once_links_events_and_survives_rollback
     add_event(b, "e-5", "alice", 5);
     match(rs, b);
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
-    assert_string_equal(query(f->path, "SELECT group_concat(e.audit_id) FROM alerts a"
+    assert_string_equal(query(f->path, "SELECT group_concat(e.audit_id) FROM v_alerts a"
                                        " JOIN alert_events ae ON ae.alert_id = a.id"
                                        " JOIN events e ON e.id = ae.event_id"
                                        " WHERE a.audit_id = 'e-5'"),
