@@ -116,6 +116,8 @@ void cli_print_skipped(const char *cmd, const struct kt_source *src);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_consume(int argc, char **argv);
 int cli_cmd_prune(int argc, char **argv);
+int cli_cmd_alerts(int argc, char **argv);
+int cli_cmd_timeline(int argc, char **argv);
 
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];

@@ -39,6 +39,11 @@ static void usage(FILE *out)
           "                             run rule test cases (event, fires, not_fires);\n"
           "                             --coverage: every enabled rule needs a case that\n"
           "                             fires and one that must not\n"
+          "  alerts --db F [--since T] [--min-priority P] [--rule R] [--open]\n"
+          "                             the alerts, with their evidence counts\n"
+          "  timeline --db F (--user U | --ip A | --object RES/[NS/]NAME | --alert ID)\n"
+          "                             what an identity did, or was done to an object,\n"
+          "                             in time order and sessions (--help for more)\n"
           "  prune --db F (--before TIME | --older-than DURATION)\n"
           "                             delete what is older (ktrail prune --help)\n"
           "  version                    print the version\n"
@@ -388,6 +393,12 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "replay") == 0) {
         return cmd_replay(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "alerts") == 0) {
+        return cli_cmd_alerts(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "timeline") == 0) {
+        return cli_cmd_timeline(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "prune") == 0) {
         return cli_cmd_prune(argc - 1, argv + 1);
