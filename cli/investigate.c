@@ -192,9 +192,10 @@ static void print_rows(const struct rows *r, const struct column *cols, size_t n
         width[c] = strlen(cols[c].title);
     }
     for (size_t i = 0; fmt == FMT_TABLE && i < r->nrows; i++) {
+        const char *ts = cell(r, i, "ts");
+        format_time(ts != NULL ? strtoll(ts, NULL, 10) : 0, tz, when, sizeof(when));
         for (size_t c = 0; c < ncols; c++) {
-            const char *v = strcmp(cols[c].name, "time") == 0 ? "2024-05-01T00:00:00+0000"
-                                                              : cell(r, i, cols[c].name);
+            const char *v = strcmp(cols[c].name, "time") == 0 ? when : cell(r, i, cols[c].name);
             size_t n = v != NULL ? strlen(v) : 1;
             if (cols[c].max > 0 && n > cols[c].max) {
                 n = cols[c].max;
