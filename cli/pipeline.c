@@ -78,6 +78,16 @@ static struct kt_batch *pool_get(struct pool *p)
     return b;
 }
 
+/* A batch could not be stored (the writer gave up, and fails every later batch): reading
+ * on would only fill batches that cannot be stored, so the loop stops. */
+static int pool_write_failed(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int failed = p->first_error != 0;
+    pthread_mutex_unlock(&p->mu);
+    return failed;
+}
+
 static void pool_put(struct pool *p, struct kt_batch *b, int status)
 {
     kt_batch_reset(b);
@@ -251,7 +261,7 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
     }
 
     int stopping = 0;
-    while (rc == 0) {
+    while (rc == 0 && !pool_write_failed(&p)) {
         if (!stopping && opts->stop != NULL && *opts->stop) {
             kt_source_stop(src);
             stopping = 1;

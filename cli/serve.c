@@ -277,6 +277,7 @@ static void serve_usage(FILE *out)
           "                          loss; the default survives a crash of ktrail)\n"
           "  --verbose               debug logging\n",
           out);
+    fputs(cli_store_usage, out);
     fputs(cli_rule_usage, out);
 }
 
@@ -315,6 +316,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'n'},
         {"metrics-listen", required_argument, NULL, 'x'},
         {"keep-raw", required_argument, NULL, 'K'},
+        CLI_STORE_LONGOPTS,
         {"fsync", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -324,6 +326,9 @@ int cli_cmd_serve(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         int r = cli_rule_option(c, optarg, &ra);
+        if (r == 0) {
+            r = cli_store_option(c, optarg, &so);
+        }
         if (r < 0) {
             return EXIT_USAGE;
         }
@@ -530,7 +535,7 @@ int cli_cmd_serve(int argc, char **argv)
         if (res.source_error != 0) {
             fprintf(stderr, "ktrail: %s\n", kt_source_error(src));
         } else {
-            fprintf(stderr, "ktrail: storing into %s failed: %s\n", db, kt_strerror(rc));
+            cli_print_write_error(db, store, rc);
         }
         code = EXIT_RUNTIME;
     }
