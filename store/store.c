@@ -246,7 +246,10 @@ static int identify(sqlite3 *db, const char *path, int64_t *version, char *errst
         snprintf(errstr, errlen, "%s: %s (%s)", path,
                  code == SQLITE_CORRUPT  ? "damaged (ktrail check --db tells more)"
                  : code == SQLITE_NOTADB ? "not a SQLite database"
-                                         : "cannot read",
+                 : code == SQLITE_READONLY || code == SQLITE_CANTOPEN
+                     ? "cannot write its -wal and -shm files, kept next to it: the directory"
+                       " must be writable"
+                     : "cannot read",
                  sqlite3_errmsg(db));
         return KT_EIO;
     }
