@@ -164,6 +164,22 @@ static void render_metrics(struct serve_state *s, struct text *t)
              (unsigned long long)ss.corr_groups, (unsigned long long)ss.corr_bytes,
              (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
              (unsigned long long)ss.corr_expired);
+    text_add(
+        t,
+        "# HELP ktrail_wal_bytes The database's write-ahead log, as of the last commit.\n"
+        "# TYPE ktrail_wal_bytes gauge\n"
+        "ktrail_wal_bytes %llu\n"
+        "# HELP ktrail_wal_blocked 1 while storing waits for a reader to let the WAL restart.\n"
+        "# TYPE ktrail_wal_blocked gauge\n"
+        "ktrail_wal_blocked %llu\n"
+        "# HELP ktrail_wal_blocked_seconds_total Time storing waited for readers so.\n"
+        "# TYPE ktrail_wal_blocked_seconds_total counter\n"
+        "ktrail_wal_blocked_seconds_total %.3f\n"
+        "# HELP ktrail_write_failures_total Transactions that failed (each retry counts).\n"
+        "# TYPE ktrail_write_failures_total counter\n"
+        "ktrail_write_failures_total %llu\n",
+        (unsigned long long)ss.wal_bytes, (unsigned long long)ss.wal_blocked,
+        (double)ss.wal_blocked_us / 1e6, (unsigned long long)ss.write_failures);
     text_add(t, "# HELP ktrail_alerts_total Alerts committed, by rule and priority.\n"
                 "# TYPE ktrail_alerts_total counter\n");
     pthread_mutex_lock(&s->mu);

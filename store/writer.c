@@ -69,8 +69,6 @@ static void writer_sleep(struct kt_writer *w, int ms)
 /* Wait while the WAL is past its bound and a reader keeps it there, unless draining. */
 static void wait_for_wal(struct kt_writer *w)
 {
-    int waited = 0;
-
     while (store_wal_room(w->store) != 0) {
         pthread_mutex_lock(&w->mu);
         int draining = w->draining;
@@ -78,13 +76,11 @@ static void wait_for_wal(struct kt_writer *w)
             writer_sleep(w, WAL_POLL_MS);
         }
         pthread_mutex_unlock(&w->mu);
-        waited = 1;
         if (draining) {
-            break;
+            /* the source has stopped: what is queued is bounded, write it past the bound */
+            store_wal_unblocked(w->store);
+            return;
         }
-    }
-    if (waited) {
-        store_wal_unblocked(w->store);
     }
 }
 
