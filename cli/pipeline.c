@@ -6,7 +6,8 @@
  * (each with its own decoder and matcher) decode and match them in parallel, then hand them
  * to the writer strictly in their numbers' order, so the store commits, and sources see
  * acknowledgements, in input order (a file checkpoint never goes backwards). One mutex guards
- * the free list, the analyzers' queue and the submission turn.
+ * the free list, the analyzers' queue and the submission turn. Once a batch could not be
+ * stored the writer fails every later one, so the loop stops reading (see store.h).
  */
 #include "pipeline.h"
 

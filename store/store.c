@@ -10,7 +10,13 @@
  * hook), so the writer never waits for the checkpoint's writes and fsyncs. A passive
  * checkpoint cannot finish while commits keep arriving, and the WAL only restarts from its
  * beginning after a finished one, so under sustained load the writer itself checkpoints
- * between two transactions once the WAL passes ckpt_hard_pages: the WAL stays bounded.
+ * (RESTART, never waiting) between two transactions once the WAL passes ckpt_hard_pages. A
+ * reader holding an older snapshot (an analyst's open BEGIN; SELECT) keeps any checkpoint
+ * from copying past that snapshot and the WAL from restarting; past wal_max_pages the writer
+ * then waits for it (store_wal_room) instead of growing the WAL without end.
+ *
+ * A failed transaction's SQLite code is kept (note_failure), so the writer can tell a cause
+ * that may pass (full, busy, I/O) from one that will not, and the user is told which.
  *
  * Measured on the project's 2-core machine (one run each, runs vary by about 5%):
  * - ktrail replay of the generated corpus, storage only: 141,000 to 145,000 events/s for
@@ -30,6 +36,12 @@
  *   200,000 events: checkpoints on the writer's thread 68,000, on their own thread 107,000;
  *   then group commit 113,000 at queue depth 2, 134,000 at depth 4. page_size 8192 to 65536,
  *   a 64 MiB cache and mmap did not help at 1,000,000 events.
+ * - WAL, ktrail serve under loadgen at 20,000 events/s (8 connections, 100 events a
+ *   request): 56 MB at most without readers, the file truncated to 64 MiB on restarts; with a
+ *   sqlite3 reader holding BEGIN; SELECT count(*) FROM events for 60 s: 135 MB (the 128 MiB
+ *   bound plus one group commit) after 2 s, then flat, writes waiting; the first request
+ *   after the reader let go took 0.22 s, the next ones 24 to 30 ms. Without the bound: 3.7 GB
+ *   in 60 s, and 5.5 s for a request after the reader let go.
  */
 #include <stdio.h>
 #include <stdlib.h>
