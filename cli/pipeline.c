@@ -265,6 +265,8 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
     while (rc == 0 && !pool_write_failed(&p)) {
         if (!stopping && opts->stop != NULL && *opts->stop) {
             kt_source_stop(src);
+            /* the source may wait for commits that wait for a reader: they go now */
+            kt_writer_stop(p.w);
             stopping = 1;
         }
         struct kt_batch *b = pool_get(&p);

@@ -124,6 +124,9 @@ int kt_writer_submit(struct kt_writer *w, struct kt_batch *b);
 /* Wait until every submitted batch is done; returns the first write error, or 0. From here
  * on, writes no longer wait for the WAL (the run is ending: what is queued is written). */
 int kt_writer_drain(struct kt_writer *w);
+/* The run is being stopped (a signal): writes no longer wait for the WAL, and a failed
+ * write is not retried (it fails with every later batch: the position is kept). */
+void kt_writer_stop(struct kt_writer *w);
 /* Drain, stop the thread and free; accepts NULL. */
 void kt_writer_destroy(struct kt_writer *w);
 

@@ -20,7 +20,9 @@
  * source acknowledges past the last commit; drain() reports it and the pipeline stops.
  *
  * Before each transaction the writer asks the store for room in the WAL (store_wal_room) and
- * waits while a reader keeps the WAL past its bound, except once drain() was called.
+ * waits while a reader keeps the WAL past its bound, except once drain() or stop() was called
+ * (the source has ended or is ending: what is queued is bounded, and a webhook request
+ * waiting for its commit must not hold a shutdown). stop() ends retries too.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -41,7 +43,8 @@ struct kt_writer {
     size_t n;               /* queued */
     int busy;               /* the thread is writing a batch it took off the queue */
     int quit;               /* destroy() asked the thread to end once the queue is empty */
-    int draining;           /* drain() was called: write what is queued, wait for no WAL */
+    int draining;           /* drain() or stop() was called: no more waiting for the WAL */
+    int stopping;           /* stop() was called: no more retries either */
     int first_error;        /* first failed write, 0 if none: every later batch fails too */
 };
 
@@ -102,7 +105,10 @@ static int write_taken(struct kt_writer *w, size_t n)
         rc = store_write_group(w->store, w->take + done, n - done, w->status + done, &committed);
         done += committed;
         int64_t left_ms = (give_up - kt_now_mono_us()) / 1000;
-        if (rc == 0 || !store_failure_transient(w->store) || left_ms <= 0) {
+        pthread_mutex_lock(&w->mu);
+        int stopping = w->stopping;
+        pthread_mutex_unlock(&w->mu);
+        if (rc == 0 || !store_failure_transient(w->store) || left_ms <= 0 || stopping) {
             break;
         }
         if (wait_ms > left_ms) {
@@ -225,6 +231,15 @@ int kt_writer_submit(struct kt_writer *w, struct kt_batch *b)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     return 0;
+}
+
+void kt_writer_stop(struct kt_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->draining = 1;
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->cv); /* a wait in progress ends */
+    pthread_mutex_unlock(&w->mu);
 }
 
 int kt_writer_drain(struct kt_writer *w)

@@ -1593,15 +1593,17 @@ static void test_store_writer_gives_up_after_its_retry_budget_and_stays_failed(v
     }
 }
 
-/* An analyst's open read transaction keeps SQLite from checkpointing past its snapshot and
- * from restarting the WAL: past wal_max_pages the writer waits instead of growing it. */
-static void test_store_writer_waits_while_a_reader_keeps_the_wal_past_its_bound(void **state)
+enum { NB = 8 }; /* batches the WAL tests submit */
+
+/*
+ * Open f's store with a small WAL bound (32 pages to restart, 64 to wait), have a reader
+ * hold a snapshot as an analyst's BEGIN; SELECT does, and submit NB batches of 400 events, one
+ * a transaction, until the writer waits for the reader. Returns the reader; *w and bs[] are
+ * the test's to release.
+ */
+static sqlite3 *block_on_reader(struct fx *f, struct kt_writer **w, struct kt_batch **bs)
 {
-    enum { NB = 8 };
-    struct fx *f = *state;
     struct store_tuning t;
-    struct kt_writer *w = NULL;
-    struct kt_batch *bs[NB];
     struct kt_store_stats ss = {0};
     sqlite3 *reader = NULL;
     char prefix[16];
@@ -1617,39 +1619,110 @@ static void test_store_writer_waits_while_a_reader_keeps_the_wal_past_its_bound(
     assert_int_equal(sqlite3_open(f->path, &reader), SQLITE_OK);
     assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM events", NULL, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(kt_writer_create(f->st, NB, &w), 0);
+    assert_int_equal(kt_writer_create(f->st, NB, w), 0);
     kt_log_level = -1;
-    /* one batch a transaction: each waits for the one before to be stored or blocked */
+    /* each waits for the one before to be stored, or for the writer to be blocked */
     for (int i = 0; i < NB; i++) {
         snprintf(prefix, sizeof(prefix), "r%d", i);
         bs[i] = batch_of(prefix, 400, 1, (uint64_t)(10 + i));
-        assert_int_equal(kt_writer_submit(w, bs[i]), 0);
+        assert_int_equal(kt_writer_submit(*w, bs[i]), 0);
         while (!ss.wal_blocked && ss.batches < (uint64_t)i + 2) {
             usleep(1000);
             kt_store_stats(f->st, &ss);
         }
     }
+    return reader;
+}
+
+static void release_batches(struct kt_writer *w, struct kt_batch **bs)
+{
+    kt_log_level = KT_LOG_INFO;
+    kt_writer_destroy(w);
+    for (int i = 0; i < NB; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+}
+
+/* An analyst's open read transaction keeps SQLite from checkpointing past its snapshot and
+ * from restarting the WAL: past wal_max_pages the writer waits instead of growing it. */
+static void test_store_writer_waits_while_a_reader_keeps_the_wal_past_its_bound(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct kt_batch *bs[NB];
+    struct kt_store_stats ss = {0};
+    sqlite3 *reader = block_on_reader(f, &w, bs);
+
     usleep(50000); /* no assert on time: it only gives a writer that would go on the chance */
     kt_store_stats(f->st, &ss);
-    long wal = file_size(f->path, "-wal");
-    print_message("blocked at WAL %ld bytes (%llu in the stats), %llu of %d batches stored\n", wal,
-                  (unsigned long long)ss.wal_bytes, (unsigned long long)ss.batches, NB + 1);
+    print_message("blocked at WAL %ld bytes (%llu in the stats), %llu of %d batches stored\n",
+                  file_size(f->path, "-wal"), (unsigned long long)ss.wal_bytes,
+                  (unsigned long long)ss.batches, NB + 1);
     assert_true(ss.wal_blocked);
     assert_true(ss.batches < NB + 1);
     assert_true(ss.wal_bytes >= 64 * 4096);
     assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(reader);
     assert_int_equal(kt_writer_drain(w), 0);
-    kt_log_level = KT_LOG_INFO;
     kt_store_stats(f->st, &ss);
     assert_int_equal(ss.batches, NB + 1);
     assert_false(ss.wal_blocked);
     assert_true(ss.wal_blocked_us > 0);
     assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3201");
-    kt_writer_destroy(w);
-    for (int i = 0; i < NB; i++) {
-        kt_batch_destroy(bs[i]);
+    release_batches(w, bs);
+}
+
+/* A run being stopped (SIGTERM) does not hang on a reader: what is queued is written. */
+static void test_store_writer_stop_ends_a_wait_for_the_wal(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct kt_batch *bs[NB];
+    struct kt_store_stats ss = {0};
+    sqlite3 *reader = block_on_reader(f, &w, bs);
+
+    kt_writer_stop(w);
+    assert_int_equal(kt_writer_drain(w), 0); /* the reader still holds its snapshot */
+    kt_store_stats(f->st, &ss);
+    assert_int_equal(ss.batches, NB + 1);
+    assert_false(ss.wal_blocked);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3201");
+    assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(reader);
+    release_batches(w, bs);
+}
+
+/* Nor on a retry: the failed batch and the ones after it fail at once, the position kept. */
+static void test_store_writer_stop_ends_retrying(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *b = batch_of("held", 2, 1, 10);
+    struct kt_store_stats ss = {0};
+
+    store_tuning_default(&t);
+    t.busy_ms = 10; /* the retry budget stays 60 s: only stop() ends it early */
+    b->on_done = on_done;
+    b->on_done_ctx = &a;
+    open_tuned(f, 0, &t);
+    sqlite3 *other = hold_write_lock(f->path);
+    assert_int_equal(kt_writer_create(f->st, 1, &w), 0);
+    kt_log_level = -1;
+    assert_int_equal(kt_writer_submit(w, b), 0);
+    while (ss.write_failures < 1) {
+        usleep(1000);
+        kt_store_stats(f->st, &ss);
     }
+    kt_writer_stop(w);
+    assert_int_equal(kt_writer_drain(w), KT_EIO);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(a.status[0], KT_EIO);
+    release(other);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM ckpt_file"), "0");
+    kt_writer_destroy(w);
+    kt_batch_destroy(b);
 }
 
 static void count_report(void *ctx, const char *line)
@@ -1756,6 +1829,8 @@ int main(void)
         T(test_store_writer_retries_a_locked_database_until_the_lock_goes),
         T(test_store_writer_gives_up_after_its_retry_budget_and_stays_failed),
         T(test_store_writer_waits_while_a_reader_keeps_the_wal_past_its_bound),
+        T(test_store_writer_stop_ends_a_wait_for_the_wal),
+        T(test_store_writer_stop_ends_retrying),
         T(test_store_check_finds_flipped_bytes_and_a_missing_table),
     };
 
