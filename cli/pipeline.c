@@ -39,6 +39,7 @@ struct pool {
     int quit;                       /* the loop is done: analyzers end once the queue is empty */
     int fatal;                      /* an analyzer failed (out of memory): the loop stops */
     struct kt_writer *w;            /* the store's writer */
+    volatile sig_atomic_t *stop;    /* the run's stop flag, or NULL */
     struct kt_source *src;          /* acknowledged after commit */
     const struct kt_ruleset *rules; /* or NULL */
     int first_error;                /* first failed write */
@@ -49,7 +50,8 @@ struct pool {
 };
 
 /* A free batch for the loop. While none is free the store is behind: the source is paused,
- * and told again every PAUSE_TICK_MS while the wait lasts, then resumed. */
+ * and told again every PAUSE_TICK_MS while the wait lasts, then resumed. A stop asked for
+ * meanwhile reaches the writer at once: it may be waiting for a reader to let the WAL go. */
 static struct kt_batch *pool_get(struct pool *p)
 {
     enum { PAUSE_TICK_MS = 100 };
@@ -66,6 +68,9 @@ static struct kt_batch *pool_get(struct pool *p)
         }
         if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0 && p->nfree == 0) {
             pthread_mutex_unlock(&p->mu);
+            if (p->stop != NULL && *p->stop) {
+                kt_writer_stop(p->w);
+            }
             kt_source_pause(p->src);
             paused = 1;
             pthread_mutex_lock(&p->mu);
@@ -203,6 +208,7 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
                     const struct kt_pipeline_opts *opts, struct kt_pipeline_result *res)
 {
     struct pool p = {.src = src,
+                     .stop = opts->stop,
                      .rules = opts->rules,
                      .alerts = opts->alerts,
                      .alerts_json = opts->alerts_json,

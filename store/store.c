@@ -1805,12 +1805,12 @@ int store_wal_room(struct kt_store *st)
     }
     pthread_mutex_unlock(&st->mu);
     if (rc == 0) {
-        store_wal_unblocked(st);
+        store_wal_unblocked(st, 1);
     }
     return rc;
 }
 
-void store_wal_unblocked(struct kt_store *st)
+void store_wal_unblocked(struct kt_store *st, int restarted)
 {
     pthread_mutex_lock(&st->mu);
     int64_t since = st->wal_blocked_since;
@@ -1820,9 +1820,11 @@ void store_wal_unblocked(struct kt_store *st)
         pthread_mutex_lock(&st->smu);
         st->wal_blocked_us += (uint64_t)waited;
         pthread_mutex_unlock(&st->smu);
-        if (st->wal_warned != 0) {
+        if (st->wal_warned != 0 && restarted) {
             kt_info("store", "the WAL restarted: storing goes on after waiting %.1f s",
                     (double)waited / 1e6);
+        } else if (!restarted) {
+            kt_info("store", "stopping: what is queued is written past the WAL's bound");
         }
     }
     pthread_mutex_unlock(&st->mu);

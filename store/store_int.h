@@ -98,8 +98,8 @@ int store_retry_ms(const struct kt_store *s);
  */
 int store_wal_room(struct kt_store *s);
 /* The writer no longer waits for the WAL (store_wal_room had said KT_EFULL): end the
- * blocked interval in the stats. */
-void store_wal_unblocked(struct kt_store *s);
+ * blocked interval in the stats; restarted is 0 when it goes on past the bound (stopping). */
+void store_wal_unblocked(struct kt_store *s, int restarted);
 
 /* What the store did inside, for tests and measurements. */
 struct store_counters {

@@ -81,7 +81,7 @@ static void wait_for_wal(struct kt_writer *w)
         pthread_mutex_unlock(&w->mu);
         if (draining) {
             /* the source has stopped: what is queued is bounded, write it past the bound */
-            store_wal_unblocked(w->store);
+            store_wal_unblocked(w->store, 0);
             return;
         }
     }
