@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "retain.h"
 #include "rules.h"
+#include "store.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_RULES = 3 };
 
@@ -121,5 +122,20 @@ int cli_cmd_timeline(int argc, char **argv);
 
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];
+
+/* The storage options every command that stores takes, for its getopt_long table. */
+#define CLI_STORE_LONGOPTS                                                                         \
+    {"max-db-size", required_argument, NULL, 2001},                                                \
+    {                                                                                              \
+        "retry-writes", required_argument, NULL, 2002                                              \
+    }
+/* Handle a storage option into so; 1 if c was one, -1 on a bad value (printed), 0 if not. */
+int cli_store_option(int c, const char *arg, struct kt_store_opts *so);
+/* Their usage lines. */
+extern const char cli_store_usage[];
+
+/* The one line saying why storing into db stopped (the store's own reason, else rc's), and
+ * that the position is kept. */
+void cli_print_write_error(const char *db, struct kt_store *store, int rc);
 
 #endif

@@ -166,6 +166,53 @@ const char cli_rule_usage[] =
     "  --alerts json|text|none print alerts on stdout once stored (default text)\n"
     "  --min-priority P        skip rules below P (emergency ... debug)\n";
 
+int cli_store_option(int c, const char *arg, struct kt_store_opts *so)
+{
+    size_t size = 0;
+    char *end = NULL;
+    long secs;
+
+    switch (c) {
+    case 2001:
+        if (cli_parse_size(arg, &size) != 0) {
+            fprintf(stderr, "ktrail: --max-db-size: '%s' is not a size (e.g. 50G)\n", arg);
+            return -1;
+        }
+        so->max_db_bytes = size;
+        return 1;
+    case 2002:
+        errno = 0;
+        secs = strtol(arg, &end, 10);
+        if (errno != 0 || end == arg || *end != '\0' || secs < 0 || secs > 86400) {
+            fprintf(stderr, "ktrail: --retry-writes: '%s' is not a number of seconds (0-86400)\n",
+                    arg);
+            return -1;
+        }
+        so->retry_ms = secs > 0 ? (int)secs * 1000 : -1;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char cli_store_usage[] =
+    "  --max-db-size SIZE      never grow the database past SIZE (K, M, G); a write that\n"
+    "                          needs more fails as on a full disk\n"
+    "  --retry-writes SECS     retry a write that failed for a passing cause (full disk,\n"
+    "                          locked database, I/O error) for SECS, holding input back,\n"
+    "                          then stop with the position kept (default 60; 0: stop)\n";
+
+void cli_print_write_error(const char *db, struct kt_store *store, int rc)
+{
+    char why[256] = "";
+
+    kt_store_last_error(store, why, sizeof(why));
+    fprintf(stderr,
+            "ktrail: storing into %s failed: %s; nothing after the last stored batch is"
+            " acknowledged or checkpointed: run again once fixed to resume there\n",
+            db, why[0] != '\0' ? why : kt_strerror(rc));
+}
+
 void cli_print_skipped(const char *cmd, const struct kt_source *src)
 {
     uint64_t n = __atomic_load_n(&src->skipped, __ATOMIC_RELAXED);

@@ -96,6 +96,7 @@ static void consume_usage(FILE *out)
           "  --quiet                 no progress line\n"
           "  --verbose               debug logging (librdkafka's too)\n",
           out);
+    fputs(cli_store_usage, out);
     fputs(cli_rule_usage, out);
     fputs(cli_alerts_http_usage, out);
     fputs(cli_retain_usage, out);
@@ -128,6 +129,7 @@ int cli_cmd_consume(int argc, char **argv)
         {"cluster-header", required_argument, NULL, 'H'},
         {"alerts-topic", required_argument, NULL, 'T'},
         {"keep-raw", required_argument, NULL, 'K'},
+        CLI_STORE_LONGOPTS,
         {"max-event-size", required_argument, NULL, 'm'},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
@@ -143,6 +145,9 @@ int cli_cmd_consume(int argc, char **argv)
         }
         if (r == 0) {
             r = cli_retain_option(c, optarg, &rt);
+        }
+        if (r == 0) {
+            r = cli_store_option(c, optarg, &so);
         }
         if (r < 0) {
             return EXIT_USAGE;
@@ -290,7 +295,7 @@ int cli_cmd_consume(int argc, char **argv)
         if (res.source_error != 0) {
             fprintf(stderr, "ktrail: %s\n", kt_source_error(src));
         } else {
-            fprintf(stderr, "ktrail: storing into %s failed: %s\n", db, kt_strerror(rc));
+            cli_print_write_error(db, store, rc);
         }
         code = EXIT_RUNTIME;
     }

@@ -46,6 +46,8 @@ static void usage(FILE *out)
           "                             in time order and sessions (--help for more)\n"
           "  prune --db F (--before TIME | --older-than DURATION)\n"
           "                             delete what is older (ktrail prune --help)\n"
+          "  check --db FILE            check a database: SQLite's integrity check and the\n"
+          "                             schema; exit 0 when sound, 1 when not\n"
           "  version                    print the version\n"
           "\n"
           "replay options:\n"
@@ -59,6 +61,10 @@ static void usage(FILE *out)
           "  --quiet                 no progress line\n"
           "  --verbose               debug logging\n"
           "\n"
+          "storage options (replay, serve, consume):\n",
+          out);
+    fputs(cli_store_usage, out);
+    fputs("\n"
           "rule options (replay, serve, consume; --rules and --no-default-rules for rules\n"
           "list and test):\n",
           out);
@@ -203,6 +209,7 @@ static int cmd_replay(int argc, char **argv)
         {"cluster", required_argument, NULL, 'C'},
         {"follow", no_argument, NULL, 'f'},
         {"keep-raw", required_argument, NULL, 'k'},
+        CLI_STORE_LONGOPTS,
         {"max-event-size", required_argument, NULL, 'm'},
         {"no-resume", no_argument, NULL, 'n'},
         {"quiet", no_argument, NULL, 'q'},
@@ -219,6 +226,9 @@ static int cmd_replay(int argc, char **argv)
         }
         if (r == 0) {
             r = cli_retain_option(c, optarg, &rt);
+        }
+        if (r == 0) {
+            r = cli_store_option(c, optarg, &so);
         }
         if (r < 0) {
             return EXIT_USAGE;
@@ -336,7 +346,7 @@ static int cmd_replay(int argc, char **argv)
         if (res.source_error != 0) {
             fprintf(stderr, "ktrail: %s\n", kt_source_error(src));
         } else {
-            fprintf(stderr, "ktrail: storing into %s failed: %s\n", db, kt_strerror(rc));
+            cli_print_write_error(db, store, rc);
         }
         code = EXIT_RUNTIME;
     }
@@ -384,6 +394,51 @@ static int cmd_replay(int argc, char **argv)
     return code;
 }
 
+/* kt_store_check's report: each problem on stdout; ctx points to the database path. */
+static void print_problem(void *ctx, const char *line)
+{
+    const char *db = *(const char **)ctx;
+    printf("%s: %s\n", db, line);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *db = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
+        if (c == 'd') {
+            db = optarg;
+        } else {
+            fputs("usage: ktrail check --db FILE\n", c == 'h' ? stdout : stderr);
+            return c == 'h' ? EXIT_OK : EXIT_USAGE;
+        }
+    }
+    if (db == NULL || optind < argc) {
+        fputs("ktrail: check needs --db FILE and nothing else\n", stderr);
+        return EXIT_USAGE;
+    }
+    char err[512] = "";
+    int rc = kt_store_check(db, print_problem, &db, err, sizeof(err));
+    if (rc == KT_EIO) {
+        printf("%s: damaged or not a ktrail database: %s\n", db, err);
+        return EXIT_RUNTIME;
+    }
+    if (rc != 0) {
+        printf("%s: damaged: the problems above were found; copy the events you need out of it"
+               " (sqlite3 .recover) or replay into a new database\n",
+               db);
+        return EXIT_RUNTIME;
+    }
+    printf("%s: sound (integrity check ok, schema as this ktrail expects)\n", db);
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -411,6 +466,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "rules") == 0) {
         return cmd_rules(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "check") == 0) {
+        return cmd_check(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("ktrail %s\n", KT_VERSION);

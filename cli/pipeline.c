@@ -6,7 +6,8 @@
  * (each with its own decoder and matcher) decode and match them in parallel, then hand them
  * to the writer strictly in their numbers' order, so the store commits, and sources see
  * acknowledgements, in input order (a file checkpoint never goes backwards). One mutex guards
- * the free list, the analyzers' queue and the submission turn.
+ * the free list, the analyzers' queue and the submission turn. Once a batch could not be
+ * stored the writer fails every later one, so the loop stops reading (see store.h).
  */
 #include "pipeline.h"
 
@@ -38,6 +39,7 @@ struct pool {
     int quit;                       /* the loop is done: analyzers end once the queue is empty */
     int fatal;                      /* an analyzer failed (out of memory): the loop stops */
     struct kt_writer *w;            /* the store's writer */
+    volatile sig_atomic_t *stop;    /* the run's stop flag, or NULL */
     struct kt_source *src;          /* acknowledged after commit */
     const struct kt_ruleset *rules; /* or NULL */
     int first_error;                /* first failed write */
@@ -48,7 +50,8 @@ struct pool {
 };
 
 /* A free batch for the loop. While none is free the store is behind: the source is paused,
- * and told again every PAUSE_TICK_MS while the wait lasts, then resumed. */
+ * and told again every PAUSE_TICK_MS while the wait lasts, then resumed. A stop asked for
+ * meanwhile reaches the writer at once: it may be waiting for a reader to let the WAL go. */
 static struct kt_batch *pool_get(struct pool *p)
 {
     enum { PAUSE_TICK_MS = 100 };
@@ -65,6 +68,9 @@ static struct kt_batch *pool_get(struct pool *p)
         }
         if (pthread_cond_timedwait(&p->cv, &p->mu, &until) != 0 && p->nfree == 0) {
             pthread_mutex_unlock(&p->mu);
+            if (p->stop != NULL && *p->stop) {
+                kt_writer_stop(p->w);
+            }
             kt_source_pause(p->src);
             paused = 1;
             pthread_mutex_lock(&p->mu);
@@ -76,6 +82,16 @@ static struct kt_batch *pool_get(struct pool *p)
         kt_source_resume(p->src);
     }
     return b;
+}
+
+/* A batch could not be stored (the writer gave up, and fails every later batch): reading
+ * on would only fill batches that cannot be stored, so the loop stops. */
+static int pool_write_failed(struct pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int failed = p->first_error != 0;
+    pthread_mutex_unlock(&p->mu);
+    return failed;
 }
 
 static void pool_put(struct pool *p, struct kt_batch *b, int status)
@@ -192,6 +208,7 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
                     const struct kt_pipeline_opts *opts, struct kt_pipeline_result *res)
 {
     struct pool p = {.src = src,
+                     .stop = opts->stop,
                      .rules = opts->rules,
                      .alerts = opts->alerts,
                      .alerts_json = opts->alerts_json,
@@ -251,9 +268,11 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
     }
 
     int stopping = 0;
-    while (rc == 0) {
+    while (rc == 0 && !pool_write_failed(&p)) {
         if (!stopping && opts->stop != NULL && *opts->stop) {
             kt_source_stop(src);
+            /* the source may wait for commits that wait for a reader: they go now */
+            kt_writer_stop(p.w);
             stopping = 1;
         }
         struct kt_batch *b = pool_get(&p);

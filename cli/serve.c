@@ -192,6 +192,22 @@ static void render_metrics(struct serve_state *s, struct text *t)
              (unsigned long long)ss.corr_evicted, (unsigned long long)ss.corr_late,
              (unsigned long long)ss.corr_expired);
     render_http_metrics(s->http, t);
+    text_add(
+        t,
+        "# HELP ktrail_wal_bytes The database's write-ahead log, as of the last commit.\n"
+        "# TYPE ktrail_wal_bytes gauge\n"
+        "ktrail_wal_bytes %llu\n"
+        "# HELP ktrail_wal_blocked 1 while storing waits for a reader to let the WAL restart.\n"
+        "# TYPE ktrail_wal_blocked gauge\n"
+        "ktrail_wal_blocked %llu\n"
+        "# HELP ktrail_wal_blocked_seconds_total Time storing waited for readers so.\n"
+        "# TYPE ktrail_wal_blocked_seconds_total counter\n"
+        "ktrail_wal_blocked_seconds_total %.3f\n"
+        "# HELP ktrail_write_failures_total Transactions that failed (each retry counts).\n"
+        "# TYPE ktrail_write_failures_total counter\n"
+        "ktrail_write_failures_total %llu\n",
+        (unsigned long long)ss.wal_bytes, (unsigned long long)ss.wal_blocked,
+        (double)ss.wal_blocked_us / 1e6, (unsigned long long)ss.write_failures);
     text_add(t, "# HELP ktrail_alerts_total Alerts committed, by rule and priority.\n"
                 "# TYPE ktrail_alerts_total counter\n");
     pthread_mutex_lock(&s->mu);
@@ -317,6 +333,7 @@ static void serve_usage(FILE *out)
           "                          loss; the default survives a crash of ktrail)\n"
           "  --verbose               debug logging\n",
           out);
+    fputs(cli_store_usage, out);
     fputs(cli_rule_usage, out);
     fputs(cli_alerts_http_usage, out);
     fputs(cli_retain_usage, out);
@@ -364,6 +381,7 @@ int cli_cmd_serve(int argc, char **argv)
         {"auth-timeout", required_argument, NULL, 'T'},
         {"metrics-listen", required_argument, NULL, 'x'},
         {"keep-raw", required_argument, NULL, 'K'},
+        CLI_STORE_LONGOPTS,
         {"fsync", no_argument, NULL, 'F'},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -378,6 +396,9 @@ int cli_cmd_serve(int argc, char **argv)
         }
         if (r == 0) {
             r = cli_retain_option(c, optarg, &rt);
+        }
+        if (r == 0) {
+            r = cli_store_option(c, optarg, &so);
         }
         if (r < 0) {
             return EXIT_USAGE;
@@ -603,7 +624,7 @@ int cli_cmd_serve(int argc, char **argv)
         if (res.source_error != 0) {
             fprintf(stderr, "ktrail: %s\n", kt_source_error(src));
         } else {
-            fprintf(stderr, "ktrail: storing into %s failed: %s\n", db, kt_strerror(rc));
+            cli_print_write_error(db, store, rc);
         }
         code = EXIT_RUNTIME;
     }

@@ -15,8 +15,12 @@
 struct kt_store;
 
 struct kt_store_opts {
-    int keep_raw_all; /* keep raw JSON for every event, not only flagged ones */
-    int sync_full;    /* PRAGMA synchronous=FULL instead of NORMAL (WAL) */
+    int keep_raw_all;      /* keep raw JSON for every event, not only flagged ones */
+    int sync_full;         /* PRAGMA synchronous=FULL instead of NORMAL (WAL) */
+    uint64_t max_db_bytes; /* refuse to grow the database file past this (max_page_count); 0: no
+                              limit. A write that needs more fails as a full disk would */
+    int retry_ms;          /* how long the writer retries a write that failed for a transient cause
+                              (full disk, lock, I/O error) before it stops; 0: 60 s, negative: never */
 };
 
 /* Counters, cumulative per store, also returned per batch. */
@@ -32,11 +36,18 @@ struct kt_store_stats {
     uint64_t corr_evicted; /* groups evicted by max_groups since open */
     uint64_t corr_expired; /* groups dropped since open, their window having passed */
     uint64_t corr_late;    /* observations dropped for arriving later than their lateness */
+    /* the write-ahead log, as of the last commit or checkpoint (totals only) */
+    uint64_t wal_bytes;      /* log frames not yet reset, in bytes: what the -wal file holds */
+    uint64_t wal_blocked;    /* 1 while writes wait for a reader to let the WAL restart */
+    uint64_t wal_blocked_us; /* time writes waited so, since open (microseconds) */
+    uint64_t write_failures; /* transactions that failed (each attempt), since open */
 };
 
 /*
- * Open (creating and migrating as needed) the database at path. errstr receives a one-line
- * reason on failure. Returns 0, KT_EIO (cannot open, not a ktrail database, newer schema) or
+ * Open (creating and migrating as needed) the database at path, and prove it writable with a
+ * one-page write (a read-only file, directory or filesystem is refused here, not at the first
+ * batch). errstr receives a one-line reason naming path on failure. Returns 0, KT_EIO (cannot
+ * open or write, not a ktrail database, newer schema, already past max_db_bytes) or
  * KT_ENOMEM.
  */
 int kt_store_open(const char *path, const struct kt_store_opts *opts, struct kt_store **out,
@@ -46,10 +57,26 @@ void kt_store_close(struct kt_store *s);
 
 /*
  * Write b in one transaction (see above) and commit. Borrows b. Adds what was written to
- * *delta when not NULL. Returns 0, KT_EIO (rolled back: nothing of b is stored) or KT_EINVAL
- * (b is inconsistent: records without events, an alert naming no event; nothing stored).
+ * *delta when not NULL. Returns 0, KT_EFULL (the disk, or max_db_bytes, is full), KT_EIO
+ * (any other database failure) or KT_EINVAL (b is inconsistent: records without events, an
+ * alert naming no event); nothing of b is stored on failure. kt_store_last_error() says why.
  */
 int kt_store_write(struct kt_store *s, struct kt_batch *b, struct kt_store_stats *delta);
+
+/* The last failed transaction's reason, one line (SQLite's message, and the size limit when
+ * one was reached), into buf; empty when none failed. */
+void kt_store_last_error(struct kt_store *s, char *buf, size_t len);
+
+/*
+ * Check the database at path without changing it: SQLite's integrity check (b-tree
+ * structure, free pages, index entries against their rows) and the schema (a ktrail
+ * database, a version this build knows, every statement the store uses still prepares).
+ * report(ctx, line) gets one line per problem found (at most about 100). Returns 0 when
+ * sound, KT_EPARSE when problems were reported, KT_EIO when the file cannot be read as a
+ * SQLite database at all (errstr says why).
+ */
+int kt_store_check(const char *path, void (*report)(void *ctx, const char *line), void *ctx,
+                   char *errstr, size_t errlen);
 
 /*
  * Run the correlations of rs (borrowed: it must outlive the store) in the writer: restores
@@ -82,12 +109,24 @@ int kt_store_schema_version(void);
  * calls b->on_done(b, status, b->on_done_ctx) from its thread, in submission order. Batches
  * that queued up while it was busy are committed together in one transaction (each one still
  * all or nothing with its checkpoint; a failed group is retried batch by batch).
+ *
+ * No batch is ever committed after one that failed: a source's checkpoint in a later batch
+ * would pass over the failed batch's records. A failure with a transient cause (a full disk,
+ * a busy database, an I/O error) is retried with backoff, holding every later batch (more
+ * backpressure), for the store's retry budget; past it, or for any other cause, the writer
+ * fails that batch and every batch after it (status != 0: no source acknowledges them), and
+ * drain() reports the error. Writes also wait, before a transaction, while the WAL is past
+ * its bound and a reader keeps it from restarting (see store.c).
  */
 struct kt_writer;
 int kt_writer_create(struct kt_store *s, size_t depth, struct kt_writer **out);
 int kt_writer_submit(struct kt_writer *w, struct kt_batch *b);
-/* Wait until every submitted batch is done; returns the first write error, or 0. */
+/* Wait until every submitted batch is done; returns the first write error, or 0. From here
+ * on, writes no longer wait for the WAL (the run is ending: what is queued is written). */
 int kt_writer_drain(struct kt_writer *w);
+/* The run is being stopped (a signal): writes no longer wait for the WAL, and a failed
+ * write is not retried (it fails with every later batch: the position is kept). */
+void kt_writer_stop(struct kt_writer *w);
 /* Drain, stop the thread and free; accepts NULL. */
 void kt_writer_destroy(struct kt_writer *w);
 

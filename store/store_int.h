@@ -22,7 +22,10 @@ struct store_tuning {
     int page_size;           /* bytes per page, applied when the database is created */
     long long mmap_bytes;    /* mmap_size; 0 reads through the page cache only */
     int ckpt_pages;          /* WAL pages after a commit that wake the checkpointer thread */
-    int ckpt_hard_pages;     /* WAL pages past which the writer checkpoints between commits */
+    int ckpt_hard_pages;     /* WAL pages past which the writer checkpoints and restarts the
+                                WAL between commits, when no reader holds an older snapshot */
+    int wal_max_pages;       /* WAL pages past which writes wait until the WAL can restart */
+    int retry_ms;            /* how long the writer retries a transiently failed batch */
     size_t dict_max_entries; /* dictionary cache: entries before it is cleared */
     size_t dict_max_bytes;   /* dictionary cache: string bytes before it is cleared */
     size_t max_text;         /* longest raw JSON kept; 0: SQLite's limit (SQLITE_LIMIT_LENGTH) */
@@ -99,17 +102,40 @@ void dict_free(struct dict *d);
  * Write n batches (borrowed) in one transaction: the writer thread's group commit. Every
  * index page a transaction dirties is written to the WAL once per commit, and the
  * (user, ts) index alone has a hot page per active user, so two batches in one commit cost
- * much less than two commits. When the transaction fails, each batch is retried in its own,
- * so status[i] (n entries) is each batch's own result. Returns the first failure, or 0.
+ * much less than two commits. When the transaction fails, the batches are written one by one
+ * in order up to the first that fails: status[i] (n entries) is 0 for each committed batch
+ * and the failure for that one and every later one (not attempted: none may commit past a
+ * failed batch). *committed is the count committed. Returns the failure, or 0.
  */
-int store_write_group(struct kt_store *s, struct kt_batch *const *bs, size_t n, int *status);
+int store_write_group(struct kt_store *s, struct kt_batch *const *bs, size_t n, int *status,
+                      size_t *committed);
+
+/* Whether the last failed transaction failed for a cause that may pass (a full disk or
+ * database, a lock held by another process, an I/O error), so retrying it makes sense. */
+int store_failure_transient(struct kt_store *s);
+
+/* The retry budget of the store's tuning, in milliseconds. */
+int store_retry_ms(const struct kt_store *s);
+
+/*
+ * Make room in the WAL before a transaction: past ckpt_hard_pages, checkpoint it and restart
+ * it from its beginning when no reader holds an older snapshot. 0 when a transaction may
+ * go, KT_EFULL when the WAL is past wal_max_pages and a reader keeps it from restarting: the
+ * caller waits and asks again (warned on stderr with the cause, counted in the stats).
+ * Call with no transaction open (the writer thread, between transactions).
+ */
+int store_wal_room(struct kt_store *s);
+/* The writer no longer waits for the WAL (store_wal_room had said KT_EFULL): end the
+ * blocked interval in the stats; restarted is 0 when it goes on past the bound (stopping). */
+void store_wal_unblocked(struct kt_store *s, int restarted);
 
 /* What the store did inside, for tests and measurements. */
 struct store_counters {
-    uint64_t dict_hits;   /* dictionary lookups answered from memory */
-    uint64_t dict_misses; /* dictionary lookups that went to SQL */
-    uint64_t dict_clears; /* times the dictionary cache was full and emptied */
-    uint64_t commits;     /* transactions committed (a group commit is one) */
+    uint64_t dict_hits;    /* dictionary lookups answered from memory */
+    uint64_t dict_misses;  /* dictionary lookups that went to SQL */
+    uint64_t dict_clears;  /* times the dictionary cache was full and emptied */
+    uint64_t commits;      /* transactions committed (a group commit is one) */
+    uint64_t wal_restarts; /* times the writer restarted the WAL past ckpt_hard_pages */
 };
 void store_counters(struct kt_store *s, struct store_counters *out);
 

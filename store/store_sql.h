@@ -38,6 +38,17 @@
 /* bytes the WAL file is truncated back to when it restarts */
 #define SQL_JOURNAL_SIZE_LIMIT "PRAGMA journal_size_limit="
 #define SQL_GET_PAGE_SIZE "PRAGMA page_size"
+/* answers with the limit in force, never below the file's current page count */
+#define SQL_MAX_PAGE_COUNT "PRAGMA max_page_count="
+
+/* ---- start-up and checking ---- */
+
+/* Opening proves the database writable with a write of page 1 that changes nothing (the
+ * version it has), so a read-only file, directory or filesystem fails at start, not at the
+ * first batch. The version is appended. */
+#define SQL_PROBE_WRITE "PRAGMA user_version="
+/* at most 100 problems, one a row; a single row "ok" when sound */
+#define SQL_INTEGRITY_CHECK "PRAGMA integrity_check(100)"
 
 /* ---- schema version 1 ---- */
 

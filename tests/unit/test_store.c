@@ -986,9 +986,11 @@ static void test_store_group_commits_several_batches_in_one_transaction(void **s
     struct store_counters c = {0};
     struct kt_store_stats tot = {0};
     int status[3] = {-1, -1, -1};
+    size_t committed = 0;
 
     open_store(f, 0);
-    assert_int_equal(store_write_group(f->st, bs, 3, status), 0);
+    assert_int_equal(store_write_group(f->st, bs, 3, status, &committed), 0);
+    assert_int_equal(committed, 3);
     assert_int_equal(status[0], 0);
     assert_int_equal(status[1], 0);
     assert_int_equal(status[2], 0);
@@ -1005,25 +1007,29 @@ static void test_store_group_commits_several_batches_in_one_transaction(void **s
     }
 }
 
-static void test_store_group_failure_isolates_the_bad_batch(void **state)
+/* The batches before a bad one commit; none after it may (its checkpoint would pass over the
+ * bad batch's records), so they fail with it, unattempted. */
+static void test_store_group_failure_commits_up_to_the_bad_batch_and_none_after(void **state)
 {
     struct fx *f = *state;
-    struct kt_batch *bs[3] = {batch_of("ok0", 2, 1, 10), batch_of("bad", 2, 2, 20),
-                              batch_of("ok1", 2, 3, 30)};
+    struct kt_batch *bs[3] = {batch_of("ok0", 2, 1, 10), batch_of("bad", 2, 1, 20),
+                              batch_of("ok1", 2, 1, 30)};
     int status[3] = {-1, -1, -1};
+    size_t committed = 9;
 
     add_alert(bs[1], 7, "Broken rule");
     open_store(f, 0);
     kt_log_level = -1;
-    assert_int_equal(store_write_group(f->st, bs, 3, status), KT_EINVAL);
+    assert_int_equal(store_write_group(f->st, bs, 3, status, &committed), KT_EINVAL);
     kt_log_level = KT_LOG_INFO;
+    assert_int_equal(committed, 1);
     assert_int_equal(status[0], 0);
     assert_int_equal(status[1], KT_EINVAL);
-    assert_int_equal(status[2], 0);
+    assert_int_equal(status[2], KT_EINVAL);
     assert_string_equal(query(f->path, "SELECT group_concat(audit_id) FROM (SELECT audit_id FROM"
                                        " events ORDER BY id)"),
-                        "ok0-0,ok0-1,ok1-0,ok1-1");
-    assert_string_equal(query(f->path, "SELECT group_concat(fingerprint) FROM ckpt_file"), "1,3");
+                        "ok0-0,ok0-1");
+    assert_string_equal(query(f->path, "SELECT fingerprint, offset FROM ckpt_file"), "1|10");
     for (int i = 0; i < 3; i++) {
         kt_batch_destroy(bs[i]);
     }
@@ -1226,7 +1232,7 @@ static void test_store_writer_commits_waiting_batches_together_in_order(void **s
     pthread_mutex_destroy(&g.mu);
 }
 
-static void test_store_writer_reports_first_error_and_keeps_going(void **state)
+static void test_store_writer_fails_every_batch_after_a_failed_one(void **state)
 {
     struct fx *f = *state;
     struct kt_writer *w = NULL;
@@ -1248,8 +1254,9 @@ static void test_store_writer_reports_first_error_and_keeps_going(void **state)
     kt_log_level = KT_LOG_INFO;
     assert_int_equal(a.n, 2);
     assert_int_equal(a.status[0], KT_EINVAL);
-    assert_int_equal(a.status[1], 0);
-    assert_string_equal(query(f->path, "SELECT group_concat(audit_id) FROM events"), "good");
+    assert_int_equal(a.status[1], KT_EINVAL); /* never written: nothing passes a failed batch */
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "0");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM ckpt_file"), "0");
     kt_writer_destroy(w);
     kt_batch_destroy(bad);
     kt_batch_destroy(good);
@@ -1402,6 +1409,382 @@ static void test_store_correlation_fires_once_links_events_and_survives_rollback
     kt_ruleset_destroy(rs);
 }
 
+/* ---- failures: nothing passes a failed batch; the WAL's bound; checking ---- */
+
+static void open_opts(struct fx *f, const struct kt_store_opts *o, const struct store_tuning *t)
+{
+    char err[256] = "";
+
+    if (store_open_tuned(f->path, o, t, &f->st, err, sizeof(err)) != 0) {
+        fail_msg("open: %s", err);
+    }
+}
+
+/* A new database, closed: its size is the schema's. Returns that size. */
+static long fresh_database(struct fx *f)
+{
+    open_store(f, 0);
+    close_store(f);
+    return file_size(f->path, "");
+}
+
+static void test_store_size_limit_fails_a_batch_as_a_full_disk_would(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_store_opts o = {0};
+    struct kt_batch *big = batch_of("big", 3000, 1, 100), *small = batch_of("small", 2, 1, 200);
+    char why[256] = "", err[256] = "";
+
+    store_tuning_default(&t);
+    o.max_db_bytes = (uint64_t)fresh_database(f) + 16 * 4096;
+    open_opts(f, &o, &t);
+    kt_log_level = -1;
+    assert_int_equal(kt_store_write(f->st, big, NULL), KT_EFULL);
+    kt_log_level = KT_LOG_INFO;
+    assert_true(store_failure_transient(f->st));
+    kt_store_last_error(f->st, why, sizeof(why));
+    assert_non_null(strstr(why, "size limit"));
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "0");
+    assert_int_equal(kt_store_write(f->st, small, NULL), 0); /* what fits still goes */
+    close_store(f);
+
+    /* a limit below what the file holds is refused at open, with both sizes */
+    o.max_db_bytes = 4096;
+    assert_int_equal(store_open_tuned(f->path, &o, &t, &f->st, err, sizeof(err)), KT_EIO);
+    assert_non_null(strstr(err, "more than the size limit (4096)"));
+
+    o.max_db_bytes = 64u << 20;
+    open_opts(f, &o, &t);
+    assert_int_equal(kt_store_write(f->st, big, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3002");
+    kt_batch_destroy(big);
+    kt_batch_destroy(small);
+}
+
+/* The bug of issue 12: a big batch failed on a full disk, the small one after it committed
+ * with the checkpoint at the end of the file, and the big one's records were skipped. */
+static void test_store_writer_holds_later_batches_behind_a_full_database(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_store_opts o = {.retry_ms = -1};
+    struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *big = batch_of("big", 3000, 1, 100), *small = batch_of("small", 2, 1, 200);
+
+    store_tuning_default(&t);
+    o.max_db_bytes = (uint64_t)fresh_database(f) + 16 * 4096;
+    big->on_done = small->on_done = on_done;
+    big->on_done_ctx = small->on_done_ctx = &a;
+    open_opts(f, &o, &t);
+    assert_int_equal(kt_writer_create(f->st, 2, &w), 0);
+    kt_log_level = -1;
+    assert_int_equal(kt_writer_submit(w, big), 0);
+    assert_int_equal(kt_writer_submit(w, small), 0);
+    assert_int_equal(kt_writer_drain(w), KT_EFULL);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(a.n, 2);
+    assert_int_equal(a.status[0], KT_EFULL);
+    assert_int_equal(a.status[1], KT_EFULL);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "0");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM ckpt_file"), "0");
+    kt_writer_destroy(w);
+    close_store(f);
+
+    /* space is back: the same batches again, every event once, the checkpoint at the end */
+    o.max_db_bytes = 0;
+    a.n = 0;
+    open_opts(f, &o, &t);
+    assert_int_equal(kt_writer_create(f->st, 2, &w), 0);
+    assert_int_equal(kt_writer_submit(w, big), 0);
+    assert_int_equal(kt_writer_submit(w, small), 0);
+    assert_int_equal(kt_writer_drain(w), 0);
+    assert_int_equal(a.status[0], 0);
+    assert_int_equal(a.status[1], 0);
+    assert_string_equal(query(f->path, "SELECT count(*), count(DISTINCT audit_id) FROM events"),
+                        "3002|3002");
+    assert_string_equal(query(f->path, "SELECT fingerprint, offset FROM ckpt_file"), "1|200");
+    kt_writer_destroy(w);
+    kt_batch_destroy(big);
+    kt_batch_destroy(small);
+}
+
+/* Another process's write lock, as sqlite3 holds it: BEGIN IMMEDIATE on its own connection. */
+static sqlite3 *hold_write_lock(const char *path)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void release(sqlite3 *db)
+{
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_store_writer_retries_a_locked_database_until_the_lock_goes(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *b = batch_of("late", 2, 1, 10);
+    struct kt_store_stats ss = {0};
+
+    store_tuning_default(&t);
+    t.busy_ms = 10; /* each attempt fails fast; the budget (60 s) is far */
+    b->on_done = on_done;
+    b->on_done_ctx = &a;
+    open_tuned(f, 0, &t);
+    sqlite3 *other = hold_write_lock(f->path);
+    assert_int_equal(kt_writer_create(f->st, 1, &w), 0);
+    kt_log_level = -1;
+    assert_int_equal(kt_writer_submit(w, b), 0);
+    while (ss.write_failures < 2) { /* it failed, and failed again on its retry */
+        usleep(1000);
+        kt_store_stats(f->st, &ss);
+    }
+    release(other);
+    assert_int_equal(kt_writer_drain(w), 0);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(a.n, 1);
+    assert_int_equal(a.status[0], 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "2");
+    kt_writer_destroy(w);
+    kt_batch_destroy(b);
+}
+
+static void test_store_writer_gives_up_after_its_retry_budget_and_stays_failed(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *bs[3] = {batch_of("a", 2, 1, 10), batch_of("b", 2, 1, 20),
+                              batch_of("c", 2, 1, 30)};
+
+    store_tuning_default(&t);
+    t.busy_ms = 10;
+    t.retry_ms = 100;
+    open_tuned(f, 0, &t);
+    for (int i = 0; i < 3; i++) {
+        bs[i]->on_done = on_done;
+        bs[i]->on_done_ctx = &a;
+    }
+    sqlite3 *other = hold_write_lock(f->path);
+    assert_int_equal(kt_writer_create(f->st, 2, &w), 0);
+    kt_log_level = -1;
+    assert_int_equal(kt_writer_submit(w, bs[0]), 0);
+    assert_int_equal(kt_writer_submit(w, bs[1]), 0);
+    assert_int_equal(kt_writer_drain(w), KT_EIO);
+    release(other);
+    /* the lock is gone, but a later batch still may not pass the failed ones */
+    assert_int_equal(kt_writer_submit(w, bs[2]), 0);
+    assert_int_equal(kt_writer_drain(w), KT_EIO);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(a.n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(a.status[i], KT_EIO);
+    }
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "0");
+    assert_string_equal(query(f->path, "SELECT count(*) FROM ckpt_file"), "0");
+    kt_writer_destroy(w);
+    for (int i = 0; i < 3; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+}
+
+enum { NB = 8 }; /* batches the WAL tests submit */
+
+/*
+ * Open f's store with a small WAL bound (32 pages to restart, 64 to wait), have a reader
+ * hold a snapshot as an analyst's BEGIN; SELECT does, and submit NB batches of 400 events, one
+ * a transaction, until the writer waits for the reader. Returns the reader; *w and bs[] are
+ * the test's to release.
+ */
+static sqlite3 *block_on_reader(struct fx *f, struct kt_writer **w, struct kt_batch **bs)
+{
+    struct store_tuning t;
+    struct kt_store_stats ss = {0};
+    sqlite3 *reader = NULL;
+    char prefix[16];
+
+    store_tuning_default(&t);
+    t.ckpt_pages = 1 << 30; /* the checkpointer thread never wakes: only the writer acts */
+    t.ckpt_hard_pages = 32;
+    t.wal_max_pages = 64;
+    open_tuned(f, 0, &t);
+    struct kt_batch *first = batch_of("first", 1, 1, 1);
+    assert_int_equal(kt_store_write(f->st, first, NULL), 0);
+    kt_batch_destroy(first);
+    assert_int_equal(sqlite3_open(f->path, &reader), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM events", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(kt_writer_create(f->st, NB, w), 0);
+    kt_log_level = -1;
+    /* each waits for the one before to be stored, or for the writer to be blocked */
+    for (int i = 0; i < NB; i++) {
+        snprintf(prefix, sizeof(prefix), "r%d", i);
+        bs[i] = batch_of(prefix, 400, 1, (uint64_t)(10 + i));
+        assert_int_equal(kt_writer_submit(*w, bs[i]), 0);
+        while (!ss.wal_blocked && ss.batches < (uint64_t)i + 2) {
+            usleep(1000);
+            kt_store_stats(f->st, &ss);
+        }
+    }
+    return reader;
+}
+
+static void release_batches(struct kt_writer *w, struct kt_batch **bs)
+{
+    kt_log_level = KT_LOG_INFO;
+    kt_writer_destroy(w);
+    for (int i = 0; i < NB; i++) {
+        kt_batch_destroy(bs[i]);
+    }
+}
+
+/* An analyst's open read transaction keeps SQLite from checkpointing past its snapshot and
+ * from restarting the WAL: past wal_max_pages the writer waits instead of growing it. */
+static void test_store_writer_waits_while_a_reader_keeps_the_wal_past_its_bound(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct kt_batch *bs[NB];
+    struct kt_store_stats ss = {0};
+    sqlite3 *reader = block_on_reader(f, &w, bs);
+
+    usleep(50000); /* no assert on time: it only gives a writer that would go on the chance */
+    kt_store_stats(f->st, &ss);
+    print_message("blocked at WAL %ld bytes (%llu in the stats), %llu of %d batches stored\n",
+                  file_size(f->path, "-wal"), (unsigned long long)ss.wal_bytes,
+                  (unsigned long long)ss.batches, NB + 1);
+    assert_true(ss.wal_blocked);
+    assert_true(ss.batches < NB + 1);
+    assert_true(ss.wal_bytes >= 64 * 4096);
+    assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(reader);
+    assert_int_equal(kt_writer_drain(w), 0);
+    kt_store_stats(f->st, &ss);
+    assert_int_equal(ss.batches, NB + 1);
+    assert_false(ss.wal_blocked);
+    assert_true(ss.wal_blocked_us > 0);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3201");
+    release_batches(w, bs);
+}
+
+/* A run being stopped (SIGTERM) does not hang on a reader: what is queued is written. */
+static void test_store_writer_stop_ends_a_wait_for_the_wal(void **state)
+{
+    struct fx *f = *state;
+    struct kt_writer *w = NULL;
+    struct kt_batch *bs[NB];
+    struct kt_store_stats ss = {0};
+    sqlite3 *reader = block_on_reader(f, &w, bs);
+
+    kt_writer_stop(w);
+    assert_int_equal(kt_writer_drain(w), 0); /* the reader still holds its snapshot */
+    kt_store_stats(f->st, &ss);
+    assert_int_equal(ss.batches, NB + 1);
+    assert_false(ss.wal_blocked);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM events"), "3201");
+    assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(reader);
+    release_batches(w, bs);
+}
+
+/* Nor on a retry: the failed batch and the ones after it fail at once, the position kept. */
+static void test_store_writer_stop_ends_retrying(void **state)
+{
+    struct fx *f = *state;
+    struct store_tuning t;
+    struct kt_writer *w = NULL;
+    struct acks a = {.path = f->path};
+    struct kt_batch *b = batch_of("held", 2, 1, 10);
+    struct kt_store_stats ss = {0};
+
+    store_tuning_default(&t);
+    t.busy_ms = 10; /* the retry budget stays 60 s: only stop() ends it early */
+    b->on_done = on_done;
+    b->on_done_ctx = &a;
+    open_tuned(f, 0, &t);
+    sqlite3 *other = hold_write_lock(f->path);
+    assert_int_equal(kt_writer_create(f->st, 1, &w), 0);
+    kt_log_level = -1;
+    assert_int_equal(kt_writer_submit(w, b), 0);
+    while (ss.write_failures < 1) {
+        usleep(1000);
+        kt_store_stats(f->st, &ss);
+    }
+    kt_writer_stop(w);
+    assert_int_equal(kt_writer_drain(w), KT_EIO);
+    kt_log_level = KT_LOG_INFO;
+    assert_int_equal(a.status[0], KT_EIO);
+    release(other);
+    assert_string_equal(query(f->path, "SELECT count(*) FROM ckpt_file"), "0");
+    kt_writer_destroy(w);
+    kt_batch_destroy(b);
+}
+
+static void count_report(void *ctx, const char *line)
+{
+    (void)line;
+    (*(int *)ctx)++;
+}
+
+/* Copy the file at from to to, with byte `at` of every `step`-th page from page `first` on
+ * inverted (at 3: inside the b-tree page header, its cell count). */
+static void copy_flipping_pages(const char *from, const char *to, int first, int at, int step)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    unsigned char page[4096];
+    int n = 0;
+
+    assert_non_null(in);
+    assert_non_null(out);
+    while (fread(page, 1, sizeof(page), in) == sizeof(page)) {
+        if (n >= first && n % step == 0) {
+            page[at] ^= 0xff;
+        }
+        assert_int_equal(fwrite(page, 1, sizeof(page), out), sizeof(page));
+        n++;
+    }
+    fclose(in);
+    fclose(out);
+}
+
+static void test_store_check_finds_flipped_bytes_and_a_missing_table(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = batch_of("c", 3000, 1, 1);
+    char copy[96], err[256] = "";
+    int problems = 0;
+
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    close_store(f);
+    assert_int_equal(kt_store_check(f->path, count_report, &problems, err, sizeof(err)), 0);
+    assert_int_equal(problems, 0);
+
+    snprintf(copy, sizeof(copy), "%s-flipped", f->path);
+    /* past the first pages (the schema's), among the events' and their indexes' */
+    copy_flipping_pages(f->path, copy, 40, 3, 7);
+    assert_int_equal(kt_store_check(copy, count_report, &problems, err, sizeof(err)), KT_EPARSE);
+    print_message("%d problems in the flipped copy\n", problems);
+    assert_true(problems > 0);
+    unlink(copy);
+
+    exec_on(f->path, "DROP TABLE rejects");
+    problems = 0;
+    assert_int_equal(kt_store_check(f->path, count_report, &problems, err, sizeof(err)), KT_EPARSE);
+    assert_true(problems > 0);
+    kt_batch_destroy(b);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1439,13 +1822,21 @@ int main(void)
         T(test_store_new_alert_on_duplicate_event_links_to_stored_row),
         T(test_store_dictionary_cache_eviction_keeps_ids_right),
         T(test_store_group_commits_several_batches_in_one_transaction),
-        T(test_store_group_failure_isolates_the_bad_batch),
+        T(test_store_group_failure_commits_up_to_the_bad_batch_and_none_after),
         T(test_store_wal_stays_bounded_under_sustained_writes),
         T(test_store_checkpointer_thread_copies_the_wal),
         T(test_store_writer_acknowledges_in_order_after_commit),
         T(test_store_writer_commits_waiting_batches_together_in_order),
-        T(test_store_writer_reports_first_error_and_keeps_going),
+        T(test_store_writer_fails_every_batch_after_a_failed_one),
         T(test_store_ckpt_lookup_is_safe_while_the_writer_writes),
+        T(test_store_size_limit_fails_a_batch_as_a_full_disk_would),
+        T(test_store_writer_holds_later_batches_behind_a_full_database),
+        T(test_store_writer_retries_a_locked_database_until_the_lock_goes),
+        T(test_store_writer_gives_up_after_its_retry_budget_and_stays_failed),
+        T(test_store_writer_waits_while_a_reader_keeps_the_wal_past_its_bound),
+        T(test_store_writer_stop_ends_a_wait_for_the_wal),
+        T(test_store_writer_stop_ends_retrying),
+        T(test_store_check_finds_flipped_bytes_and_a_missing_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
