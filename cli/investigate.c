@@ -432,7 +432,7 @@ int cli_cmd_alerts(int argc, char **argv)
             {"rule", "RULE", 0, 40},
             {"count", "COUNT", 1, 0},
             {"evidence", "EVIDENCE", 1, 0},
-            {"user", "USER", 0, 32},
+            {"user", "USER", 0, 40},
             {"source_ip", "SOURCE", 0, 0},
             {"verb", "VERB", 0, 0},
             {"object", "OBJECT", 0, 48},
@@ -440,6 +440,7 @@ int cli_cmd_alerts(int argc, char **argv)
             {"output", "OUTPUT", 0, 0},
         };
         print_rows(&r, cols, sizeof(cols) / sizeof(cols[0]), o.fmt, o.tz, NULL);
+        fflush(stdout); /* the count after the rows */
         if (o.fmt == FMT_TABLE) {
             fprintf(stderr, "ktrail alerts: %zu alert%s\n", r.nrows, r.nrows == 1 ? "" : "s");
         }
@@ -560,12 +561,13 @@ int cli_cmd_timeline(int argc, char **argv)
     } else {
         static const struct column cols[] = {
             {"id", "ID", 1, 0},      {"time", "TIME", 0, 0},
-            {"user", "USER", 0, 32}, {"source_ip", "SOURCE", 0, 0},
+            {"user", "USER", 0, 40}, {"source_ip", "SOURCE", 0, 0},
             {"verb", "VERB", 0, 0},  {"object", "OBJECT", 0, 60},
             {"code", "CODE", 1, 0},  {"alerts", "ALERTS", 0, 0},
         };
         int *s = sessions(&r);
         print_rows(&r, cols, sizeof(cols) / sizeof(cols[0]), o.fmt, o.tz, s);
+        fflush(stdout); /* the count after the rows */
         if (o.fmt == FMT_TABLE) {
             fprintf(stderr, "ktrail timeline: %zu request%s in %d session%s\n", r.nrows,
                     r.nrows == 1 ? "" : "s", r.nrows > 0 && s != NULL ? s[r.nrows - 1] : 0,
