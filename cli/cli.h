@@ -119,6 +119,11 @@ int cli_cmd_consume(int argc, char **argv);
 int cli_cmd_prune(int argc, char **argv);
 int cli_cmd_alerts(int argc, char **argv);
 int cli_cmd_timeline(int argc, char **argv);
+int cli_cmd_rbac(int argc, char **argv);
+/* A time for --since/--until: RFC 3339, a date (midnight UTC), now, today, yesterday, or a
+ * duration ago ("-2h", "2h", "90m"); local: days start at local midnight. 0, or -1 (printed,
+ * naming opt). */
+int cli_parse_time(const char *opt, const char *s, int local, int64_t *out);
 
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];

@@ -103,9 +103,7 @@ static int64_t day_start(int64_t us, int local)
     return (int64_t)d * 1000000;
 }
 
-/* A time: RFC 3339, a date (midnight UTC), now, today, yesterday, or a duration ago
- * ("-2h", "2h", "90m"). 0, or -1 (printed). */
-static int parse_time(const char *opt, const char *s, int local, int64_t *out)
+int cli_parse_time(const char *opt, const char *s, int local, int64_t *out)
 {
     int64_t now = kt_now_wall_us(), d;
     char buf[40];
@@ -339,8 +337,8 @@ static int common_finish(struct common *o, const char *since, const char *until,
         setenv("TZ", o->tz, 1);
         tzset();
     }
-    if ((since != NULL && parse_time("--since", since, o->tz != NULL, &o->since) != 0) ||
-        (until != NULL && parse_time("--until", until, o->tz != NULL, &o->until) != 0)) {
+    if ((since != NULL && cli_parse_time("--since", since, o->tz != NULL, &o->since) != 0) ||
+        (until != NULL && cli_parse_time("--until", until, o->tz != NULL, &o->until) != 0)) {
         return EXIT_USAGE;
     }
     if (o->db == NULL) {

@@ -44,6 +44,8 @@ static void usage(FILE *out)
           "  timeline --db F (--user U | --ip A | --object RES/[NS/]NAME | --alert ID)\n"
           "                             what an identity did, or was done to an object,\n"
           "                             in time order and sessions (--help for more)\n"
+          "  rbac --db F (--user U | --serviceaccount NS/NAME) [--compare ROLE.yaml]\n"
+          "                             least privilege: the Roles granting what it used\n"
           "  prune --db F (--before TIME | --older-than DURATION)\n"
           "                             delete what is older (ktrail prune --help)\n"
           "  check --db FILE            check a database: SQLite's integrity check and the\n"
@@ -451,6 +453,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "alerts") == 0) {
         return cli_cmd_alerts(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "rbac") == 0) {
+        return cli_cmd_rbac(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "timeline") == 0) {
         return cli_cmd_timeline(argc - 1, argv + 1);

@@ -282,3 +282,30 @@ int kt_query_timeline(struct kt_query *q, const struct kt_timeline_filter *f, kt
     kt_buf_free(&sql);
     return rc;
 }
+
+int kt_query_permissions(struct kt_query *q, const char *user, int64_t since, int64_t until,
+                         kt_row_fn cb, void *ctx)
+{
+    struct kt_buf sql = {0};
+    const char *texts[1] = {user};
+    int64_t ints[2];
+    size_t nints = 0;
+    int next = 2;
+    kt_buf_puts(&sql, "SELECT coalesce(g.s, '') AS api_group, r.s AS resource, sr.s AS subresource,"
+                      " ns.s AS namespace, nm.s AS name, v.s AS verb,"
+                      " CASE WHEN e.resource IS NULL THEN rtrim(substr(coalesce(e.request_uri,"
+                      " uri.s), 1, instr(coalesce(e.request_uri, uri.s) || '?', '?') - 1), '/')"
+                      " END AS path, count(*) AS n FROM events e" SQL_JOINS
+                      " LEFT JOIN strings g ON g.id = e.api_group"
+                      " LEFT JOIN strings uri ON uri.id = e.uri"
+                      " JOIN strings st ON st.id = e.stage"
+                      " WHERE e.user = (SELECT id FROM strings WHERE s = ?1)"
+                      " AND st.s IN ('ResponseStarted', 'ResponseComplete')"
+                      " AND e.code >= 100 AND e.code < 400");
+    time_range(&sql, "e.ts", since, until, ints, &nints, &next);
+    kt_buf_puts(&sql, " GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 4, 1, 2, 3, 6, 5, 7");
+    int rc = kt_buf_append(&sql, "", 1) != 0 ? KT_ENOMEM
+                                             : run(q, sql.p, texts, 1, ints, nints, cb, ctx, NULL);
+    kt_buf_free(&sql);
+    return rc;
+}

@@ -51,4 +51,11 @@ struct kt_timeline_filter {
 int kt_query_timeline(struct kt_query *q, const struct kt_timeline_filter *f, kt_row_fn cb,
                       void *ctx);
 
+/* What an identity did successfully (HTTP status below 400, a response stage), once per
+ * distinct (api_group, resource, subresource, namespace, name, verb, path): api_group ('' for
+ * core), resource (NULL for a non-resource URL), subresource, namespace, name, verb, path
+ * (the URL path without its query, for non-resource URLs), n (requests). 0 or KT_EIO. */
+int kt_query_permissions(struct kt_query *q, const char *user, int64_t since, int64_t until,
+                         kt_row_fn cb, void *ctx);
+
 #endif
