@@ -120,6 +120,7 @@ int cli_cmd_prune(int argc, char **argv);
 int cli_cmd_alerts(int argc, char **argv);
 int cli_cmd_timeline(int argc, char **argv);
 int cli_cmd_rbac(int argc, char **argv);
+int cli_cmd_report(int argc, char **argv);
 /* A time for --since/--until: RFC 3339, a date (midnight UTC), now, today, yesterday, or a
  * duration ago ("-2h", "2h", "90m"); local: days start at local midnight. 0, or -1 (printed,
  * naming opt). */

@@ -44,6 +44,8 @@ static void usage(FILE *out)
           "  timeline --db F (--user U | --ip A | --object RES/[NS/]NAME | --alert ID)\n"
           "                             what an identity did, or was done to an object,\n"
           "                             in time order and sessions (--help for more)\n"
+          "  report --db F [--since T] [--until T] -o report.html\n"
+          "                             one self-contained HTML report of the period\n"
           "  rbac --db F (--user U | --serviceaccount NS/NAME) [--compare ROLE.yaml]\n"
           "                             least privilege: the Roles granting what it used\n"
           "  prune --db F (--before TIME | --older-than DURATION)\n"
@@ -453,6 +455,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "alerts") == 0) {
         return cli_cmd_alerts(argc - 1, argv + 1);
+    }
+    if (strcmp(cmd, "report") == 0) {
+        return cli_cmd_report(argc - 1, argv + 1);
     }
     if (strcmp(cmd, "rbac") == 0) {
         return cli_cmd_rbac(argc - 1, argv + 1);

@@ -309,3 +309,9 @@ int kt_query_permissions(struct kt_query *q, const char *user, int64_t since, in
     kt_buf_free(&sql);
     return rc;
 }
+
+int kt_query_rows(struct kt_query *q, const char *sql, const int64_t *ints, size_t nints,
+                  kt_row_fn cb, void *ctx)
+{
+    return run(q, sql, NULL, 0, ints, nints, cb, ctx, NULL);
+}

@@ -58,4 +58,8 @@ int kt_query_timeline(struct kt_query *q, const struct kt_timeline_filter *f, kt
 int kt_query_permissions(struct kt_query *q, const char *user, int64_t since, int64_t until,
                          kt_row_fn cb, void *ctx);
 
+/* Any read-only SQL over the views (the report's): integers bound as ?1, ?2, ... 0 or KT_EIO. */
+int kt_query_rows(struct kt_query *q, const char *sql, const int64_t *ints, size_t nints,
+                  kt_row_fn cb, void *ctx);
+
 #endif
