@@ -484,6 +484,18 @@ int cli_cmd_rbac(int argc, char **argv)
         snprintf(sa_user, sizeof(sa_user), "system:serviceaccount:%s:%s", sa_ns, sa_name);
         user = sa_user;
     }
+    static const char sa_prefix[] = "system:serviceaccount:";
+    if (sa == NULL && strncmp(user, sa_prefix, sizeof(sa_prefix) - 1) == 0) {
+        /* a service account's username: its subject is the ServiceAccount */
+        snprintf(sa_copy, sizeof(sa_copy), "%s", user + sizeof(sa_prefix) - 1);
+        sa_name = strchr(sa_copy, ':');
+        if (sa_name != NULL && sa_name != sa_copy && sa_name[1] != '\0') {
+            *sa_name++ = '\0';
+            sa_ns = sa_copy;
+        } else {
+            sa_name = NULL;
+        }
+    }
     int64_t t0 = 0, t1 = 0;
     if ((since != NULL && cli_parse_time("--since", since, 0, &t0) != 0) ||
         (until != NULL && cli_parse_time("--until", until, 0, &t1) != 0)) {

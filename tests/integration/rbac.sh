@@ -22,6 +22,8 @@ check "service account: list pods, and get on its one configmap" "$(printf '%s\n
     '- apiGroups: [""]' '  resources: ["pods"]' '  verbs: ["list"]')" \
     "$(sed -n '/^kind: Role$/,/^---$/p' "$T/sa.yaml" | grep -E '^(- |  )(apiGroups|resources|resourceNames|verbs)')"
 
+check "a service account's username gives the same" "" "$(rbac --user system:serviceaccount:ci:deployer | diff "$T/sa.yaml" -)"
+
 rbac --user alice@example.com --compare "$F/current.yaml" >"$T/cmp.out" 2>"$T/cmp.err"
 check "compare: exit 0" 0 $?
 check "compare: what was granted and never used" "unused: Role shop-dev grants list on secrets
