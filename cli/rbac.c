@@ -317,20 +317,33 @@ static void seq_strings(yaml_document_t *d, yaml_node_t *n, struct set *s)
     }
 }
 
-/* Was verb used on group/res (or on path) in namespace ns (NULL: anywhere, a ClusterRole)? */
-static int used(const struct perms *ps, const char *ns, const char *group, const char *res,
-                const char *verb, const char *path)
+static int verb_matches(const struct perm *p, const char *verb)
+{
+    return strcmp(verb, "*") == 0 || strcmp(p->verb, verb) == 0;
+}
+
+/* Was verb used on group/res in namespace ns (NULL: anywhere, a ClusterRole)? */
+static int used_resource(const struct perms *ps, const char *ns, const char *group, const char *res,
+                         const char *verb)
 {
     for (size_t i = 0; i < ps->n; i++) {
         const struct perm *p = &ps->p[i];
-        if ((strcmp(verb, "*") != 0 && strcmp(p->verb, verb) != 0) ||
-            (ns != NULL && !same(p->ns, ns))) {
-            continue;
+        if (verb_matches(p, verb) && (ns == NULL || same(p->ns, ns)) && p->resource != NULL &&
+            (strcmp(group, "*") == 0 || strcmp(p->group, group) == 0) &&
+            (strcmp(res, "*") == 0 || strcmp(p->resource, res) == 0)) {
+            return 1;
         }
-        if (path != NULL ? p->path != NULL && (strcmp(path, "*") == 0 || strcmp(path, p->path) == 0)
-                         : p->resource != NULL &&
-                               (strcmp(group, "*") == 0 || strcmp(p->group, group) == 0) &&
-                               (strcmp(res, "*") == 0 || strcmp(p->resource, res) == 0)) {
+    }
+    return 0;
+}
+
+/* Was verb used on the non-resource URL path? */
+static int used_path(const struct perms *ps, const char *path, const char *verb)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct perm *p = &ps->p[i];
+        if (verb_matches(p, verb) && p->path != NULL &&
+            (strcmp(path, "*") == 0 || strcmp(path, p->path) == 0)) {
             return 1;
         }
     }
@@ -386,7 +399,7 @@ static int compare(const char *file, const struct perms *ps)
                 for (size_t v = 0; v < verbs.n; v++) {
                     for (size_t g = 0; g < groups.n; g++) {
                         for (size_t x = 0; x < res.n; x++) {
-                            if (!used(ps, ns, groups.v[g], res.v[x], verbs.v[v], NULL)) {
+                            if (!used_resource(ps, ns, groups.v[g], res.v[x], verbs.v[v])) {
                                 printf("unused: %s %s grants %s on %s%s%s\n", k,
                                        name != NULL ? (const char *)name->data.scalar.value : "?",
                                        verbs.v[v], res.v[x], groups.v[g][0] ? "." : "",
@@ -396,7 +409,7 @@ static int compare(const char *file, const struct perms *ps)
                         }
                     }
                     for (size_t u = 0; u < urls.n; u++) {
-                        if (!used(ps, NULL, NULL, NULL, verbs.v[v], urls.v[u])) {
+                        if (!used_path(ps, urls.v[u], verbs.v[v])) {
                             printf("unused: %s %s grants %s on %s\n", k,
                                    name != NULL ? (const char *)name->data.scalar.value : "?",
                                    verbs.v[v], urls.v[u]);
