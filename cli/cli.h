@@ -137,6 +137,10 @@ extern const char cli_rule_usage[];
     }
 /* Handle a storage option into so; 1 if c was one, -1 on a bad value (printed), 0 if not. */
 int cli_store_option(int c, const char *arg, struct kt_store_opts *so);
+/* Every option the sinks (replay, serve, consume) share: rules and alerts, --alerts-http,
+ * retention, the store's. 1 if c was one, -1 on a bad value (printed), 0 if not. */
+int cli_sink_option(int c, const char *arg, struct rule_args *ra, struct alerts_http_args *ha,
+                    struct retain_args *rt, struct kt_store_opts *so);
 /* Their usage lines. */
 extern const char cli_store_usage[];
 

@@ -223,3 +223,12 @@ void cli_print_skipped(const char *cmd, const struct kt_source *src)
                 cmd, (unsigned long long)n, n == 1 ? "y" : "ies");
     }
 }
+
+int cli_sink_option(int c, const char *arg, struct rule_args *ra, struct alerts_http_args *ha,
+                    struct retain_args *rt, struct kt_store_opts *so)
+{
+    int r = cli_rule_option(c, arg, ra);
+    r = r != 0 ? r : cli_alerts_http_option(c, arg, ha);
+    r = r != 0 ? r : cli_retain_option(c, arg, rt);
+    return r != 0 ? r : cli_store_option(c, arg, so);
+}

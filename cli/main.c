@@ -224,16 +224,7 @@ static int cmd_replay(int argc, char **argv)
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "d:fqvh", longopts, NULL)) != -1) {
-        int r = cli_rule_option(c, optarg, &ra);
-        if (r == 0) {
-            r = cli_alerts_http_option(c, optarg, &ha);
-        }
-        if (r == 0) {
-            r = cli_retain_option(c, optarg, &rt);
-        }
-        if (r == 0) {
-            r = cli_store_option(c, optarg, &so);
-        }
+        int r = cli_sink_option(c, optarg, &ra, &ha, &rt, &so);
         if (r < 0) {
             return EXIT_USAGE;
         }
