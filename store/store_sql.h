@@ -328,7 +328,8 @@
  * the text received; ktrail registers the same function on its own connections. Rows written
  * before keep their text in raw.json (block NULL). A client without the function cannot use
  * v_events at all: v_events_lite is the same view without raw. The requestURI is a dictionary
- * value from now on (the column uri).
+ * value from now on (the column uri). events_name finds an object's history (ktrail timeline
+ * --object); alerts_request keeps only the time (a request's alerts are a handful).
  */
 #define SQL_RAW_TEXT                                                                               \
     "CASE WHEN raw.block IS NULL THEN raw.json ELSE CAST(substr(sqlar_uncompress(rb.z, rb.n), "    \
@@ -374,6 +375,9 @@
     "ALTER TABLE raw ADD COLUMN off INTEGER; -- byte offset of the JSON in the block\n"           \
     "ALTER TABLE raw ADD COLUMN len INTEGER; -- its length in bytes\n"                            \
     "CREATE INDEX raw_block ON raw (block) WHERE block IS NOT NULL;\n"                            \
+    "CREATE INDEX events_name ON events (name) WHERE name IS NOT NULL;\n"                         \
+    "DROP INDEX alerts_request;\n"                                                                 \
+    "CREATE INDEX alerts_request ON alerts (recv_ts) WHERE recv_ts IS NOT NULL;\n"                \
     "DROP VIEW v_events;\n"                                                                        \
     SQL_V_EVENTS_X("v_events", "  e.truncated AS truncated,\n", SQL_AUDIT_TEXT("e.audit_id"),     \
                    "coalesce(e.request_uri, uri.s)",                                               \

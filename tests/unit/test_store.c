@@ -257,7 +257,8 @@ static struct kt_batch *three_events(void)
 
 static const char *const all_objects =
     "index|alert_events_event\nindex|alerts_request\nindex|alerts_rule_ts\nindex|alerts_ts\n"
-    "index|events_resource_verb_ts\nindex|events_user_ts\nindex|raw_block\ntable|alert_events\n"
+    "index|events_name\nindex|events_resource_verb_ts\nindex|events_user_ts\nindex|raw_"
+    "block\ntable|alert_events\n"
     "table|alert_groups\ntable|alerts\n"
     "table|ckpt_file\ntable|ckpt_kafka\ntable|corr_state\ntable|events\ntable|first_seen\n"
     "table|raw\ntable|raw_blocks\n"
