@@ -4,6 +4,16 @@
  *
  * Grammar: expr = and {"or" and}; and = unary {"and" unary}; unary = "not" unary | primary;
  * primary = "(" expr ")" | MACRO | FIELD OP [VALUE | "(" VALUE {"," VALUE} ")"].
+ *
+ * Rule files are input: a condition must not be able to overflow the stack or exhaust memory.
+ * The parser counts its nesting (parentheses, `not`, macros inlined) and stops at
+ * COND_MAX_DEPTH; a chain of `and` (or `or`) terms becomes a balanced tree, so its length adds
+ * only log2(terms) to the tree's height. Every later walk of a tree (evaluation, prefilter,
+ * freeing) therefore recurses at most COND_MAX_DEPTH + 64 deep, whatever the file. Macro
+ * inlining and list expansion can grow a small file exponentially (a macro naming the previous
+ * one twice, 24 times), so the rule set counts the nodes, values and regexes it builds and
+ * stops at COND_MAX_NODES, COND_MAX_VALUES and COND_MAX_REGEXES (each some hundred times
+ * what the default pack needs: 1770 nodes, 1815 values, 5 regexes; at most about 60 MB).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,7 +28,33 @@ struct parser {
     char *err;     /* message buffer */
     size_t errlen;
     int depth; /* macro nesting, to catch cycles */
+    int nest;  /* parentheses, `not`s and macros open (COND_MAX_DEPTH) */
 };
+
+/* Enter one level of nesting; -1 (with the error set) past COND_MAX_DEPTH. */
+static int nest_enter(struct parser *ps)
+{
+    if (++ps->nest > COND_MAX_DEPTH) {
+        snprintf(ps->err, ps->errlen,
+                 "condition nested deeper than %d (parentheses, not, macros) near '%.20s'",
+                 COND_MAX_DEPTH, ps->p);
+        return -1;
+    }
+    return 0;
+}
+
+/* Count n more values built (list expansion); -1 (with the error set) past the budget. */
+static int values_budget(struct parser *ps, size_t n)
+{
+    ps->rs->cond_values += n;
+    if (ps->rs->cond_values > COND_MAX_VALUES) {
+        snprintf(ps->err, ps->errlen,
+                 "lists expand to more than %d values in the rule set (lists nested in lists?)",
+                 COND_MAX_VALUES);
+        return -1;
+    }
+    return 0;
+}
 
 static void skip_ws(struct parser *ps)
 {
@@ -84,6 +120,28 @@ static const struct {
     {"regex", OP_REGEX},
 };
 
+/* The operator named exactly text, or -1. */
+static int op_named(const char *text)
+{
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (strcmp(ops[i].text, text) == 0) {
+            return ops[i].op;
+        }
+    }
+    return -1;
+}
+
+int cond_op_known(const char *text)
+{
+    return op_named(text) >= 0 && op_named(text) != OP_EXISTS;
+}
+
+int cond_op_is_set(const char *text)
+{
+    int op = op_named(text);
+    return op == OP_IN || op == OP_INTERSECTS || op == OP_PMATCH || op == OP_IN_CIDR;
+}
+
 /* The operator at ps->p, or -1 (not consumed). */
 static int parse_op(struct parser *ps)
 {
@@ -112,18 +170,26 @@ static struct item *find(struct item *items, size_t n, const char *name, size_t 
     return NULL;
 }
 
-static int push_val(struct node *nd, const char *s, size_t len)
+/* Append a copy of s to the node's values; arrays grow by doubling (their capacity is the
+ * next power of two of nvals), so a long expanded list costs linear time. */
+static int push_val(struct parser *ps, struct node *nd, const char *s, size_t len)
 {
-    char **v = realloc(nd->vals, (nd->nvals + 1) * sizeof(*v));
-    if (v == NULL) {
+    if (values_budget(ps, 1) != 0) {
         return -1;
     }
-    nd->vals = v;
-    size_t *l = realloc(nd->lens, (nd->nvals + 1) * sizeof(*l));
-    if (l == NULL) {
-        return -1;
+    if ((nd->nvals & (nd->nvals - 1)) == 0) { /* 0, 1, 2, 4...: full */
+        size_t cap = nd->nvals == 0 ? 1 : 2 * nd->nvals;
+        char **v = realloc(nd->vals, cap * sizeof(*v));
+        if (v == NULL) {
+            return -1;
+        }
+        nd->vals = v;
+        size_t *l = realloc(nd->lens, cap * sizeof(*l));
+        if (l == NULL) {
+            return -1;
+        }
+        nd->lens = l;
     }
-    nd->lens = l;
     nd->lens[nd->nvals] = len;
     nd->vals[nd->nvals] = strndup(s, len);
     return nd->vals[nd->nvals++] != NULL ? 0 : -1;
@@ -134,7 +200,7 @@ static int add_value(struct parser *ps, struct node *nd, const char *s, size_t l
 {
     struct item *l = depth < 16 ? find(ps->rs->lists, ps->rs->nlists, s, len) : NULL;
     if (l == NULL) {
-        return push_val(nd, s, len);
+        return push_val(ps, nd, s, len);
     }
     for (size_t i = 0; i < l->nvalues; i++) {
         if (add_value(ps, nd, l->values[i], strlen(l->values[i]), depth + 1) != 0) {
@@ -168,7 +234,7 @@ static int parse_value(struct parser *ps, struct node *nd, int expand)
             return -1;
         }
         ps->p++;
-        int rc = push_val(nd, buf, n);
+        int rc = push_val(ps, nd, buf, n);
         free(buf);
         return rc;
     }
@@ -181,14 +247,29 @@ static int parse_value(struct parser *ps, struct node *nd, int expand)
         snprintf(ps->err, ps->errlen, "expected a value near '%.20s'", ps->p);
         return -1;
     }
-    int rc = expand ? add_value(ps, nd, ps->p, n, 0) : push_val(nd, ps->p, n);
+    int rc = expand ? add_value(ps, nd, ps->p, n, 0) : push_val(ps, nd, ps->p, n);
     ps->p += n;
     return rc;
 }
 
-static struct node *new_node(int kind, struct node *a, struct node *b)
+/* A node over a and b (owned); NULL (with the error set) out of memory or past the rule set's
+ * COND_MAX_NODES, and then a and b are freed. */
+static struct node *new_node(struct parser *ps, int kind, struct node *a, struct node *b)
 {
-    struct node *n = calloc(1, sizeof(*n));
+    struct node *n = NULL;
+    if (++ps->rs->cond_nodes > COND_MAX_NODES) {
+        snprintf(ps->err, ps->errlen,
+                 "conditions have more than %d terms in the rule set once macros are inlined "
+                 "(macros that use others several times?)",
+                 COND_MAX_NODES);
+    } else {
+        n = calloc(1, sizeof(*n));
+    }
+    if (n == NULL) {
+        node_free(a);
+        node_free(b);
+        return NULL;
+    }
     if (n != NULL) {
         n->kind = kind;
         n->a = a;
@@ -299,11 +380,14 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
  * targets. arg is the ruleset's copy. */
 static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char *ptr)
 {
+    /* "@pod" and "@obj" mark the table's object fields; a pointer the rule gives
+     * (jevt.value[ARG]) is never one, whatever its text */
+    int object = ptr != NULL && ptr[0] == '@';
     f->arg = arg;
     f->ptr = ptr != NULL && ptr[0] == '\0' ? arg : (char *)ptr;
     f->slot = rs->nslots++;
     f->body = -1;
-    if (f->ptr != NULL && f->ptr[0] == '@') {
+    if (object) {
         /* An object field: the pod spec of a pod, a workload template or a cronjob ("@pod"),
          * or the object itself ("@obj"); in the request body, or for patch in the response
          * body (the request is then a patch document). */
@@ -369,7 +453,10 @@ static struct node *parse_macro(struct parser *ps, struct item *m)
         snprintf(ps->err, ps->errlen, "macro %s refers to itself", m->name);
         return NULL;
     }
-    struct parser sub = {ps->rs, m->cond, ps->err, ps->errlen, ps->depth + 1};
+    struct parser sub = {ps->rs, m->cond, ps->err, ps->errlen, ps->depth + 1, ps->nest};
+    if (nest_enter(&sub) != 0) {
+        return NULL;
+    }
     struct node *n = parse_expr(&sub);
     skip_ws(&sub);
     if (n != NULL && *sub.p != '\0') {
@@ -384,8 +471,12 @@ static struct node *parse_primary(struct parser *ps)
 {
     skip_ws(ps);
     if (*ps->p == '(') {
+        if (nest_enter(ps) != 0) {
+            return NULL;
+        }
         ps->p++;
         struct node *n = parse_expr(ps);
+        ps->nest--;
         skip_ws(ps);
         if (n == NULL || *ps->p != ')') {
             if (n != NULL) {
@@ -417,7 +508,7 @@ static struct node *parse_primary(struct parser *ps)
         }
         return parse_macro(ps, m);
     }
-    struct node *n = new_node(N_CMP, NULL, NULL);
+    struct node *n = new_node(ps, N_CMP, NULL, NULL);
     if (n == NULL) {
         return NULL;
     }
@@ -470,6 +561,12 @@ static struct node *parse_primary(struct parser *ps)
         node_free(n);
         return NULL;
     }
+    if (op == OP_REGEX && ++ps->rs->cond_regexes > COND_MAX_REGEXES) {
+        snprintf(ps->err, ps->errlen,
+                 "more than %d regexes in the rule set once macros are inlined", COND_MAX_REGEXES);
+        node_free(n);
+        return NULL;
+    }
     if (op == OP_REGEX) {
         int code = 0;
         PCRE2_SIZE at = 0;
@@ -490,43 +587,88 @@ static struct node *parse_primary(struct parser *ps)
 static struct node *parse_unary(struct parser *ps)
 {
     if (keyword(ps, "not")) {
+        if (nest_enter(ps) != 0) {
+            return NULL;
+        }
         struct node *a = parse_unary(ps);
-        return a != NULL ? new_node(N_NOT, a, NULL) : NULL;
+        ps->nest--;
+        return a != NULL ? new_node(ps, N_NOT, a, NULL) : NULL;
     }
     return parse_primary(ps);
 }
 
+/* The terms t[lo .. hi) joined by kind as a balanced tree, left to right; takes the terms
+ * (freed on failure). Recursion and height: log2(hi - lo). */
+static struct node *balance(struct parser *ps, int kind, struct node **t, size_t lo, size_t hi)
+{
+    if (hi - lo == 1) {
+        return t[lo];
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    struct node *a = balance(ps, kind, t, lo, mid);
+    if (a == NULL) {
+        for (size_t i = mid; i < hi; i++) {
+            node_free(t[i]);
+        }
+        return NULL;
+    }
+    struct node *b = balance(ps, kind, t, mid, hi);
+    if (b == NULL) {
+        node_free(a);
+        return NULL;
+    }
+    return new_node(ps, kind, a, b);
+}
+
+/* term {KEYWORD term}, with term parsed by next, as a balanced tree of kind. */
+static struct node *parse_chain(struct parser *ps, const char *kw, int kind,
+                                struct node *(*next)(struct parser *))
+{
+    struct node *one = next(ps), **t = NULL, *n = NULL;
+    size_t nt = 0;
+    if (one == NULL || !keyword(ps, kw)) {
+        return one; /* a single term (or a failed one): the common case, no array */
+    }
+    for (struct node *x = one;;) {
+        if ((nt & (nt - 1)) == 0) { /* full at 0, 1, 2, 4... */
+            struct node **nx = realloc(t, (nt == 0 ? 2 : 2 * nt) * sizeof(*nx));
+            if (nx == NULL) {
+                node_free(x);
+                goto out;
+            }
+            t = nx;
+        }
+        t[nt++] = x;
+        if (nt > 1 && !keyword(ps, kw)) {
+            break;
+        }
+        if ((x = next(ps)) == NULL) {
+            goto out;
+        }
+    }
+    n = balance(ps, kind, t, 0, nt);
+    nt = 0; /* taken by balance */
+out:
+    for (size_t i = 0; i < nt; i++) {
+        node_free(t[i]);
+    }
+    free(t);
+    return n;
+}
+
 static struct node *parse_and(struct parser *ps)
 {
-    struct node *a = parse_unary(ps);
-    while (a != NULL && keyword(ps, "and")) {
-        struct node *b = parse_unary(ps);
-        if (b == NULL) {
-            node_free(a);
-            return NULL;
-        }
-        a = new_node(N_AND, a, b);
-    }
-    return a;
+    return parse_chain(ps, "and", N_AND, parse_unary);
 }
 
 static struct node *parse_expr(struct parser *ps)
 {
-    struct node *a = parse_and(ps);
-    while (a != NULL && keyword(ps, "or")) {
-        struct node *b = parse_and(ps);
-        if (b == NULL) {
-            node_free(a);
-            return NULL;
-        }
-        a = new_node(N_OR, a, b);
-    }
-    return a;
+    return parse_chain(ps, "or", N_OR, parse_and);
 }
 
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen)
 {
-    struct parser ps = {rs, text, err, errlen, 0};
+    struct parser ps = {rs, text, err, errlen, 0, 0};
     err[0] = '\0';
     struct node *n = parse_expr(&ps);
     skip_ws(&ps);

@@ -65,6 +65,16 @@ int cidr_match(const struct cidr *c, size_t n, struct kt_str s);
 
 enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_TRUE };
 
+/* Limits on what rule files can make the compiler build (rules_compile.c says why and how):
+ * the nesting of one condition, and the terms and values of all conditions of a rule set
+ * once macros are inlined and lists expanded. */
+enum {
+    COND_MAX_DEPTH = 256,
+    COND_MAX_NODES = 200000,
+    COND_MAX_VALUES = 500000,
+    COND_MAX_REGEXES = 4096,
+};
+
 /* A field reference, resolved at compile time: no name lookups per event. */
 struct fref {
     int id;          /* index in the field table (fields.c) */
@@ -168,6 +178,9 @@ struct kt_ruleset {
     char **owned;                        /* strings pointers point into (arguments, paths) */
     size_t nowned;                       /* count */
     struct kt_rules_opts opts;
+    size_t cond_nodes;      /* condition nodes built, all conditions (COND_MAX_NODES) */
+    size_t cond_values;     /* values built, lists expanded (COND_MAX_VALUES) */
+    size_t cond_regexes;    /* regexes compiled (COND_MAX_REGEXES) */
     const char *pf_res[62]; /* prefilter.c: resources rules name, by bit */
     size_t pf_reslen[62];   /* their lengths */
     int npf_res;            /* count */
@@ -213,6 +226,10 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_
 /* Compile condition text into a tree; errors go to err ("item: message"). */
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen);
 void node_free(struct node *n);
+/* Is text a comparison operator taking a value ("=", "startswith", "in"...)? Of those, one
+ * taking a list in ( ) ("in", "intersects", "pmatch", "in_cidr")? For exceptions' comps. */
+int cond_op_known(const char *text);
+int cond_op_is_set(const char *text);
 /* Resolve a field name (with [arg]) into f, assigning a cache slot. 0 or -1 (unknown). */
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f);
 
