@@ -53,6 +53,7 @@ static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *
 
 static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static void free_strings(char **v, size_t n);
 
 static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char *fmt, ...)
 {
@@ -67,24 +68,42 @@ static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char 
     return KT_EPARSE;
 }
 
-/* A sequence of scalars as a NULL-terminated heap array; count in *n. */
-static char **strings_of(yaml_document_t *doc, yaml_node_t *seq, size_t *n)
+/*
+ * The sequence seq of plain values (scalars) as a NULL-terminated heap array in *out, count in
+ * *n; what names the key in errors. No seq: an empty result (*out NULL). Anything else than a
+ * sequence of scalars (a mapping among the items, a nested list) is a rule error here, at
+ * load, so that nothing later sees an item that is not a string. 0, KT_EPARSE or KT_ENOMEM.
+ */
+static int strings_at(struct loader *ld, yaml_node_t *seq, const char *item, const char *what,
+                      char ***out, size_t *n)
 {
+    yaml_document_t *doc = &ld->doc;
+    *out = NULL;
     *n = 0;
-    if (seq == NULL || seq->type != YAML_SEQUENCE_NODE) {
-        return NULL;
+    if (seq == NULL) {
+        return 0;
+    }
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, seq, item, ": %s: is a list of values", what);
     }
     size_t cap = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    char **out = calloc(cap + 1, sizeof(*out));
-    for (yaml_node_item_t *it = seq->data.sequence.items.start;
-         out != NULL && it < seq->data.sequence.items.top; it++) {
-        yaml_node_t *v = yaml_document_get_node(doc, *it);
-        const char *s = scalar(doc, v);
-        if (s != NULL) {
-            out[(*n)++] = strdup(s);
+    char **v = calloc(cap + 1, sizeof(*v));
+    if (v == NULL) {
+        return KT_ENOMEM;
+    }
+    for (size_t i = 0; i < cap; i++) {
+        yaml_node_t *x = yaml_document_get_node(doc, seq->data.sequence.items.start[i]);
+        const char *s = scalar(doc, x);
+        if (s == NULL || (v[i] = strdup(s)) == NULL) {
+            free_strings(v, i);
+            return s == NULL ? fail(ld, x, item, ": %s: item %zu is a %s, not a value", what, i + 1,
+                                    x->type == YAML_MAPPING_NODE ? "mapping" : "list")
+                             : KT_ENOMEM;
         }
     }
-    return out;
+    *out = v;
+    *n = cap;
+    return 0;
 }
 
 static void free_strings(char **v, size_t n)
@@ -138,19 +157,25 @@ static char *concat(const char *a, const char *b)
     return s;
 }
 
+/* Every key of mapping m is one of allowed (at most 64), and none is given twice. */
 static int check_keys(struct loader *ld, yaml_node_t *m, const char *item,
                       const char *const *allowed)
 {
+    uint64_t seen = 0;
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(&ld->doc, p->key);
         const char *k = scalar(&ld->doc, kn);
-        int ok = 0;
-        for (const char *const *a = allowed; *a != NULL && k != NULL; a++) {
-            ok |= strcmp(*a, k) == 0;
+        int at = -1;
+        for (int i = 0; allowed[i] != NULL && k != NULL && at < 0; i++) {
+            at = strcmp(allowed[i], k) == 0 ? i : -1;
         }
-        if (!ok) {
+        if (at < 0) {
             return fail(ld, kn, item, ": unknown key '%s'", k != NULL ? k : "?");
         }
+        if (seen & (1ull << at)) {
+            return fail(ld, kn, item, ": key '%s' given twice", k);
+        }
+        seen |= 1ull << at;
     }
     return 0;
 }
@@ -163,7 +188,11 @@ static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
         return KT_EPARSE;
     }
     size_t n = 0;
-    char **vals = strings_of(&ld->doc, map_get(&ld->doc, m, "items"), &n);
+    char **vals = NULL;
+    int rc = strings_at(ld, map_get(&ld->doc, m, "items"), name, "items", &vals, &n);
+    if (rc != 0) {
+        return rc;
+    }
     struct item *it = item_find(rs->lists, rs->nlists, name);
     if (appends(ld, m, "items")) {
         if (it == NULL) {
@@ -255,63 +284,177 @@ static void rule_free_fields(struct rule *r)
     suppress_free(&r->sup);
 }
 
-/* Exceptions as condition text: "(f1 = v1 and f2 startswith v2) or ...", one per value row. */
+/* v as a quoted condition value, '"' and '\' escaped as parse_value reads them. */
+static void put_quoted(FILE *fp, const char *v)
+{
+    fputc('"', fp);
+    for (; *v != '\0'; v++) {
+        if (*v == '"' || *v == '\\') {
+            fputc('\\', fp);
+        }
+        fputc(*v, fp);
+    }
+    fputc('"', fp);
+}
+
+/* One term "FIELD COMP VALUE" of an exception; a set operator takes a value or a list of
+ * them, written ("a", "b"), any other one value. 0 or KT_EPARSE. */
+static int put_term(struct loader *ld, FILE *fp, const char *name, const char *field,
+                    const char *comp, yaml_node_t *v)
+{
+    yaml_document_t *doc = &ld->doc;
+    int set = cond_op_is_set(comp);
+    fprintf(fp, "%s %s ", field, comp);
+    if (scalar(doc, v) != NULL) {
+        fputs(set ? "(" : "", fp);
+        put_quoted(fp, scalar(doc, v));
+        fputs(set ? ")" : "", fp);
+        return 0;
+    }
+    if (!set || v->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, v, name, ": exception value for %s %s: %s", field, comp,
+                    set ? "a value or a list of values" : "one value");
+    }
+    fputc('(', fp);
+    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+        const char *x = scalar(doc, yaml_document_get_node(doc, *i));
+        if (x == NULL) {
+            return fail(ld, v, name, ": exception values for %s %s: a list of plain values", field,
+                        comp);
+        }
+        fputs(i > v->data.sequence.items.start ? ", " : "", fp);
+        put_quoted(fp, x);
+    }
+    fputc(')', fp);
+    return 0;
+}
+
+/* One row of an exception's values as condition text in *out (heap): "(f1 c1 v1 and ...)",
+ * or for a single (scalar) field "f c v". 0, KT_EPARSE or KT_ENOMEM. */
+static int exception_row(struct loader *ld, const char *name, char **fields, size_t nf,
+                         char **comps, size_t nc, int single, yaml_node_t *row, char **out)
+{
+    size_t size = 0;
+    FILE *fp = open_memstream(out, &size);
+    int rc = 0;
+    if (fp == NULL) {
+        return KT_ENOMEM;
+    }
+    if (single) {
+        rc = put_term(ld, fp, name, fields[0], nc > 0 ? comps[0] : "in", row);
+    } else if (row->type != YAML_SEQUENCE_NODE ||
+               (size_t)(row->data.sequence.items.top - row->data.sequence.items.start) != nf) {
+        rc = fail(ld, row, name, ": an exception's values row needs %zu values, one per field", nf);
+    }
+    for (size_t k = 0; !single && rc == 0 && k < nf; k++) {
+        fputs(k == 0 ? "(" : " and ", fp);
+        yaml_node_t *v = yaml_document_get_node(&ld->doc, row->data.sequence.items.start[k]);
+        rc = put_term(ld, fp, name, fields[k], nc > 0 ? comps[k] : "=", v);
+    }
+    fputs(single ? "" : ")", fp);
+    if (fclose(fp) != 0 && rc == 0) {
+        rc = KT_ENOMEM;
+    }
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/*
+ * Exceptions as condition text appended to *out: one "(f1 c1 v1 and f2 c2 v2)" per values
+ * row. Each exception is {name, fields, comps, values}: fields a field or a list of them,
+ * comps as many operators (default `=`, or `in` for a single field), values rows of one
+ * value per field. Anything else is a rule error here. 0, KT_EPARSE or KT_ENOMEM.
+ */
 static int exceptions_text(struct loader *ld, yaml_node_t *list, const char *name, char ***out,
                            size_t *nout)
 {
+    static const char *const keys[] = {"name", "fields", "comps", "values", NULL};
     yaml_document_t *doc = &ld->doc;
-    if (list == NULL || list->type != YAML_SEQUENCE_NODE) {
+    if (list == NULL) {
         return 0;
     }
-    for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
-         it++) {
+    if (list->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, list, name, ": exceptions: is a list of {name, fields, comps, values}");
+    }
+    int rc = 0;
+    for (yaml_node_item_t *it = list->data.sequence.items.start;
+         rc == 0 && it < list->data.sequence.items.top; it++) {
         yaml_node_t *e = yaml_document_get_node(doc, *it);
-        size_t nf = 0, nc = 0;
-        char **fields = strings_of(doc, map_get(doc, e, "fields"), &nf);
-        char **comps = strings_of(doc, map_get(doc, e, "comps"), &nc);
-        const char *single = scalar(doc, map_get(doc, e, "fields"));
-        const char *scomp = scalar(doc, map_get(doc, e, "comps"));
+        if (e->type != YAML_MAPPING_NODE) {
+            return fail(ld, e, name, ": an exception is a mapping {name, fields, comps, values}");
+        }
+        if ((rc = check_keys(ld, e, name, keys)) != 0) {
+            return rc;
+        }
+        yaml_node_t *fn = map_get(doc, e, "fields"), *cn = map_get(doc, e, "comps");
         yaml_node_t *values = map_get(doc, e, "values");
-        if (values != NULL && values->type == YAML_SEQUENCE_NODE) {
-            for (yaml_node_item_t *vi = values->data.sequence.items.start;
-                 vi < values->data.sequence.items.top; vi++) {
-                yaml_node_t *row = yaml_document_get_node(doc, *vi);
-                char buf[4096];
-                size_t len = 0;
-                if (single != NULL) { /* one field: values are a list for `in` or one value */
-                    const char *v = scalar(doc, row);
-                    len = (size_t)snprintf(buf, sizeof(buf), "%s %s (\"%s\")", single,
-                                           scomp ? scomp : "in", v ? v : "");
-                } else {
-                    size_t nv = 0;
-                    char **vals = strings_of(doc, row, &nv);
-                    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "(");
-                    for (size_t k = 0; k < nf && k < nv; k++) {
-                        const char *c = k < nc ? comps[k] : "=";
-                        int is_set = strcmp(c, "in") == 0 || strcmp(c, "intersects") == 0 ||
-                                     strcmp(c, "pmatch") == 0 || strcmp(c, "in_cidr") == 0;
-                        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s\"%s\"%s",
-                                                k ? " and " : "", fields[k], c, is_set ? "(" : "",
-                                                vals[k], is_set ? ")" : "");
-                    }
-                    len += (size_t)snprintf(buf + len, sizeof(buf) - len, ")");
-                    free_strings(vals, nv);
-                }
-                char **nx = realloc(*out, (*nout + 1) * sizeof(*nx));
-                if (nx == NULL) {
-                    free_strings(fields, nf);
-                    free_strings(comps, nc);
-                    return KT_ENOMEM;
-                }
-                *out = nx;
-                (*out)[(*nout)++] = strndup(buf, len);
+        const char *single = scalar(doc, fn), *scomp = scalar(doc, cn);
+        char **fields = NULL, **comps = NULL, *text = NULL;
+        size_t nf = 0, nc = 0;
+        if (single != NULL) {
+            rc = (fields = calloc(2, sizeof(*fields))) == NULL ||
+                         (fields[0] = strdup(single)) == NULL
+                     ? KT_ENOMEM
+                     : 0;
+            nf = 1;
+        } else {
+            rc = strings_at(ld, fn, name, "exception fields", &fields, &nf);
+        }
+        if (rc == 0 && scomp != NULL) {
+            rc = (comps = calloc(2, sizeof(*comps))) == NULL || (comps[0] = strdup(scomp)) == NULL
+                     ? KT_ENOMEM
+                     : 0;
+            nc = 1;
+        } else if (rc == 0) {
+            rc = strings_at(ld, cn, name, "exception comps", &comps, &nc);
+        }
+        if (rc == 0 && nf == 0) {
+            rc = fail(ld, e, name, ": an exception needs fields:");
+        } else if (rc == 0 && nc > 0 && nc != nf) {
+            rc = fail(ld, cn, name, ": an exception needs one comps: operator per field");
+        } else if (rc == 0 && values != NULL && values->type != YAML_SEQUENCE_NODE) {
+            rc = fail(ld, values, name, ": exception values: is a list of rows");
+        }
+        for (size_t k = 0; rc == 0 && k < nc; k++) {
+            if (!cond_op_known(comps[k])) {
+                rc = fail(ld, cn, name, ": exception comps: unknown operator '%s'", comps[k]);
+            }
+        }
+        for (yaml_node_item_t *vi = values != NULL ? values->data.sequence.items.start : NULL;
+             rc == 0 && vi != NULL && vi < values->data.sequence.items.top; vi++) {
+            yaml_node_t *row = yaml_document_get_node(doc, *vi);
+            char **nx = realloc(*out, (*nout + 1) * sizeof(*nx));
+            if (nx == NULL) {
+                rc = KT_ENOMEM;
+                break;
+            }
+            *out = nx;
+            if ((rc = exception_row(ld, name, fields, nf, comps, nc, single != NULL, row, &text)) ==
+                0) {
+                (*out)[(*nout)++] = text;
             }
         }
         free_strings(fields, nf);
         free_strings(comps, nc);
     }
-    (void)name;
-    return 0;
+    return rc;
+}
+
+/* The item's tags: joined with ',' into buf (cut at its size). 0, KT_EPARSE or KT_ENOMEM. */
+static int tags_text(struct loader *ld, yaml_node_t *m, const char *name, char *buf, size_t size)
+{
+    char **tags = NULL;
+    size_t nt = 0;
+    int rc = strings_at(ld, map_get(&ld->doc, m, "tags"), name, "tags", &tags, &nt);
+    buf[0] = '\0';
+    for (size_t i = 0, len = 0; rc == 0 && i < nt && len < size; i++) {
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "," : "", tags[i]);
+    }
+    free_strings(tags, nt);
+    return rc;
 }
 
 static int load_suppress(struct loader *ld, yaml_node_t *m, const char *name, struct suppress *sp);
@@ -384,6 +527,11 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         return fail(ld, m, name, ": a rule needs an output and a priority (emergency ... debug)%s",
                     prio != NULL && p < 0 ? ", not that priority" : "");
     }
+    char tagbuf[1024];
+    int rc = tags_text(ld, m, name, tagbuf, sizeof(tagbuf));
+    if (rc != 0) {
+        return rc;
+    }
     if (r == NULL) {
         struct rule *nr = realloc(rs->rules, (rs->nrules + 1) * sizeof(*nr));
         if (nr == NULL) {
@@ -395,16 +543,6 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         rule_free_fields(r);
     }
     memset(r, 0, sizeof(*r));
-    size_t nt = 0;
-    char **tags = strings_of(doc, map_get(doc, m, "tags"), &nt);
-    char tagbuf[1024] = "";
-    for (size_t i = 0, len = 0; i < nt; i++) {
-        len += (size_t)snprintf(tagbuf + len, sizeof(tagbuf) - len, "%s%s", i ? "," : "", tags[i]);
-        if (len >= sizeof(tagbuf)) {
-            break;
-        }
-    }
-    free_strings(tags, nt);
     char where[300];
     snprintf(where, sizeof(where), "%s:%lu", ld->file, (unsigned long)m->start_mark.line + 1);
     const char *desc = scalar(doc, map_get(doc, m, "desc"));
@@ -452,7 +590,7 @@ static int parse_duration(const char *s, int64_t *us)
     } else {
         return -1;
     }
-    if (v * mult > 9e18) {
+    if (!(v * mult <= 9e18)) { /* also NaN, which strtod reads from "nan" */
         return -1;
     }
     *us = (int64_t)(v * mult);
@@ -506,9 +644,12 @@ static int load_step(struct loader *ld, yaml_node_t *m, const char *name, yaml_n
     st->rule = -1;
     st->ref = ref != NULL ? strdup(ref) : NULL;
     st->cond = cond != NULL ? strdup(cond) : NULL;
-    st->by = strings_of(doc, by, &st->nby);
-    if ((ref != NULL && st->ref == NULL) || (cond != NULL && st->cond == NULL) || st->by == NULL) {
+    if ((ref != NULL && st->ref == NULL) || (cond != NULL && st->cond == NULL)) {
         return KT_ENOMEM;
+    }
+    int rc = strings_at(ld, by, name, "by", &st->by, &st->nby);
+    if (rc != 0) {
+        return rc;
     }
     if (st->nby > 8) {
         return fail(ld, by, name, ": by: names at most 8 fields");
@@ -567,9 +708,9 @@ static int load_suppress(struct loader *ld, yaml_node_t *m, const char *name, st
         return fail(ld, by, name, ": suppress: by: is a list of fields");
     }
     if (by != NULL) {
-        sp->by = strings_of(doc, by, &sp->nby);
-        if (sp->by == NULL && sp->nby > 0) {
-            return KT_ENOMEM;
+        int rc = strings_at(ld, by, name, "suppress: by", &sp->by, &sp->nby);
+        if (rc != 0) {
+            return rc;
         }
         if (sp->nby > 8) {
             return fail(ld, by, name, ": suppress: by: names at most 8 fields");
@@ -739,16 +880,10 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     if (rc == 0) {
         rc = load_suppress(ld, m, name, &nc.sup);
     }
-    size_t nt = 0;
-    char **tags = rc == 0 ? strings_of(doc, map_get(doc, m, "tags"), &nt) : NULL;
-    char tagbuf[1024] = "";
-    for (size_t i = 0, len = 0; i < nt; i++) {
-        len += (size_t)snprintf(tagbuf + len, sizeof(tagbuf) - len, "%s%s", i ? "," : "", tags[i]);
-        if (len >= sizeof(tagbuf)) {
-            break;
-        }
+    char tagbuf[1024];
+    if (rc == 0) {
+        rc = tags_text(ld, m, name, tagbuf, sizeof(tagbuf));
     }
-    free_strings(tags, nt);
     if (rc != 0) {
         corr_free_fields(&nc);
         return rc;
@@ -784,29 +919,54 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     return 0;
 }
 
-static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t errlen)
+/* Is there a second YAML document after the one loaded? Only the first would be read, so a
+ * `---` inside a rules file is a rule error rather than rules silently ignored. */
+static int more_documents(yaml_parser_t *parser)
 {
-    FILE *fp = fopen(file, "r");
-    if (fp == NULL) {
+    yaml_document_t next;
+    if (!yaml_parser_load(parser, &next)) {
+        return 1; /* malformed after the first document */
+    }
+    int more = yaml_document_get_root_node(&next) != NULL;
+    yaml_document_delete(&next);
+    return more;
+}
+
+/* Load the items of one rule file (read from its name, or its text in memory) into rs. */
+static int load_src(struct kt_ruleset *rs, const struct kt_rules_src *src, char *err, size_t errlen)
+{
+    const char *file = src->name;
+    FILE *fp = src->text == NULL ? fopen(file, "r") : NULL;
+    if (src->text == NULL && fp == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
         return KT_EPARSE;
     }
     struct loader ld = {.rs = rs, .file = file, .err = err, .errlen = errlen};
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
+    if (fp != NULL) {
+        yaml_parser_set_input_file(&parser, fp);
+    } else {
+        yaml_parser_set_input_string(&parser, (const unsigned char *)src->text, src->len);
+    }
     int rc = 0;
     if (!yaml_parser_load(&parser, &ld.doc)) {
         snprintf(err, errlen, "%s:%lu: malformed YAML: %s", file,
                  (unsigned long)parser.problem_mark.line + 1,
                  parser.problem != NULL ? parser.problem : "parse error");
         yaml_parser_delete(&parser);
-        fclose(fp);
+        if (fp != NULL) {
+            fclose(fp);
+        }
         return KT_EPARSE;
     }
     yaml_node_t *root = yaml_document_get_root_node(&ld.doc);
     if (root != NULL && root->type != YAML_SEQUENCE_NODE) {
         rc = fail(&ld, root, NULL, "a rules file is a YAML sequence of items");
+    } else if (root != NULL && more_documents(&parser)) {
+        snprintf(err, errlen, "%s:%lu: a rules file is one YAML document (a second starts here)",
+                 file, (unsigned long)parser.mark.line + 1);
+        rc = KT_EPARSE;
     }
     for (yaml_node_item_t *it = root != NULL && rc == 0 ? root->data.sequence.items.start : NULL;
          it != NULL && it < root->data.sequence.items.top && rc == 0; it++) {
@@ -837,7 +997,9 @@ static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t 
     }
     yaml_document_delete(&ld.doc);
     yaml_parser_delete(&parser);
-    fclose(fp);
+    if (fp != NULL) {
+        fclose(fp);
+    }
     return rc;
 }
 
@@ -996,6 +1158,24 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
 int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rules_opts *opts,
                     struct kt_ruleset **out, char *errstr, size_t errlen)
 {
+    struct kt_rules_src *srcs = calloc(nfiles + 1, sizeof(*srcs));
+    *out = NULL;
+    if (srcs == NULL) {
+        snprintf(errstr, errlen, "out of memory");
+        return KT_ENOMEM;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        srcs[i].name = files[i];
+    }
+    int rc = kt_ruleset_load_srcs(srcs, nfiles, opts, out, errstr, errlen);
+    free(srcs);
+    return rc;
+}
+
+int kt_ruleset_load_srcs(const struct kt_rules_src *srcs, size_t nsrcs,
+                         const struct kt_rules_opts *opts, struct kt_ruleset **out, char *errstr,
+                         size_t errlen)
+{
     struct kt_ruleset *rs = calloc(1, sizeof(*rs));
     int rc = 0;
     *out = NULL;
@@ -1004,8 +1184,8 @@ int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rul
         return KT_ENOMEM;
     }
     rs->opts.min_priority = opts != NULL ? opts->min_priority : KT_PRIO_DEBUG;
-    for (size_t i = 0; i < nfiles && rc == 0; i++) {
-        rc = load_file(rs, files[i], errstr, errlen);
+    for (size_t i = 0; i < nsrcs && rc == 0; i++) {
+        rc = load_src(rs, &srcs[i], errstr, errlen);
     }
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
         rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
