@@ -45,6 +45,8 @@ int cli_rule_option(int c, const char *arg, struct rule_args *ra);
 /* The ruleset ra names, or NULL with *failed = 0 when it names none, or NULL with *failed = 1
  * after printing the error. */
 struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed);
+/* The default pack's file, or KT_RULES_BUILTIN when the copy in the binary is used. */
+const char *cli_default_rules_name(void);
 
 /* Commands in their own files: argv[0] is the command name. Return an exit code. */
 /* The summary line of envelope entries without audit events that src skipped, if any. */
