@@ -6,10 +6,11 @@
  * primary = "(" expr ")" | MACRO | FIELD OP [VALUE | "(" VALUE {"," VALUE} ")"].
  *
  * Rule files are input: a condition must not be able to overflow the stack or exhaust memory.
- * The parser counts its nesting (parentheses, `not`, macros inlined) and stops at
- * COND_MAX_DEPTH; a chain of `and` (or `or`) terms becomes a balanced tree, so its length adds
- * only log2(terms) to the tree's height. Every later walk of a tree (evaluation, prefilter,
- * freeing) therefore recurses at most COND_MAX_DEPTH + 64 deep, whatever the file. Macro
+ * The parser counts its nesting (parentheses, `not`, macros inlined) and each node its height,
+ * and both stop at COND_MAX_DEPTH, so neither the parser nor any later walk of a tree
+ * (evaluation, prefilter, freeing) recurses deeper than that, whatever the file. A chain of
+ * `and` (or `or`) terms becomes a balanced tree, so its length adds only log2(terms) to the
+ * height: 100000 terms are 17 levels, not 100000. Macro
  * inlining and list expansion can grow a small file exponentially (a macro naming the previous
  * one twice, 24 times), so the rule set counts the nodes, values and regexes it builds and
  * stops at COND_MAX_NODES, COND_MAX_VALUES and COND_MAX_REGEXES (each some hundred times
@@ -265,16 +266,24 @@ static struct node *new_node(struct parser *ps, int kind, struct node *a, struct
     } else {
         n = calloc(1, sizeof(*n));
     }
+    int ha = a != NULL ? a->height : 0, hb = b != NULL ? b->height : 0;
+    int height = 1 + (ha > hb ? ha : hb);
+    if (n != NULL && height > COND_MAX_DEPTH) {
+        snprintf(ps->err, ps->errlen,
+                 "condition nested deeper than %d (parentheses, not, macros, and/or chains)",
+                 COND_MAX_DEPTH);
+        free(n);
+        n = NULL;
+    }
     if (n == NULL) {
         node_free(a);
         node_free(b);
         return NULL;
     }
-    if (n != NULL) {
-        n->kind = kind;
-        n->a = a;
-        n->b = b;
-    }
+    n->height = height;
+    n->kind = kind;
+    n->a = a;
+    n->b = b;
     return n;
 }
 

@@ -98,6 +98,8 @@ struct ptr_group {
 
 struct node {
     int kind;           /* enum node_kind */
+    int height;         /* levels from here down (at most COND_MAX_DEPTH: every recursive
+                           walk of a tree is that shallow) */
     struct node *a, *b; /* children (NOT: a only) */
     int op;             /* N_CMP: enum op */
     struct fref f;      /* N_CMP: the field */

@@ -181,6 +181,26 @@ static void test_hostile_100000_term_chains_load_and_match(void **state)
     free(cond);
 }
 
+/* Chains inside nesting: 150 levels (under the nesting limit) of 4-term chains are a tree of
+ * some 300 levels, which the height limit stops (every walk of the tree recurses that deep). */
+static void test_hostile_chains_in_nesting_stop_at_the_height_limit(void **state)
+{
+    char *open =
+        repeat("ka.verb = get and ka.verb = get and ka.verb = get and (", 150, "ka.verb = get");
+    char *close = repeat(")", 150, "");
+    char *cond = malloc(strlen(open) + strlen(close) + 1);
+    assert_non_null(cond);
+    strcat(strcpy(cond, open), close);
+    char *yaml = rule_with(cond);
+    assert_error(
+        yaml,
+        ":1: rule r: condition nested deeper than 256 (parentheses, not, macros, and/or chains)");
+    free(yaml);
+    free(cond);
+    free(close);
+    free(open);
+}
+
 /* Macros that name the previous one twice, 24 deep: 2^24 terms once inlined. */
 static void test_hostile_doubling_macros_stop_at_the_node_budget(void **state)
 {
@@ -417,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_hostile_100000_nots_is_an_error_not_a_crash),
         cmocka_unit_test(test_hostile_nesting_at_the_limit_loads_and_matches),
         cmocka_unit_test(test_hostile_100000_term_chains_load_and_match),
+        cmocka_unit_test(test_hostile_chains_in_nesting_stop_at_the_height_limit),
         cmocka_unit_test(test_hostile_doubling_macros_stop_at_the_node_budget),
         cmocka_unit_test(test_hostile_nested_lists_stop_at_the_value_budget),
         cmocka_unit_test(test_hostile_field_lists_hold_only_values),
