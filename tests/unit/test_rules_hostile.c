@@ -111,6 +111,20 @@ static char *repeat(const char *s, size_t n, const char *tail)
     return out;
 }
 
+/* A rule whose condition is open repeated n times, inner, then n closing parentheses (heap). */
+static char *nested_rule(const char *open, size_t n, const char *inner)
+{
+    char *head = repeat(open, n, inner), *close = repeat(")", n, "");
+    char *cond = malloc(strlen(head) + strlen(close) + 1);
+    assert_non_null(cond);
+    strcat(strcpy(cond, head), close);
+    char *yaml = rule_with(cond);
+    free(cond);
+    free(close);
+    free(head);
+    return yaml;
+}
+
 static void assert_error(const char *yaml, const char *want)
 {
     const char *err = error_of(yaml);
@@ -121,16 +135,9 @@ static void assert_error(const char *yaml, const char *want)
 
 static void test_hostile_30000_parentheses_is_an_error_not_a_crash(void **state)
 {
-    char *open = repeat("(", 30000, "ka.verb = get"), *close = repeat(")", 30000, "");
-    char *cond = malloc(strlen(open) + strlen(close) + 1);
-    assert_non_null(cond);
-    strcat(strcpy(cond, open), close);
-    char *yaml = rule_with(cond);
+    char *yaml = nested_rule("(", 30000, "ka.verb = get");
     assert_error(yaml, ":1: rule r: condition nested deeper than 256");
     free(yaml);
-    free(cond);
-    free(close);
-    free(open);
 }
 
 static void test_hostile_100000_nots_is_an_error_not_a_crash(void **state)
@@ -147,17 +154,9 @@ static void test_hostile_100000_nots_is_an_error_not_a_crash(void **state)
  */
 static void test_hostile_nesting_at_the_limit_loads_and_matches(void **state)
 {
-    char *open = repeat("not (", COND_MAX_DEPTH / 2 - 1, "ka.verb = list");
-    char *close = repeat(")", COND_MAX_DEPTH / 2 - 1, "");
-    char *cond = malloc(strlen(open) + strlen(close) + 1);
-    assert_non_null(cond);
-    strcat(strcpy(cond, open), close);
-    char *yaml = rule_with(cond);
+    char *yaml = nested_rule("not (", COND_MAX_DEPTH / 2 - 1, "ka.verb = list");
     assert_int_equal(alerts_on_event(yaml), 1);
     free(yaml);
-    free(cond);
-    free(close);
-    free(open);
 }
 
 /* A chain of 100000 terms was a 100000-deep tree (every walk recursed that deep); now a
@@ -185,20 +184,12 @@ static void test_hostile_100000_term_chains_load_and_match(void **state)
  * some 300 levels, which the height limit stops (every walk of the tree recurses that deep). */
 static void test_hostile_chains_in_nesting_stop_at_the_height_limit(void **state)
 {
-    char *open =
-        repeat("ka.verb = get and ka.verb = get and ka.verb = get and (", 150, "ka.verb = get");
-    char *close = repeat(")", 150, "");
-    char *cond = malloc(strlen(open) + strlen(close) + 1);
-    assert_non_null(cond);
-    strcat(strcpy(cond, open), close);
-    char *yaml = rule_with(cond);
+    char *yaml = nested_rule("ka.verb = get and ka.verb = get and ka.verb = get and (", 150,
+                             "ka.verb = get");
     assert_error(
         yaml,
         ":1: rule r: condition nested deeper than 256 (parentheses, not, macros, and/or chains)");
     free(yaml);
-    free(cond);
-    free(close);
-    free(open);
 }
 
 /* Macros that name the previous one twice, 24 deep: 2^24 terms once inlined. */
