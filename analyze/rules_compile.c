@@ -196,12 +196,18 @@ static int push_val(struct parser *ps, struct node *nd, const char *s, size_t le
     return nd->vals[nd->nvals++] != NULL ? 0 : -1;
 }
 
-/* Add a value, expanding list names (recursively). */
+/* Add a value, expanding list names (recursively, at most 16 lists deep: deeper is a list
+ * that names itself, through others or not). */
 static int add_value(struct parser *ps, struct node *nd, const char *s, size_t len, int depth)
 {
-    struct item *l = depth < 16 ? find(ps->rs->lists, ps->rs->nlists, s, len) : NULL;
+    struct item *l = find(ps->rs->lists, ps->rs->nlists, s, len);
     if (l == NULL) {
         return push_val(ps, nd, s, len);
+    }
+    if (depth >= 16) {
+        snprintf(ps->err, ps->errlen, "lists nested deeper than 16 (list %s names itself?)",
+                 l->name);
+        return -1;
     }
     for (size_t i = 0; i < l->nvalues; i++) {
         if (add_value(ps, nd, l->values[i], strlen(l->values[i]), depth + 1) != 0) {

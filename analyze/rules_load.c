@@ -176,6 +176,13 @@ static int check_keys(struct loader *ld, yaml_node_t *m, const char *item,
             return fail(ld, kn, item, ": key '%s' given twice", k);
         }
         seen |= 1ull << at;
+        /* a flag is true or false: anything else (yes, maybe) would be read as one silently */
+        yaml_node_t *vn = yaml_document_get_node(&ld->doc, p->value);
+        const char *v = scalar(&ld->doc, vn);
+        if ((strcmp(k, "enabled") == 0 || strcmp(k, "append") == 0 || strcmp(k, "ordered") == 0) &&
+            (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))) {
+            return fail(ld, vn, item, ": %s: is true or false", k);
+        }
     }
     return 0;
 }
@@ -980,14 +987,19 @@ static int load_src(struct kt_ruleset *rs, const struct kt_rules_src *src, char 
         }
         if (m->type != YAML_MAPPING_NODE) {
             rc = fail(&ld, m, NULL, "an item must be a mapping");
+        } else if (kind >= 0 && name[0] == '\0') {
+            rc = fail(&ld, m, NULL, "a %s needs a name", corr_kinds[kind]);
         } else if (kind >= 0) {
             rc = load_corr(&ld, m, kind, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "rule"))) != NULL) {
-            rc = load_rule(&ld, m, name);
+            rc = name[0] == '\0' ? fail(&ld, m, NULL, "a rule needs a name")
+                                 : load_rule(&ld, m, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "macro"))) != NULL) {
-            rc = load_macro(&ld, m, name);
+            rc = name[0] == '\0' ? fail(&ld, m, NULL, "a macro needs a name")
+                                 : load_macro(&ld, m, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "list"))) != NULL) {
-            rc = load_list(&ld, m, name);
+            rc = name[0] == '\0' ? fail(&ld, m, NULL, "a list needs a name")
+                                 : load_list(&ld, m, name);
         } else if (map_get(&ld.doc, m, "required_engine_version") == NULL &&
                    map_get(&ld.doc, m, "required_plugin_versions") == NULL) {
             rc = fail(&ld, m, NULL,
