@@ -161,11 +161,35 @@ static int parse_op(struct parser *ps)
     return -1;
 }
 
+/* Order items by name, for find: NUL-terminated names compare as (name, len) keys do. */
+static int item_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct item *)a)->name, ((const struct item *)b)->name);
+}
+
+void items_sort(struct item *items, size_t n)
+{
+    if (n > 1) {
+        qsort(items, n, sizeof(*items), item_cmp);
+    }
+}
+
+/* The item named name[0 .. len) among items sorted by items_sort, or NULL: a binary search,
+ * since every value of every `in (...)` is looked up as a possible list name. */
 static struct item *find(struct item *items, size_t n, const char *name, size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strlen(items[i].name) == len && memcmp(items[i].name, name, len) == 0) {
-            return &items[i];
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *k = items[mid].name;
+        int c = strncmp(k, name, len);
+        if (c == 0 && k[len] == '\0') {
+            return &items[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid; /* c > 0, or k is longer: name, a prefix of it, sorts first */
         }
     }
     return NULL;

@@ -228,6 +228,8 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_
 /* Compile condition text into a tree; errors go to err ("item: message"). */
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen);
 void node_free(struct node *n);
+/* Sort lists or macros by name, once loaded: conditions look them up by binary search. */
+void items_sort(struct item *items, size_t n);
 /* Is text a comparison operator taking a value ("=", "startswith", "in"...)? Of those, one
  * taking a list in ( ) ("in", "intersects", "pmatch", "in_cidr")? For exceptions' comps. */
 int cond_op_known(const char *text);

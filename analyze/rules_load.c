@@ -1199,6 +1199,8 @@ int kt_ruleset_load_srcs(const struct kt_rules_src *srcs, size_t nsrcs,
     for (size_t i = 0; i < nsrcs && rc == 0; i++) {
         rc = load_src(rs, &srcs[i], errstr, errlen);
     }
+    items_sort(rs->lists, rs->nlists);
+    items_sort(rs->macros, rs->nmacros);
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
         rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
     }
