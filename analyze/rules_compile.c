@@ -356,27 +356,52 @@ static int group_add(struct kt_ruleset *rs, int body, const char *rel, int slot)
 
 static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char *ptr);
 
-int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
+/* The field table's id of name[0 .. len) ("ka.verb", "ka.uri.param[command]"), with its
+ * pointer in *ptr and its "[ARG]" in *br (NULL without one); -1 when it names no field or
+ * takes no such argument. Allocates nothing. */
+static int fref_check(const char *name, size_t len, const char **ptr, const char **br)
 {
-    const char *br = memchr(name, '[', len);
-    size_t base = br != NULL ? (size_t)(br - name) : len;
+    *br = memchr(name, '[', len);
+    size_t base = *br != NULL ? (size_t)(*br - name) : len;
     int takes_arg = 0;
-    const char *ptr = NULL;
-    memset(f, 0, sizeof(*f));
-    f->id = field_lookup(name, base, &takes_arg, &ptr);
-    if (f->id < 0 || (takes_arg < 2 && takes_arg != (br != NULL))) {
+    int id = field_lookup(name, base, &takes_arg, ptr);
+    if (id < 0 || (takes_arg < 2 && takes_arg != (*br != NULL))) {
         return -1;
     }
-    if (takes_arg == 3 && br != NULL) { /* an optional index: digits */
+    if (*br != NULL && (len - base < 2 || name[len - 1] != ']')) {
+        return -1; /* "[" without its "]" (a by: list's item is any text) */
+    }
+    if (takes_arg == 3 && *br != NULL) { /* an optional index: digits */
         if (len - base <= 2 || len - base > 8) {
             return -1;
         }
-        for (const char *p = br + 1; p < name + len - 1; p++) {
+        for (const char *p = *br + 1; p < name + len - 1; p++) {
             if (*p < '0' || *p > '9') {
                 return -1;
             }
         }
     }
+    return id;
+}
+
+int cond_field_known(const char *name)
+{
+    const char *ptr = NULL, *br = NULL;
+    size_t len = strlen(name);
+    return fref_check(name, len, &ptr, &br) >= 0 && memchr(name, ' ', len) == NULL &&
+           (br == NULL || memchr(br + 1, '[', len - (size_t)(br + 1 - name)) == NULL) &&
+           (br == NULL || memchr(br, ']', len - (size_t)(br - name) - 1) == NULL);
+}
+
+int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
+{
+    const char *ptr = NULL, *br = NULL;
+    memset(f, 0, sizeof(*f));
+    f->id = fref_check(name, len, &ptr, &br);
+    if (f->id < 0) {
+        return -1;
+    }
+    size_t base = br != NULL ? (size_t)(br - name) : len;
     char *arg = NULL; /* the ruleset's copy: pointers into it live as long as the ruleset */
     if (br != NULL) {
         char **owned = realloc(rs->owned, (rs->nowned + 1) * sizeof(*owned));

@@ -234,6 +234,9 @@ void items_sort(struct item *items, size_t n);
  * taking a list in ( ) ("in", "intersects", "pmatch", "in_cidr")? For exceptions' comps. */
 int cond_op_known(const char *text);
 int cond_op_is_set(const char *text);
+/* Does name, whole, name a field (with its [ARG] where it takes one)? For exceptions'
+ * fields, which are written into condition text: one field, nothing else. */
+int cond_field_known(const char *name);
 /* Resolve a field name (with [arg]) into f, assigning a cache slot. 0 or -1 (unknown). */
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f);
 

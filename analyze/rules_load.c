@@ -425,6 +425,11 @@ static int exceptions_text(struct loader *ld, yaml_node_t *list, const char *nam
         } else if (rc == 0 && values != NULL && values->type != YAML_SEQUENCE_NODE) {
             rc = fail(ld, values, name, ": exception values: is a list of rows");
         }
+        for (size_t k = 0; rc == 0 && k < nf; k++) {
+            if (!cond_field_known(fields[k])) {
+                rc = fail(ld, fn, name, ": exception fields: unknown field '%s'", fields[k]);
+            }
+        }
         for (size_t k = 0; rc == 0 && k < nc; k++) {
             if (!cond_op_known(comps[k])) {
                 rc = fail(ld, cn, name, ": exception comps: unknown operator '%s'", comps[k]);

@@ -313,6 +313,12 @@ static void test_hostile_malformed_exceptions_are_errors(void **state)
          "      values: [[alice]]\n",
          "one comps: operator per field"},
         {"  exceptions:\n    - name: e\n      values: [[alice]]\n", "an exception needs fields:"},
+        {"  exceptions:\n    - name: e\n      fields: [\"ka.verb = x or ka.verb\"]\n"
+         "      values: [[alice]]\n",
+         ":8: item r: exception fields: unknown field 'ka.verb = x or ka.verb'"},
+        {"  exceptions:\n    - name: e\n      fields: [\"ka.uri.param[a] or ka.uri.param[b]\"]\n"
+         "      values: [[alice]]\n",
+         "exception fields: unknown field"},
         {"  exceptions: {name: e}\n", "exceptions: is a list"},
         {"  exceptions:\n    - [a]\n", "an exception is a mapping"},
         {"  exceptions:\n    - name: e\n      fields: [ka.user.name]\n      values: [[[a]]]\n",
@@ -345,6 +351,9 @@ static void test_hostile_careless_files_are_errors(void **state)
                  "  priority: INFO\n",
                  "threshold: needs a whole number");
     assert_error("- list: l\n  items: [a]\n  append: true\n", ": item l: append to an undefined");
+    assert_error("- count: c\n  desc: d\n  condition: ka.verb = get\n  by: [\"ka.uri.param[x\"]\n"
+                 "  window: 1m\n  threshold: 2\n  output: o\n  priority: INFO\n",
+                 "unknown field in by: ka.uri.param[x");
     assert_error("- list: l\n  items: [a]\n  append: yes\n",
                  ":3: item l: append: is true or false");
     assert_error("- rule: \n  desc: d\n  condition: ka.verb = get\n  output: o\n  priority: INFO\n",
