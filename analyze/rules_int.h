@@ -164,6 +164,13 @@ struct corr {
                                unless suppress: false) */
 };
 
+/* Names to positions (of lists, macros, rules), so that loading 20000 items does not compare
+ * each name with every earlier one: open addressing on the name's hash (rules_load.c). */
+struct name_index {
+    size_t *pos; /* per slot: an item's position + 1, 0 when empty */
+    size_t cap;  /* slots: 0, or a power of two at least twice the names */
+};
+
 struct kt_ruleset {
     struct rule *rules; /* in load order */
     size_t nrules;
@@ -173,12 +180,14 @@ struct kt_ruleset {
     size_t nlists;
     struct item *macros; /* macros by name */
     size_t nmacros;
-    int nslots;                          /* field references (cache slots) */
-    struct ptr_group groups[BODY_COUNT]; /* pointer fields by body */
-    struct fref *refs;                   /* each distinct field reference, resolved once */
-    size_t nrefs;                        /* count */
-    char **owned;                        /* strings pointers point into (arguments, paths) */
-    size_t nowned;                       /* count */
+    struct name_index ix_lists, ix_macros; /* while loading (lists and macros are then sorted) */
+    struct name_index ix_rules;            /* rules by name */
+    int nslots;                            /* field references (cache slots) */
+    struct ptr_group groups[BODY_COUNT];   /* pointer fields by body */
+    struct fref *refs;                     /* each distinct field reference, resolved once */
+    size_t nrefs;                          /* count */
+    char **owned;                          /* strings pointers point into (arguments, paths) */
+    size_t nowned;                         /* count */
     struct kt_rules_opts opts;
     size_t cond_nodes;      /* condition nodes built, all conditions (COND_MAX_NODES) */
     size_t cond_values;     /* values built, lists expanded (COND_MAX_VALUES) */

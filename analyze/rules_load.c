@@ -114,17 +114,110 @@ static void free_strings(char **v, size_t n)
     free(v);
 }
 
-static struct item *item_find(struct item *items, size_t n, const char *name)
+/* ---- names to positions (struct name_index) ---- */
+
+typedef const char *(*name_fn)(const struct kt_ruleset *rs, size_t i);
+
+static const char *list_name(const struct kt_ruleset *rs, size_t i)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(items[i].name, name) == 0) {
-            return &items[i];
-        }
-    }
-    return NULL;
+    return rs->lists[i].name;
 }
 
-static struct item *item_add(struct item **items, size_t *n, const char *name)
+static const char *macro_name(const struct kt_ruleset *rs, size_t i)
+{
+    return rs->macros[i].name;
+}
+
+static const char *rule_name(const struct kt_ruleset *rs, size_t i)
+{
+    return rs->rules[i].name;
+}
+
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
+    return (size_t)h;
+}
+
+/* The position of the item called name, or SIZE_MAX. */
+static size_t index_find(const struct kt_ruleset *rs, const struct name_index *ix, name_fn name_of,
+                         const char *name)
+{
+    for (size_t h = name_hash(name); ix->cap > 0; h++) {
+        size_t pos = ix->pos[h & (ix->cap - 1)];
+        if (pos == 0) {
+            break;
+        }
+        if (strcmp(name_of(rs, pos - 1), name) == 0) {
+            return pos - 1;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static void index_place(const struct kt_ruleset *rs, struct name_index *ix, name_fn name_of,
+                        size_t i)
+{
+    size_t h = name_hash(name_of(rs, i));
+    while (ix->pos[h & (ix->cap - 1)] != 0) {
+        h++;
+    }
+    ix->pos[h & (ix->cap - 1)] = i + 1;
+}
+
+/* Record the item at position n - 1 (named: it is the last of n), growing the table when half
+ * full. 0 or KT_ENOMEM. */
+static int index_add(const struct kt_ruleset *rs, struct name_index *ix, name_fn name_of, size_t n)
+{
+    if (2 * n <= ix->cap) {
+        index_place(rs, ix, name_of, n - 1);
+        return 0;
+    }
+    size_t cap = ix->cap > 0 ? 2 * ix->cap : 64;
+    size_t *pos = calloc(cap, sizeof(*pos));
+    if (pos == NULL) {
+        return KT_ENOMEM;
+    }
+    free(ix->pos);
+    ix->pos = pos;
+    ix->cap = cap;
+    for (size_t i = 0; i < n; i++) {
+        index_place(rs, ix, name_of, i);
+    }
+    return 0;
+}
+
+static void index_free(struct name_index *ix)
+{
+    free(ix->pos);
+    ix->pos = NULL;
+    ix->cap = 0;
+}
+
+static struct item *list_find(struct kt_ruleset *rs, const char *name)
+{
+    size_t i = index_find(rs, &rs->ix_lists, list_name, name);
+    return i != SIZE_MAX ? &rs->lists[i] : NULL;
+}
+
+static struct item *macro_find(struct kt_ruleset *rs, const char *name)
+{
+    size_t i = index_find(rs, &rs->ix_macros, macro_name, name);
+    return i != SIZE_MAX ? &rs->macros[i] : NULL;
+}
+
+static struct rule *rule_find(const struct kt_ruleset *rs, const char *name)
+{
+    size_t i = index_find(rs, &rs->ix_rules, rule_name, name);
+    return i != SIZE_MAX ? &rs->rules[i] : NULL;
+}
+
+/* A new item called name at the end of *items, recorded in ix; NULL out of memory. */
+static struct item *item_add(struct kt_ruleset *rs, struct item **items, size_t *n,
+                             struct name_index *ix, name_fn name_of, const char *name)
 {
     struct item *it = realloc(*items, (*n + 1) * sizeof(**items));
     if (it == NULL) {
@@ -132,8 +225,11 @@ static struct item *item_add(struct item **items, size_t *n, const char *name)
     }
     *items = it;
     memset(&it[*n], 0, sizeof(it[*n]));
-    it[*n].name = strdup(name);
-    return &it[(*n)++];
+    if ((it[*n].name = strdup(name)) == NULL) {
+        return NULL;
+    }
+    (*n)++;
+    return index_add(rs, ix, name_of, *n) == 0 ? &it[*n - 1] : NULL;
 }
 
 /* Is KEY appended: `append: true`, or `override: {KEY: append}`? */
@@ -200,7 +296,7 @@ static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
     if (rc != 0) {
         return rc;
     }
-    struct item *it = item_find(rs->lists, rs->nlists, name);
+    struct item *it = list_find(rs, name);
     if (appends(ld, m, "items")) {
         if (it == NULL) {
             free_strings(vals, n);
@@ -217,7 +313,8 @@ static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
         free(vals);
         return 0;
     }
-    if (it == NULL && (it = item_add(&rs->lists, &rs->nlists, name)) == NULL) {
+    if (it == NULL &&
+        (it = item_add(rs, &rs->lists, &rs->nlists, &rs->ix_lists, list_name, name)) == NULL) {
         free_strings(vals, n);
         return KT_ENOMEM;
     }
@@ -238,7 +335,7 @@ static int load_macro(struct loader *ld, yaml_node_t *m, const char *name)
     if (cond == NULL) {
         return fail(ld, m, name, ": a macro needs a condition");
     }
-    struct item *it = item_find(rs->macros, rs->nmacros, name);
+    struct item *it = macro_find(rs, name);
     char *text = NULL;
     if (appends(ld, m, "condition")) {
         if (it == NULL) {
@@ -246,7 +343,8 @@ static int load_macro(struct loader *ld, yaml_node_t *m, const char *name)
         }
         text = concat(it->cond, cond);
     } else {
-        if (it == NULL && (it = item_add(&rs->macros, &rs->nmacros, name)) == NULL) {
+        if (it == NULL && (it = item_add(rs, &rs->macros, &rs->nmacros, &rs->ix_macros, macro_name,
+                                         name)) == NULL) {
             return KT_ENOMEM;
         }
         text = strdup(cond);
@@ -498,12 +596,7 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         kt_info("rules", "%s: rule %s is for source %s, skipped", ld->file, name, source);
         return 0;
     }
-    struct rule *r = NULL;
-    for (size_t i = 0; i < rs->nrules; i++) {
-        if (strcmp(rs->rules[i].name, name) == 0) {
-            r = &rs->rules[i];
-        }
-    }
+    struct rule *r = rule_find(rs, name);
     const char *cond = scalar(doc, map_get(doc, m, "condition"));
     const char *enabled = scalar(doc, map_get(doc, m, "enabled"));
     int append = appends(ld, m, "condition") || appends(ld, m, "exceptions");
@@ -544,6 +637,7 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
     if (rc != 0) {
         return rc;
     }
+    int added = r == NULL;
     if (r == NULL) {
         struct rule *nr = realloc(rs->rules, (rs->nrules + 1) * sizeof(*nr));
         if (nr == NULL) {
@@ -566,7 +660,8 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
     r->source = strdup(where);
     r->priority = p;
     r->enabled = enabled == NULL || strcmp(enabled, "false") != 0;
-    if (!r->name || !r->desc || !r->cond || !r->output || !r->tags || !r->source) {
+    if (!r->name || !r->desc || !r->cond || !r->output || !r->tags || !r->source ||
+        (added && index_add(rs, &rs->ix_rules, rule_name, rs->nrules) != 0)) {
         return KT_ENOMEM;
     }
     if (load_suppress(ld, m, name, &r->sup) != 0) {
@@ -766,10 +861,8 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     if (check_keys(ld, m, name, keys) != 0) {
         return KT_EPARSE;
     }
-    for (size_t i = 0; i < rs->nrules; i++) {
-        if (strcmp(rs->rules[i].name, name) == 0) {
-            return fail(ld, m, name, ": a rule already has this name");
-        }
+    if (rule_find(rs, name) != NULL) {
+        return fail(ld, m, name, ": a rule already has this name");
     }
     struct corr *c = NULL;
     for (size_t i = 0; i < rs->ncorrs; i++) {
@@ -1120,21 +1213,17 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
     static const char *const special[] = {"group", "count", NULL};
     char msg[512];
     const char *kind = corr_kinds[c->def.kind];
-    for (size_t i = 0; i < rs->nrules; i++) {
-        if (strcmp(rs->rules[i].name, c->name) == 0) {
-            snprintf(err, errlen, "%s: %s %s: a rule has the same name (%s)", c->source, kind,
-                     c->name, rs->rules[i].source);
-            return KT_EPARSE;
-        }
+    const struct rule *same = rule_find(rs, c->name);
+    if (same != NULL) {
+        snprintf(err, errlen, "%s: %s %s: a rule has the same name (%s)", c->source, kind, c->name,
+                 same->source);
+        return KT_EPARSE;
     }
     for (size_t k = 0; k < c->nsteps; k++) {
         struct cstep *st = &c->steps[k];
         if (st->ref != NULL) {
-            for (size_t i = 0; i < rs->nrules && st->rule < 0; i++) {
-                if (strcmp(rs->rules[i].name, st->ref) == 0) {
-                    st->rule = (int)i;
-                }
-            }
+            const struct rule *ref = rule_find(rs, st->ref);
+            st->rule = ref != NULL ? (int)(ref - rs->rules) : -1;
             if (st->rule < 0) {
                 snprintf(err, errlen, "%s: %s %s: unknown rule referenced: %s", c->source, kind,
                          c->name, st->ref);
@@ -1204,6 +1293,8 @@ int kt_ruleset_load_srcs(const struct kt_rules_src *srcs, size_t nsrcs,
     for (size_t i = 0; i < nsrcs && rc == 0; i++) {
         rc = load_src(rs, &srcs[i], errstr, errlen);
     }
+    index_free(&rs->ix_lists); /* the sort moves them */
+    index_free(&rs->ix_macros);
     items_sort(rs->lists, rs->nlists);
     items_sort(rs->macros, rs->nmacros);
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
@@ -1255,6 +1346,9 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
     free(rs->corrs);
     items_free(rs->lists, rs->nlists);
     items_free(rs->macros, rs->nmacros);
+    index_free(&rs->ix_lists);
+    index_free(&rs->ix_macros);
+    index_free(&rs->ix_rules);
     for (int i = 0; i < BODY_COUNT; i++) {
         free(rs->groups[i].rel);
         free(rs->groups[i].slot);

@@ -392,6 +392,35 @@ static void test_hostile_aliases_do_not_multiply(void **state)
                         "");
 }
 
+/* Items are found by name through a hash index (20000 lists took 2 s to load, each name
+ * compared with every earlier one): appends, overrides and references still find theirs. */
+static void test_hostile_many_items_found_by_name(void **state)
+{
+    enum { N = 5000 };
+    size_t cap = (size_t)N * 200 + 1024, n = 0;
+    char *yaml = malloc(cap);
+    assert_non_null(yaml);
+    for (int i = 0; i < N; i++) {
+        n += (size_t)snprintf(yaml + n, cap - n,
+                              "- list: l%d\n  items: [x%d]\n- rule: r%d\n  desc: d\n"
+                              "  condition: ka.verb in (l%d)\n  output: o\n  priority: INFO\n",
+                              i, i, i, i);
+    }
+    snprintf(yaml + n, cap - n,
+             "- list: l17\n  items: [get]\n  append: true\n"
+             "- rule: r4999\n  desc: d\n  condition: ka.verb = get\n  output: o\n"
+             "  priority: INFO\n"
+             "- count: c\n  desc: d\n  rule: r17\n  by: [ka.user.name]\n  window: 1m\n"
+             "  threshold: 1\n  output: o\n  priority: INFO\n");
+    struct kt_ruleset *rs = NULL;
+    char err[512];
+    assert_int_equal(load(yaml, &rs, err, sizeof(err)), 0);
+    assert_int_equal(kt_ruleset_count(rs), N + 1); /* r4999 replaced, not added */
+    kt_ruleset_destroy(rs);
+    assert_int_equal(alerts_on_event(yaml), 2); /* r17 (its list appended to) and r4999 */
+    free(yaml);
+}
+
 /* The pack compiled into the binary is the file's text, byte for byte, and loads alike. */
 static void test_hostile_builtin_pack_is_the_file(void **state)
 {
@@ -453,6 +482,7 @@ int main(void)
         cmocka_unit_test(test_hostile_malformed_exceptions_are_errors),
         cmocka_unit_test(test_hostile_careless_files_are_errors),
         cmocka_unit_test(test_hostile_aliases_do_not_multiply),
+        cmocka_unit_test(test_hostile_many_items_found_by_name),
         cmocka_unit_test(test_hostile_builtin_pack_is_the_file),
         cmocka_unit_test(test_hostile_errors_in_memory_name_the_source),
     };
