@@ -392,6 +392,13 @@ int cond_field_known(const char *name)
            (br == NULL || memchr(br, ']', len - (size_t)(br - name) - 1) == NULL);
 }
 
+const char *fref_strerror(int rc)
+{
+    return rc == KT_EFULL
+               ? "more than " COND_STR(COND_MAX_FIELDS) " distinct fields in the rule set"
+               : "unknown field";
+}
+
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
 {
     const char *ptr = NULL, *br = NULL;
@@ -423,6 +430,9 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
             f->arg = arg != NULL ? strdup(arg) : NULL; /* the node's own copy */
             return arg != NULL && f->arg == NULL ? -1 : 0;
         }
+    }
+    if (rs->nrefs == COND_MAX_FIELDS) {
+        return KT_EFULL; /* the search above is linear, and each event walks every pointer */
     }
     int rc = fref_new(rs, f, arg, ptr);
     if (rc != 0) {
@@ -576,8 +586,9 @@ static struct node *parse_primary(struct parser *ps)
         return NULL;
     }
     n->op = op;
-    if (fref_resolve(ps->rs, name, len, &n->f) != 0) {
-        snprintf(ps->err, ps->errlen, "unknown field: %.*s", (int)len, name);
+    int rc = fref_resolve(ps->rs, name, len, &n->f);
+    if (rc != 0) {
+        snprintf(ps->err, ps->errlen, "%s: %.*s", fref_strerror(rc), (int)len, name);
         node_free(n);
         return NULL;
     }

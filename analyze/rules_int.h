@@ -74,6 +74,11 @@ enum {
     COND_MAX_VALUES = 500000,
     COND_MAX_REGEXES = 4096,
 };
+/* Distinct fields (with their [ARG]) a rule set reads: resolving one searches the others, and
+ * every event walks every pointer among them (the pack reads about 140). */
+#define COND_MAX_FIELDS 4096
+#define COND_STR(x) COND_STR_(x)
+#define COND_STR_(x) #x
 
 /* A field reference, resolved at compile time: no name lookups per event. */
 struct fref {
@@ -246,7 +251,9 @@ int cond_op_is_set(const char *text);
 /* Does name, whole, name a field (with its [ARG] where it takes one)? For exceptions'
  * fields, which are written into condition text: one field, nothing else. */
 int cond_field_known(const char *name);
-/* Resolve a field name (with [arg]) into f, assigning a cache slot. 0 or -1 (unknown). */
+/* Resolve a field name (with [arg]) into f, assigning a cache slot. 0, -1 (unknown, or out of
+ * memory) or KT_EFULL (past COND_MAX_FIELDS); fref_strerror says which for errors. */
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f);
+const char *fref_strerror(int rc);
 
 #endif

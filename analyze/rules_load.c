@@ -1142,9 +1142,10 @@ static int output_fields(struct kt_ruleset *rs, const char *output, const char *
             return KT_ENOMEM;
         }
         *outf = nf;
-        if (fref_resolve(rs, p + 1, wl, &(*outf)[*noutf]) != 0) {
-            snprintf(err, errlen, "%s: %s: unknown field in output: %.*s", source, name, (int)wl,
-                     p + 1);
+        int rc = fref_resolve(rs, p + 1, wl, &(*outf)[*noutf]);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: %s: %s in output: %.*s", source, name, fref_strerror(rc),
+                     (int)wl, p + 1);
             return KT_EPARSE;
         }
         (*noutf)++;
@@ -1164,8 +1165,9 @@ static int suppress_compile(struct kt_ruleset *rs, struct suppress *sp, const ch
         return KT_EPARSE;
     }
     for (size_t i = 0; i < sp->nby; i++) {
-        if (fref_resolve(rs, sp->by[i], strlen(sp->by[i]), &sp->byf[i]) != 0) {
-            snprintf(err, errlen, "%s: %s: unknown field in suppress: by: %s", source, what,
+        int rc = fref_resolve(rs, sp->by[i], strlen(sp->by[i]), &sp->byf[i]);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: %s: %s in suppress: by: %s", source, what, fref_strerror(rc),
                      sp->by[i]);
             return KT_EPARSE;
         }
@@ -1237,15 +1239,18 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
             return KT_ENOMEM;
         }
         for (size_t i = 0; i < st->nby; i++) {
-            if (fref_resolve(rs, st->by[i], strlen(st->by[i]), &st->byf[i]) != 0) {
-                snprintf(err, errlen, "%s: %s %s: unknown field in by: %s", c->source, kind,
-                         c->name, st->by[i]);
+            int rc = fref_resolve(rs, st->by[i], strlen(st->by[i]), &st->byf[i]);
+            if (rc != 0) {
+                snprintf(err, errlen, "%s: %s %s: %s in by: %s", c->source, kind, c->name,
+                         fref_strerror(rc), st->by[i]);
                 return KT_EPARSE;
             }
         }
     }
-    if (c->field != NULL && fref_resolve(rs, c->field, strlen(c->field), &c->fieldf) != 0) {
-        snprintf(err, errlen, "%s: %s %s: unknown field: %s", c->source, kind, c->name, c->field);
+    int frc = c->field != NULL ? fref_resolve(rs, c->field, strlen(c->field), &c->fieldf) : 0;
+    if (frc != 0) {
+        snprintf(err, errlen, "%s: %s %s: %s: %s", c->source, kind, c->name, fref_strerror(frc),
+                 c->field);
         return KT_EPARSE;
     }
     char name[600];

@@ -392,6 +392,24 @@ static void test_hostile_aliases_do_not_multiply(void **state)
                         "");
 }
 
+/* 70000 distinct pointers took 14 s to load (each searched the others) and then failed every
+ * event (the walker takes at most 65535): the rule set reads at most COND_MAX_FIELDS fields. */
+static void test_hostile_distinct_fields_are_bounded(void **state)
+{
+    size_t cap = 5000 * 48 + 256, n = 0;
+    char *cond = malloc(cap);
+    assert_non_null(cond);
+    for (int i = 0; i < 5000; i++) {
+        n += (size_t)snprintf(cond + n, cap - n, "%sjevt.value[/requestObject/a%d] exists",
+                              i > 0 ? " or " : "", i);
+    }
+    char *yaml = rule_with(cond);
+    assert_error(yaml, ":1: rule r: more than 4096 distinct fields in the rule set: "
+                       "jevt.value[/requestObject/a4096]");
+    free(yaml);
+    free(cond);
+}
+
 /* Items are found by name through a hash index (20000 lists took 2 s to load, each name
  * compared with every earlier one): appends, overrides and references still find theirs. */
 static void test_hostile_many_items_found_by_name(void **state)
@@ -482,6 +500,7 @@ int main(void)
         cmocka_unit_test(test_hostile_malformed_exceptions_are_errors),
         cmocka_unit_test(test_hostile_careless_files_are_errors),
         cmocka_unit_test(test_hostile_aliases_do_not_multiply),
+        cmocka_unit_test(test_hostile_distinct_fields_are_bounded),
         cmocka_unit_test(test_hostile_many_items_found_by_name),
         cmocka_unit_test(test_hostile_builtin_pack_is_the_file),
         cmocka_unit_test(test_hostile_errors_in_memory_name_the_source),
