@@ -70,8 +70,8 @@ enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_TRUE };
  * once macros are inlined and lists expanded. */
 enum {
     COND_MAX_DEPTH = 256,
-    COND_MAX_NODES = 200000,
-    COND_MAX_VALUES = 500000,
+    COND_MAX_NODES = 100000,
+    COND_MAX_VALUES = 250000,
     COND_MAX_REGEXES = 4096,
 };
 /* Distinct fields (with their [ARG]) a rule set reads: resolving one searches the others, and
