@@ -26,6 +26,20 @@ struct kt_rules_opts {
  */
 int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rules_opts *opts,
                     struct kt_ruleset **out, char *errstr, size_t errlen);
+/* A rule file for kt_ruleset_load_srcs: read from its name, or held in memory. */
+struct kt_rules_src {
+    const char *name; /* the file; with text, what errors call it */
+    const char *text; /* its text (borrowed), or NULL to read the file */
+    size_t len;       /* the text's length */
+};
+/* kt_ruleset_load for files and texts in memory alike. */
+int kt_ruleset_load_srcs(const struct kt_rules_src *srcs, size_t nsrcs,
+                         const struct kt_rules_opts *opts, struct kt_ruleset **out, char *errstr,
+                         size_t errlen);
+/* The default pack compiled into the binary at build time (rules/k8s_audit_rules.yaml),
+ * named KT_RULES_BUILTIN in errors. Static: never freed. */
+#define KT_RULES_BUILTIN "<builtin>/k8s_audit_rules.yaml"
+const struct kt_rules_src *kt_rules_builtin(void);
 void kt_ruleset_destroy(struct kt_ruleset *rs);
 
 /* Rules, in load order, then correlations, in load order, for `ktrail rules list`. */

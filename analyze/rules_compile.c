@@ -4,6 +4,17 @@
  *
  * Grammar: expr = and {"or" and}; and = unary {"and" unary}; unary = "not" unary | primary;
  * primary = "(" expr ")" | MACRO | FIELD OP [VALUE | "(" VALUE {"," VALUE} ")"].
+ *
+ * Rule files are input: a condition must not be able to overflow the stack or exhaust memory.
+ * The parser counts its nesting (parentheses, `not`, macros inlined) and each node its height,
+ * and both stop at COND_MAX_DEPTH, so neither the parser nor any later walk of a tree
+ * (evaluation, prefilter, freeing) recurses deeper than that, whatever the file. A chain of
+ * `and` (or `or`) terms becomes a balanced tree, so its length adds only log2(terms) to the
+ * height: 40000 terms are 16 levels, not 40000. Macro inlining and list expansion can grow
+ * a small file exponentially (a macro naming the previous one twice, 24 times), so the rule
+ * set counts the nodes, values and regexes it builds and stops at COND_MAX_NODES,
+ * COND_MAX_VALUES and COND_MAX_REGEXES (each some hundred times what the default pack needs:
+ * 1770 nodes, 1815 values, 5 regexes; at most about 30 MB, built in a twentieth of a second).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -18,7 +29,32 @@ struct parser {
     char *err;     /* message buffer */
     size_t errlen;
     int depth; /* macro nesting, to catch cycles */
+    int nest;  /* parentheses, `not`s and macros open (COND_MAX_DEPTH) */
 };
+
+/* Enter one level of nesting; -1 (with the error set) past COND_MAX_DEPTH. */
+static int nest_enter(struct parser *ps)
+{
+    if (++ps->nest > COND_MAX_DEPTH) {
+        snprintf(ps->err, ps->errlen,
+                 "condition nested deeper than %d (parentheses, not, macros) near '%.20s'",
+                 COND_MAX_DEPTH, ps->p);
+        return -1;
+    }
+    return 0;
+}
+
+/* Count one more value built (lists expanded); -1 (with the error set) past the budget. */
+static int values_budget(struct parser *ps)
+{
+    if (++ps->rs->cond_values > COND_MAX_VALUES) {
+        snprintf(ps->err, ps->errlen,
+                 "lists expand to more than %d values in the rule set (lists nested in lists?)",
+                 COND_MAX_VALUES);
+        return -1;
+    }
+    return 0;
+}
 
 static void skip_ws(struct parser *ps)
 {
@@ -84,6 +120,28 @@ static const struct {
     {"regex", OP_REGEX},
 };
 
+/* The operator named exactly text, or -1. */
+static int op_named(const char *text)
+{
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (strcmp(ops[i].text, text) == 0) {
+            return ops[i].op;
+        }
+    }
+    return -1;
+}
+
+int cond_op_known(const char *text)
+{
+    return op_named(text) >= 0 && op_named(text) != OP_EXISTS;
+}
+
+int cond_op_is_set(const char *text)
+{
+    int op = op_named(text);
+    return op == OP_IN || op == OP_INTERSECTS || op == OP_PMATCH || op == OP_IN_CIDR;
+}
+
 /* The operator at ps->p, or -1 (not consumed). */
 static int parse_op(struct parser *ps)
 {
@@ -102,39 +160,77 @@ static int parse_op(struct parser *ps)
     return -1;
 }
 
+/* Order items by name, for find: NUL-terminated names compare as (name, len) keys do. */
+static int item_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct item *)a)->name, ((const struct item *)b)->name);
+}
+
+void items_sort(struct item *items, size_t n)
+{
+    if (n > 1) {
+        qsort(items, n, sizeof(*items), item_cmp);
+    }
+}
+
+/* The item named name[0 .. len) among items sorted by items_sort, or NULL: a binary search,
+ * since every value of every `in (...)` is looked up as a possible list name. */
 static struct item *find(struct item *items, size_t n, const char *name, size_t len)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strlen(items[i].name) == len && memcmp(items[i].name, name, len) == 0) {
-            return &items[i];
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *k = items[mid].name;
+        int c = strncmp(k, name, len);
+        if (c == 0 && k[len] == '\0') {
+            return &items[mid];
+        }
+        if (c < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid; /* c > 0, or k is longer: name, a prefix of it, sorts first */
         }
     }
     return NULL;
 }
 
-static int push_val(struct node *nd, const char *s, size_t len)
+/* Append a copy of s to the node's values; arrays grow by doubling (their capacity is the
+ * next power of two of nvals), so a long expanded list costs linear time. */
+static int push_val(struct parser *ps, struct node *nd, const char *s, size_t len)
 {
-    char **v = realloc(nd->vals, (nd->nvals + 1) * sizeof(*v));
-    if (v == NULL) {
+    if (values_budget(ps) != 0) {
         return -1;
     }
-    nd->vals = v;
-    size_t *l = realloc(nd->lens, (nd->nvals + 1) * sizeof(*l));
-    if (l == NULL) {
-        return -1;
+    if ((nd->nvals & (nd->nvals - 1)) == 0) { /* 0, 1, 2, 4...: full */
+        size_t cap = nd->nvals == 0 ? 1 : 2 * nd->nvals;
+        char **v = realloc(nd->vals, cap * sizeof(*v));
+        if (v == NULL) {
+            return -1;
+        }
+        nd->vals = v;
+        size_t *l = realloc(nd->lens, cap * sizeof(*l));
+        if (l == NULL) {
+            return -1;
+        }
+        nd->lens = l;
     }
-    nd->lens = l;
     nd->lens[nd->nvals] = len;
     nd->vals[nd->nvals] = strndup(s, len);
     return nd->vals[nd->nvals++] != NULL ? 0 : -1;
 }
 
-/* Add a value, expanding list names (recursively). */
+/* Add a value, expanding list names (recursively, at most 16 lists deep: deeper is a list
+ * that names itself, through others or not). */
 static int add_value(struct parser *ps, struct node *nd, const char *s, size_t len, int depth)
 {
-    struct item *l = depth < 16 ? find(ps->rs->lists, ps->rs->nlists, s, len) : NULL;
+    struct item *l = find(ps->rs->lists, ps->rs->nlists, s, len);
     if (l == NULL) {
-        return push_val(nd, s, len);
+        return push_val(ps, nd, s, len);
+    }
+    if (depth >= 16) {
+        snprintf(ps->err, ps->errlen, "lists nested deeper than 16 (list %s names itself?)",
+                 l->name);
+        return -1;
     }
     for (size_t i = 0; i < l->nvalues; i++) {
         if (add_value(ps, nd, l->values[i], strlen(l->values[i]), depth + 1) != 0) {
@@ -168,7 +264,7 @@ static int parse_value(struct parser *ps, struct node *nd, int expand)
             return -1;
         }
         ps->p++;
-        int rc = push_val(nd, buf, n);
+        int rc = push_val(ps, nd, buf, n);
         free(buf);
         return rc;
     }
@@ -181,19 +277,42 @@ static int parse_value(struct parser *ps, struct node *nd, int expand)
         snprintf(ps->err, ps->errlen, "expected a value near '%.20s'", ps->p);
         return -1;
     }
-    int rc = expand ? add_value(ps, nd, ps->p, n, 0) : push_val(nd, ps->p, n);
+    int rc = expand ? add_value(ps, nd, ps->p, n, 0) : push_val(ps, nd, ps->p, n);
     ps->p += n;
     return rc;
 }
 
-static struct node *new_node(int kind, struct node *a, struct node *b)
+/* A node over a and b (owned); NULL (with the error set) out of memory or past the rule set's
+ * COND_MAX_NODES, and then a and b are freed. */
+static struct node *new_node(struct parser *ps, int kind, struct node *a, struct node *b)
 {
-    struct node *n = calloc(1, sizeof(*n));
-    if (n != NULL) {
-        n->kind = kind;
-        n->a = a;
-        n->b = b;
+    struct node *n = NULL;
+    if (++ps->rs->cond_nodes > COND_MAX_NODES) {
+        snprintf(ps->err, ps->errlen,
+                 "conditions have more than %d terms in the rule set once macros are inlined "
+                 "(macros that use others several times?)",
+                 COND_MAX_NODES);
+    } else {
+        n = calloc(1, sizeof(*n));
     }
+    int ha = a != NULL ? a->height : 0, hb = b != NULL ? b->height : 0;
+    int height = 1 + (ha > hb ? ha : hb);
+    if (n != NULL && height > COND_MAX_DEPTH) {
+        snprintf(ps->err, ps->errlen,
+                 "condition nested deeper than %d (parentheses, not, macros, and/or chains)",
+                 COND_MAX_DEPTH);
+        free(n);
+        n = NULL;
+    }
+    if (n == NULL) {
+        node_free(a);
+        node_free(b);
+        return NULL;
+    }
+    n->height = height;
+    n->kind = kind;
+    n->a = a;
+    n->b = b;
     return n;
 }
 
@@ -236,27 +355,59 @@ static int group_add(struct kt_ruleset *rs, int body, const char *rel, int slot)
 
 static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char *ptr);
 
-int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
+/* The field table's id of name[0 .. len) ("ka.verb", "ka.uri.param[command]"), with its
+ * pointer in *ptr and its "[ARG]" in *br (NULL without one); -1 when it names no field or
+ * takes no such argument. Allocates nothing. */
+static int fref_check(const char *name, size_t len, const char **ptr, const char **br)
 {
-    const char *br = memchr(name, '[', len);
-    size_t base = br != NULL ? (size_t)(br - name) : len;
+    *br = memchr(name, '[', len);
+    size_t base = *br != NULL ? (size_t)(*br - name) : len;
     int takes_arg = 0;
-    const char *ptr = NULL;
-    memset(f, 0, sizeof(*f));
-    f->id = field_lookup(name, base, &takes_arg, &ptr);
-    if (f->id < 0 || (takes_arg < 2 && takes_arg != (br != NULL))) {
+    int id = field_lookup(name, base, &takes_arg, ptr);
+    if (id < 0 || (takes_arg < 2 && takes_arg != (*br != NULL))) {
         return -1;
     }
-    if (takes_arg == 3 && br != NULL) { /* an optional index: digits */
+    if (*br != NULL && (len - base < 2 || name[len - 1] != ']')) {
+        return -1; /* "[" without its "]" (a by: list's item is any text) */
+    }
+    if (takes_arg == 3 && *br != NULL) { /* an optional index: digits */
         if (len - base <= 2 || len - base > 8) {
             return -1;
         }
-        for (const char *p = br + 1; p < name + len - 1; p++) {
+        for (const char *p = *br + 1; p < name + len - 1; p++) {
             if (*p < '0' || *p > '9') {
                 return -1;
             }
         }
     }
+    return id;
+}
+
+int cond_field_known(const char *name)
+{
+    const char *ptr = NULL, *br = NULL;
+    size_t len = strlen(name);
+    return fref_check(name, len, &ptr, &br) >= 0 && memchr(name, ' ', len) == NULL &&
+           (br == NULL || memchr(br + 1, '[', len - (size_t)(br + 1 - name)) == NULL) &&
+           (br == NULL || memchr(br, ']', len - (size_t)(br - name) - 1) == NULL);
+}
+
+const char *fref_strerror(int rc)
+{
+    return rc == KT_EFULL
+               ? "more than " COND_STR(COND_MAX_FIELDS) " distinct fields in the rule set"
+               : "unknown field";
+}
+
+int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f)
+{
+    const char *ptr = NULL, *br = NULL;
+    memset(f, 0, sizeof(*f));
+    f->id = fref_check(name, len, &ptr, &br);
+    if (f->id < 0) {
+        return -1;
+    }
+    size_t base = br != NULL ? (size_t)(br - name) : len;
     char *arg = NULL; /* the ruleset's copy: pointers into it live as long as the ruleset */
     if (br != NULL) {
         char **owned = realloc(rs->owned, (rs->nowned + 1) * sizeof(*owned));
@@ -280,6 +431,9 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
             return arg != NULL && f->arg == NULL ? -1 : 0;
         }
     }
+    if (rs->nrefs == COND_MAX_FIELDS) {
+        return KT_EFULL; /* the search above is linear, and each event walks every pointer */
+    }
     int rc = fref_new(rs, f, arg, ptr);
     if (rc != 0) {
         return rc;
@@ -299,11 +453,14 @@ int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fre
  * targets. arg is the ruleset's copy. */
 static int fref_new(struct kt_ruleset *rs, struct fref *f, char *arg, const char *ptr)
 {
+    /* "@pod" and "@obj" mark the table's object fields; a pointer the rule gives
+     * (jevt.value[ARG]) is never one, whatever its text */
+    int object = ptr != NULL && ptr[0] == '@';
     f->arg = arg;
     f->ptr = ptr != NULL && ptr[0] == '\0' ? arg : (char *)ptr;
     f->slot = rs->nslots++;
     f->body = -1;
-    if (f->ptr != NULL && f->ptr[0] == '@') {
+    if (object) {
         /* An object field: the pod spec of a pod, a workload template or a cronjob ("@pod"),
          * or the object itself ("@obj"); in the request body, or for patch in the response
          * body (the request is then a patch document). */
@@ -369,7 +526,10 @@ static struct node *parse_macro(struct parser *ps, struct item *m)
         snprintf(ps->err, ps->errlen, "macro %s refers to itself", m->name);
         return NULL;
     }
-    struct parser sub = {ps->rs, m->cond, ps->err, ps->errlen, ps->depth + 1};
+    struct parser sub = {ps->rs, m->cond, ps->err, ps->errlen, ps->depth + 1, ps->nest};
+    if (nest_enter(&sub) != 0) {
+        return NULL;
+    }
     struct node *n = parse_expr(&sub);
     skip_ws(&sub);
     if (n != NULL && *sub.p != '\0') {
@@ -384,8 +544,12 @@ static struct node *parse_primary(struct parser *ps)
 {
     skip_ws(ps);
     if (*ps->p == '(') {
+        if (nest_enter(ps) != 0) {
+            return NULL;
+        }
         ps->p++;
         struct node *n = parse_expr(ps);
+        ps->nest--;
         skip_ws(ps);
         if (n == NULL || *ps->p != ')') {
             if (n != NULL) {
@@ -417,13 +581,14 @@ static struct node *parse_primary(struct parser *ps)
         }
         return parse_macro(ps, m);
     }
-    struct node *n = new_node(N_CMP, NULL, NULL);
+    struct node *n = new_node(ps, N_CMP, NULL, NULL);
     if (n == NULL) {
         return NULL;
     }
     n->op = op;
-    if (fref_resolve(ps->rs, name, len, &n->f) != 0) {
-        snprintf(ps->err, ps->errlen, "unknown field: %.*s", (int)len, name);
+    int rc = fref_resolve(ps->rs, name, len, &n->f);
+    if (rc != 0) {
+        snprintf(ps->err, ps->errlen, "%s: %.*s", fref_strerror(rc), (int)len, name);
         node_free(n);
         return NULL;
     }
@@ -470,6 +635,12 @@ static struct node *parse_primary(struct parser *ps)
         node_free(n);
         return NULL;
     }
+    if (op == OP_REGEX && ++ps->rs->cond_regexes > COND_MAX_REGEXES) {
+        snprintf(ps->err, ps->errlen,
+                 "more than %d regexes in the rule set once macros are inlined", COND_MAX_REGEXES);
+        node_free(n);
+        return NULL;
+    }
     if (op == OP_REGEX) {
         int code = 0;
         PCRE2_SIZE at = 0;
@@ -490,43 +661,88 @@ static struct node *parse_primary(struct parser *ps)
 static struct node *parse_unary(struct parser *ps)
 {
     if (keyword(ps, "not")) {
+        if (nest_enter(ps) != 0) {
+            return NULL;
+        }
         struct node *a = parse_unary(ps);
-        return a != NULL ? new_node(N_NOT, a, NULL) : NULL;
+        ps->nest--;
+        return a != NULL ? new_node(ps, N_NOT, a, NULL) : NULL;
     }
     return parse_primary(ps);
 }
 
+/* The terms t[lo .. hi) joined by kind as a balanced tree, left to right; takes the terms
+ * (freed on failure). Recursion and height: log2(hi - lo). */
+static struct node *balance(struct parser *ps, int kind, struct node **t, size_t lo, size_t hi)
+{
+    if (hi - lo == 1) {
+        return t[lo];
+    }
+    size_t mid = lo + (hi - lo) / 2;
+    struct node *a = balance(ps, kind, t, lo, mid);
+    if (a == NULL) {
+        for (size_t i = mid; i < hi; i++) {
+            node_free(t[i]);
+        }
+        return NULL;
+    }
+    struct node *b = balance(ps, kind, t, mid, hi);
+    if (b == NULL) {
+        node_free(a);
+        return NULL;
+    }
+    return new_node(ps, kind, a, b);
+}
+
+/* term {KEYWORD term}, with term parsed by next, as a balanced tree of kind. */
+static struct node *parse_chain(struct parser *ps, const char *kw, int kind,
+                                struct node *(*next)(struct parser *))
+{
+    struct node *one = next(ps), **t = NULL, *n = NULL;
+    size_t nt = 0;
+    if (one == NULL || !keyword(ps, kw)) {
+        return one; /* a single term (or a failed one): the common case, no array */
+    }
+    for (struct node *x = one;;) {
+        if ((nt & (nt - 1)) == 0) { /* full at 0, 1, 2, 4... */
+            struct node **nx = realloc(t, (nt == 0 ? 2 : 2 * nt) * sizeof(*nx));
+            if (nx == NULL) {
+                node_free(x);
+                goto out;
+            }
+            t = nx;
+        }
+        t[nt++] = x;
+        if (nt > 1 && !keyword(ps, kw)) {
+            break;
+        }
+        if ((x = next(ps)) == NULL) {
+            goto out;
+        }
+    }
+    n = balance(ps, kind, t, 0, nt);
+    nt = 0; /* taken by balance */
+out:
+    for (size_t i = 0; i < nt; i++) {
+        node_free(t[i]);
+    }
+    free(t);
+    return n;
+}
+
 static struct node *parse_and(struct parser *ps)
 {
-    struct node *a = parse_unary(ps);
-    while (a != NULL && keyword(ps, "and")) {
-        struct node *b = parse_unary(ps);
-        if (b == NULL) {
-            node_free(a);
-            return NULL;
-        }
-        a = new_node(N_AND, a, b);
-    }
-    return a;
+    return parse_chain(ps, "and", N_AND, parse_unary);
 }
 
 static struct node *parse_expr(struct parser *ps)
 {
-    struct node *a = parse_and(ps);
-    while (a != NULL && keyword(ps, "or")) {
-        struct node *b = parse_and(ps);
-        if (b == NULL) {
-            node_free(a);
-            return NULL;
-        }
-        a = new_node(N_OR, a, b);
-    }
-    return a;
+    return parse_chain(ps, "or", N_OR, parse_and);
 }
 
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen)
 {
-    struct parser ps = {rs, text, err, errlen, 0};
+    struct parser ps = {rs, text, err, errlen, 0, 0};
     err[0] = '\0';
     struct node *n = parse_expr(&ps);
     skip_ws(&ps);

@@ -65,6 +65,21 @@ int cidr_match(const struct cidr *c, size_t n, struct kt_str s);
 
 enum node_kind { N_AND, N_OR, N_NOT, N_CMP, N_TRUE };
 
+/* Limits on what rule files can make the compiler build (rules_compile.c says why and how):
+ * the nesting of one condition, and the terms and values of all conditions of a rule set
+ * once macros are inlined and lists expanded. */
+enum {
+    COND_MAX_DEPTH = 256,
+    COND_MAX_NODES = 100000,
+    COND_MAX_VALUES = 250000,
+    COND_MAX_REGEXES = 4096,
+};
+/* Distinct fields (with their [ARG]) a rule set reads: resolving one searches the others, and
+ * every event walks every pointer among them (the pack reads about 140). */
+#define COND_MAX_FIELDS 4096
+#define COND_STR(x) COND_STR_(x)
+#define COND_STR_(x) #x
+
 /* A field reference, resolved at compile time: no name lookups per event. */
 struct fref {
     int id;          /* index in the field table (fields.c) */
@@ -88,6 +103,8 @@ struct ptr_group {
 
 struct node {
     int kind;           /* enum node_kind */
+    int height;         /* levels from here down (at most COND_MAX_DEPTH: every recursive
+                           walk of a tree is that shallow) */
     struct node *a, *b; /* children (NOT: a only) */
     int op;             /* N_CMP: enum op */
     struct fref f;      /* N_CMP: the field */
@@ -152,6 +169,13 @@ struct corr {
                                unless suppress: false) */
 };
 
+/* Names to positions (of lists, macros, rules), so that loading 20000 items does not compare
+ * each name with every earlier one: open addressing on the name's hash (rules_load.c). */
+struct name_index {
+    size_t *pos; /* per slot: an item's position + 1, 0 when empty */
+    size_t cap;  /* slots: 0, or a power of two at least twice the names */
+};
+
 struct kt_ruleset {
     struct rule *rules; /* in load order */
     size_t nrules;
@@ -161,13 +185,18 @@ struct kt_ruleset {
     size_t nlists;
     struct item *macros; /* macros by name */
     size_t nmacros;
-    int nslots;                          /* field references (cache slots) */
-    struct ptr_group groups[BODY_COUNT]; /* pointer fields by body */
-    struct fref *refs;                   /* each distinct field reference, resolved once */
-    size_t nrefs;                        /* count */
-    char **owned;                        /* strings pointers point into (arguments, paths) */
-    size_t nowned;                       /* count */
+    struct name_index ix_lists, ix_macros; /* while loading (lists and macros are then sorted) */
+    struct name_index ix_rules;            /* rules by name */
+    int nslots;                            /* field references (cache slots) */
+    struct ptr_group groups[BODY_COUNT];   /* pointer fields by body */
+    struct fref *refs;                     /* each distinct field reference, resolved once */
+    size_t nrefs;                          /* count */
+    char **owned;                          /* strings pointers point into (arguments, paths) */
+    size_t nowned;                         /* count */
     struct kt_rules_opts opts;
+    size_t cond_nodes;      /* condition nodes built, all conditions (COND_MAX_NODES) */
+    size_t cond_values;     /* values built, lists expanded (COND_MAX_VALUES) */
+    size_t cond_regexes;    /* regexes compiled (COND_MAX_REGEXES) */
     const char *pf_res[62]; /* prefilter.c: resources rules name, by bit */
     size_t pf_reslen[62];   /* their lengths */
     int npf_res;            /* count */
@@ -213,7 +242,18 @@ int pss_evaluate(const struct kt_batch *b, const struct kt_event *ev, struct kt_
 /* Compile condition text into a tree; errors go to err ("item: message"). */
 struct node *cond_compile(struct kt_ruleset *rs, const char *text, char *err, size_t errlen);
 void node_free(struct node *n);
-/* Resolve a field name (with [arg]) into f, assigning a cache slot. 0 or -1 (unknown). */
+/* Sort lists or macros by name, once loaded: conditions look them up by binary search. */
+void items_sort(struct item *items, size_t n);
+/* Is text a comparison operator taking a value ("=", "startswith", "in"...)? Of those, one
+ * taking a list in ( ) ("in", "intersects", "pmatch", "in_cidr")? For exceptions' comps. */
+int cond_op_known(const char *text);
+int cond_op_is_set(const char *text);
+/* Does name, whole, name a field (with its [ARG] where it takes one)? For exceptions'
+ * fields, which are written into condition text: one field, nothing else. */
+int cond_field_known(const char *name);
+/* Resolve a field name (with [arg]) into f, assigning a cache slot. 0, -1 (unknown, or out of
+ * memory) or KT_EFULL (past COND_MAX_FIELDS); fref_strerror says which for errors. */
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f);
+const char *fref_strerror(int rc);
 
 #endif

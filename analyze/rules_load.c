@@ -53,6 +53,7 @@ static yaml_node_t *map_get(yaml_document_t *doc, yaml_node_t *map, const char *
 
 static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+static void free_strings(char **v, size_t n);
 
 static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char *fmt, ...)
 {
@@ -67,24 +68,42 @@ static int fail(struct loader *ld, yaml_node_t *n, const char *item, const char 
     return KT_EPARSE;
 }
 
-/* A sequence of scalars as a NULL-terminated heap array; count in *n. */
-static char **strings_of(yaml_document_t *doc, yaml_node_t *seq, size_t *n)
+/*
+ * The sequence seq of plain values (scalars) as a NULL-terminated heap array in *out, count in
+ * *n; what names the key in errors. No seq: an empty result (*out NULL). Anything else than a
+ * sequence of scalars (a mapping among the items, a nested list) is a rule error here, at
+ * load, so that nothing later sees an item that is not a string. 0, KT_EPARSE or KT_ENOMEM.
+ */
+static int strings_at(struct loader *ld, yaml_node_t *seq, const char *item, const char *what,
+                      char ***out, size_t *n)
 {
+    yaml_document_t *doc = &ld->doc;
+    *out = NULL;
     *n = 0;
-    if (seq == NULL || seq->type != YAML_SEQUENCE_NODE) {
-        return NULL;
+    if (seq == NULL) {
+        return 0;
+    }
+    if (seq->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, seq, item, ": %s: is a list of values", what);
     }
     size_t cap = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
-    char **out = calloc(cap + 1, sizeof(*out));
-    for (yaml_node_item_t *it = seq->data.sequence.items.start;
-         out != NULL && it < seq->data.sequence.items.top; it++) {
-        yaml_node_t *v = yaml_document_get_node(doc, *it);
-        const char *s = scalar(doc, v);
-        if (s != NULL) {
-            out[(*n)++] = strdup(s);
+    char **v = calloc(cap + 1, sizeof(*v));
+    if (v == NULL) {
+        return KT_ENOMEM;
+    }
+    for (size_t i = 0; i < cap; i++) {
+        yaml_node_t *x = yaml_document_get_node(doc, seq->data.sequence.items.start[i]);
+        const char *s = scalar(doc, x);
+        if (s == NULL || (v[i] = strdup(s)) == NULL) {
+            free_strings(v, i);
+            return s == NULL ? fail(ld, x, item, ": %s: item %zu is a %s, not a value", what, i + 1,
+                                    x->type == YAML_MAPPING_NODE ? "mapping" : "list")
+                             : KT_ENOMEM;
         }
     }
-    return out;
+    *out = v;
+    *n = cap;
+    return 0;
 }
 
 static void free_strings(char **v, size_t n)
@@ -95,17 +114,110 @@ static void free_strings(char **v, size_t n)
     free(v);
 }
 
-static struct item *item_find(struct item *items, size_t n, const char *name)
+/* ---- names to positions (struct name_index) ---- */
+
+typedef const char *(*name_fn)(const struct kt_ruleset *rs, size_t i);
+
+static const char *list_name(const struct kt_ruleset *rs, size_t i)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(items[i].name, name) == 0) {
-            return &items[i];
-        }
-    }
-    return NULL;
+    return rs->lists[i].name;
 }
 
-static struct item *item_add(struct item **items, size_t *n, const char *name)
+static const char *macro_name(const struct kt_ruleset *rs, size_t i)
+{
+    return rs->macros[i].name;
+}
+
+static const char *rule_name(const struct kt_ruleset *rs, size_t i)
+{
+    return rs->rules[i].name;
+}
+
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+    for (; *s != '\0'; s++) {
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    }
+    return (size_t)h;
+}
+
+/* The position of the item called name, or SIZE_MAX. */
+static size_t index_find(const struct kt_ruleset *rs, const struct name_index *ix, name_fn name_of,
+                         const char *name)
+{
+    for (size_t h = name_hash(name); ix->cap > 0; h++) {
+        size_t pos = ix->pos[h & (ix->cap - 1)];
+        if (pos == 0) {
+            break;
+        }
+        if (strcmp(name_of(rs, pos - 1), name) == 0) {
+            return pos - 1;
+        }
+    }
+    return SIZE_MAX;
+}
+
+static void index_place(const struct kt_ruleset *rs, struct name_index *ix, name_fn name_of,
+                        size_t i)
+{
+    size_t h = name_hash(name_of(rs, i));
+    while (ix->pos[h & (ix->cap - 1)] != 0) {
+        h++;
+    }
+    ix->pos[h & (ix->cap - 1)] = i + 1;
+}
+
+/* Record the item at position n - 1 (named: it is the last of n), growing the table when half
+ * full. 0 or KT_ENOMEM. */
+static int index_add(const struct kt_ruleset *rs, struct name_index *ix, name_fn name_of, size_t n)
+{
+    if (2 * n <= ix->cap) {
+        index_place(rs, ix, name_of, n - 1);
+        return 0;
+    }
+    size_t cap = ix->cap > 0 ? 2 * ix->cap : 64;
+    size_t *pos = calloc(cap, sizeof(*pos));
+    if (pos == NULL) {
+        return KT_ENOMEM;
+    }
+    free(ix->pos);
+    ix->pos = pos;
+    ix->cap = cap;
+    for (size_t i = 0; i < n; i++) {
+        index_place(rs, ix, name_of, i);
+    }
+    return 0;
+}
+
+static void index_free(struct name_index *ix)
+{
+    free(ix->pos);
+    ix->pos = NULL;
+    ix->cap = 0;
+}
+
+static struct item *list_find(struct kt_ruleset *rs, const char *name)
+{
+    size_t i = index_find(rs, &rs->ix_lists, list_name, name);
+    return i != SIZE_MAX ? &rs->lists[i] : NULL;
+}
+
+static struct item *macro_find(struct kt_ruleset *rs, const char *name)
+{
+    size_t i = index_find(rs, &rs->ix_macros, macro_name, name);
+    return i != SIZE_MAX ? &rs->macros[i] : NULL;
+}
+
+static struct rule *rule_find(const struct kt_ruleset *rs, const char *name)
+{
+    size_t i = index_find(rs, &rs->ix_rules, rule_name, name);
+    return i != SIZE_MAX ? &rs->rules[i] : NULL;
+}
+
+/* A new item called name at the end of *items, recorded in ix; NULL out of memory. */
+static struct item *item_add(struct kt_ruleset *rs, struct item **items, size_t *n,
+                             struct name_index *ix, name_fn name_of, const char *name)
 {
     struct item *it = realloc(*items, (*n + 1) * sizeof(**items));
     if (it == NULL) {
@@ -113,8 +225,11 @@ static struct item *item_add(struct item **items, size_t *n, const char *name)
     }
     *items = it;
     memset(&it[*n], 0, sizeof(it[*n]));
-    it[*n].name = strdup(name);
-    return &it[(*n)++];
+    if ((it[*n].name = strdup(name)) == NULL) {
+        return NULL;
+    }
+    (*n)++;
+    return index_add(rs, ix, name_of, *n) == 0 ? &it[*n - 1] : NULL;
 }
 
 /* Is KEY appended: `append: true`, or `override: {KEY: append}`? */
@@ -138,18 +253,31 @@ static char *concat(const char *a, const char *b)
     return s;
 }
 
+/* Every key of mapping m is one of allowed (at most 64), and none is given twice. */
 static int check_keys(struct loader *ld, yaml_node_t *m, const char *item,
                       const char *const *allowed)
 {
+    uint64_t seen = 0;
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(&ld->doc, p->key);
         const char *k = scalar(&ld->doc, kn);
-        int ok = 0;
-        for (const char *const *a = allowed; *a != NULL && k != NULL; a++) {
-            ok |= strcmp(*a, k) == 0;
+        int at = -1;
+        for (int i = 0; allowed[i] != NULL && k != NULL && at < 0; i++) {
+            at = strcmp(allowed[i], k) == 0 ? i : -1;
         }
-        if (!ok) {
+        if (at < 0) {
             return fail(ld, kn, item, ": unknown key '%s'", k != NULL ? k : "?");
+        }
+        if (seen & (1ull << at)) {
+            return fail(ld, kn, item, ": key '%s' given twice", k);
+        }
+        seen |= 1ull << at;
+        /* a flag is true or false: anything else (yes, maybe) would be read as one silently */
+        yaml_node_t *vn = yaml_document_get_node(&ld->doc, p->value);
+        const char *v = scalar(&ld->doc, vn);
+        if ((strcmp(k, "enabled") == 0 || strcmp(k, "append") == 0 || strcmp(k, "ordered") == 0) &&
+            (v == NULL || (strcmp(v, "true") != 0 && strcmp(v, "false") != 0))) {
+            return fail(ld, vn, item, ": %s: is true or false", k);
         }
     }
     return 0;
@@ -163,8 +291,12 @@ static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
         return KT_EPARSE;
     }
     size_t n = 0;
-    char **vals = strings_of(&ld->doc, map_get(&ld->doc, m, "items"), &n);
-    struct item *it = item_find(rs->lists, rs->nlists, name);
+    char **vals = NULL;
+    int rc = strings_at(ld, map_get(&ld->doc, m, "items"), name, "items", &vals, &n);
+    if (rc != 0) {
+        return rc;
+    }
+    struct item *it = list_find(rs, name);
     if (appends(ld, m, "items")) {
         if (it == NULL) {
             free_strings(vals, n);
@@ -181,7 +313,8 @@ static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
         free(vals);
         return 0;
     }
-    if (it == NULL && (it = item_add(&rs->lists, &rs->nlists, name)) == NULL) {
+    if (it == NULL &&
+        (it = item_add(rs, &rs->lists, &rs->nlists, &rs->ix_lists, list_name, name)) == NULL) {
         free_strings(vals, n);
         return KT_ENOMEM;
     }
@@ -202,7 +335,7 @@ static int load_macro(struct loader *ld, yaml_node_t *m, const char *name)
     if (cond == NULL) {
         return fail(ld, m, name, ": a macro needs a condition");
     }
-    struct item *it = item_find(rs->macros, rs->nmacros, name);
+    struct item *it = macro_find(rs, name);
     char *text = NULL;
     if (appends(ld, m, "condition")) {
         if (it == NULL) {
@@ -210,7 +343,8 @@ static int load_macro(struct loader *ld, yaml_node_t *m, const char *name)
         }
         text = concat(it->cond, cond);
     } else {
-        if (it == NULL && (it = item_add(&rs->macros, &rs->nmacros, name)) == NULL) {
+        if (it == NULL && (it = item_add(rs, &rs->macros, &rs->nmacros, &rs->ix_macros, macro_name,
+                                         name)) == NULL) {
             return KT_ENOMEM;
         }
         text = strdup(cond);
@@ -255,63 +389,182 @@ static void rule_free_fields(struct rule *r)
     suppress_free(&r->sup);
 }
 
-/* Exceptions as condition text: "(f1 = v1 and f2 startswith v2) or ...", one per value row. */
+/* v as a quoted condition value, '"' and '\' escaped as parse_value reads them. */
+static void put_quoted(FILE *fp, const char *v)
+{
+    fputc('"', fp);
+    for (; *v != '\0'; v++) {
+        if (*v == '"' || *v == '\\') {
+            fputc('\\', fp);
+        }
+        fputc(*v, fp);
+    }
+    fputc('"', fp);
+}
+
+/* One term "FIELD COMP VALUE" of an exception; a set operator takes a value or a list of
+ * them, written ("a", "b"), any other one value. 0 or KT_EPARSE. */
+static int put_term(struct loader *ld, FILE *fp, const char *name, const char *field,
+                    const char *comp, yaml_node_t *v)
+{
+    yaml_document_t *doc = &ld->doc;
+    int set = cond_op_is_set(comp);
+    fprintf(fp, "%s %s ", field, comp);
+    if (scalar(doc, v) != NULL) {
+        fputs(set ? "(" : "", fp);
+        put_quoted(fp, scalar(doc, v));
+        fputs(set ? ")" : "", fp);
+        return 0;
+    }
+    if (!set || v->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, v, name, ": exception value for %s %s: %s", field, comp,
+                    set ? "a value or a list of values" : "one value");
+    }
+    fputc('(', fp);
+    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+        const char *x = scalar(doc, yaml_document_get_node(doc, *i));
+        if (x == NULL) {
+            return fail(ld, v, name, ": exception values for %s %s: a list of plain values", field,
+                        comp);
+        }
+        fputs(i > v->data.sequence.items.start ? ", " : "", fp);
+        put_quoted(fp, x);
+    }
+    fputc(')', fp);
+    return 0;
+}
+
+/* One row of an exception's values as condition text in *out (heap): "(f1 c1 v1 and ...)",
+ * or for a single (scalar) field "f c v". 0, KT_EPARSE or KT_ENOMEM. */
+static int exception_row(struct loader *ld, const char *name, char **fields, size_t nf,
+                         char **comps, size_t nc, int single, yaml_node_t *row, char **out)
+{
+    size_t size = 0;
+    FILE *fp = open_memstream(out, &size);
+    int rc = 0;
+    if (fp == NULL) {
+        return KT_ENOMEM;
+    }
+    if (single) {
+        rc = put_term(ld, fp, name, fields[0], nc > 0 ? comps[0] : "in", row);
+    } else if (row->type != YAML_SEQUENCE_NODE ||
+               (size_t)(row->data.sequence.items.top - row->data.sequence.items.start) != nf) {
+        rc = fail(ld, row, name, ": an exception's values row needs %zu values, one per field", nf);
+    }
+    for (size_t k = 0; !single && rc == 0 && k < nf; k++) {
+        fputs(k == 0 ? "(" : " and ", fp);
+        yaml_node_t *v = yaml_document_get_node(&ld->doc, row->data.sequence.items.start[k]);
+        rc = put_term(ld, fp, name, fields[k], nc > 0 ? comps[k] : "=", v);
+    }
+    fputs(single ? "" : ")", fp);
+    if (fclose(fp) != 0 && rc == 0) {
+        rc = KT_ENOMEM;
+    }
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/*
+ * Exceptions as condition text appended to *out: one "(f1 c1 v1 and f2 c2 v2)" per values
+ * row. Each exception is {name, fields, comps, values}: fields a field or a list of them,
+ * comps as many operators (default `=`, or `in` for a single field), values rows of one
+ * value per field. Anything else is a rule error here. 0, KT_EPARSE or KT_ENOMEM.
+ */
 static int exceptions_text(struct loader *ld, yaml_node_t *list, const char *name, char ***out,
                            size_t *nout)
 {
+    static const char *const keys[] = {"name", "fields", "comps", "values", NULL};
     yaml_document_t *doc = &ld->doc;
-    if (list == NULL || list->type != YAML_SEQUENCE_NODE) {
+    if (list == NULL) {
         return 0;
     }
-    for (yaml_node_item_t *it = list->data.sequence.items.start; it < list->data.sequence.items.top;
-         it++) {
+    if (list->type != YAML_SEQUENCE_NODE) {
+        return fail(ld, list, name, ": exceptions: is a list of {name, fields, comps, values}");
+    }
+    int rc = 0;
+    for (yaml_node_item_t *it = list->data.sequence.items.start;
+         rc == 0 && it < list->data.sequence.items.top; it++) {
         yaml_node_t *e = yaml_document_get_node(doc, *it);
-        size_t nf = 0, nc = 0;
-        char **fields = strings_of(doc, map_get(doc, e, "fields"), &nf);
-        char **comps = strings_of(doc, map_get(doc, e, "comps"), &nc);
-        const char *single = scalar(doc, map_get(doc, e, "fields"));
-        const char *scomp = scalar(doc, map_get(doc, e, "comps"));
+        if (e->type != YAML_MAPPING_NODE) {
+            return fail(ld, e, name, ": an exception is a mapping {name, fields, comps, values}");
+        }
+        if ((rc = check_keys(ld, e, name, keys)) != 0) {
+            return rc;
+        }
+        yaml_node_t *fn = map_get(doc, e, "fields"), *cn = map_get(doc, e, "comps");
         yaml_node_t *values = map_get(doc, e, "values");
-        if (values != NULL && values->type == YAML_SEQUENCE_NODE) {
-            for (yaml_node_item_t *vi = values->data.sequence.items.start;
-                 vi < values->data.sequence.items.top; vi++) {
-                yaml_node_t *row = yaml_document_get_node(doc, *vi);
-                char buf[4096];
-                size_t len = 0;
-                if (single != NULL) { /* one field: values are a list for `in` or one value */
-                    const char *v = scalar(doc, row);
-                    len = (size_t)snprintf(buf, sizeof(buf), "%s %s (\"%s\")", single,
-                                           scomp ? scomp : "in", v ? v : "");
-                } else {
-                    size_t nv = 0;
-                    char **vals = strings_of(doc, row, &nv);
-                    len += (size_t)snprintf(buf + len, sizeof(buf) - len, "(");
-                    for (size_t k = 0; k < nf && k < nv; k++) {
-                        const char *c = k < nc ? comps[k] : "=";
-                        int is_set = strcmp(c, "in") == 0 || strcmp(c, "intersects") == 0 ||
-                                     strcmp(c, "pmatch") == 0 || strcmp(c, "in_cidr") == 0;
-                        len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s %s %s\"%s\"%s",
-                                                k ? " and " : "", fields[k], c, is_set ? "(" : "",
-                                                vals[k], is_set ? ")" : "");
-                    }
-                    len += (size_t)snprintf(buf + len, sizeof(buf) - len, ")");
-                    free_strings(vals, nv);
-                }
-                char **nx = realloc(*out, (*nout + 1) * sizeof(*nx));
-                if (nx == NULL) {
-                    free_strings(fields, nf);
-                    free_strings(comps, nc);
-                    return KT_ENOMEM;
-                }
-                *out = nx;
-                (*out)[(*nout)++] = strndup(buf, len);
+        const char *single = scalar(doc, fn), *scomp = scalar(doc, cn);
+        char **fields = NULL, **comps = NULL, *text = NULL;
+        size_t nf = 0, nc = 0;
+        if (single != NULL) {
+            rc = (fields = calloc(2, sizeof(*fields))) == NULL ||
+                         (fields[0] = strdup(single)) == NULL
+                     ? KT_ENOMEM
+                     : 0;
+            nf = 1;
+        } else {
+            rc = strings_at(ld, fn, name, "exception fields", &fields, &nf);
+        }
+        if (rc == 0 && scomp != NULL) {
+            rc = (comps = calloc(2, sizeof(*comps))) == NULL || (comps[0] = strdup(scomp)) == NULL
+                     ? KT_ENOMEM
+                     : 0;
+            nc = 1;
+        } else if (rc == 0) {
+            rc = strings_at(ld, cn, name, "exception comps", &comps, &nc);
+        }
+        if (rc == 0 && nf == 0) {
+            rc = fail(ld, e, name, ": an exception needs fields:");
+        } else if (rc == 0 && nc > 0 && nc != nf) {
+            rc = fail(ld, cn, name, ": an exception needs one comps: operator per field");
+        } else if (rc == 0 && values != NULL && values->type != YAML_SEQUENCE_NODE) {
+            rc = fail(ld, values, name, ": exception values: is a list of rows");
+        }
+        for (size_t k = 0; rc == 0 && k < nf; k++) {
+            if (!cond_field_known(fields[k])) {
+                rc = fail(ld, fn, name, ": exception fields: unknown field '%s'", fields[k]);
+            }
+        }
+        for (size_t k = 0; rc == 0 && k < nc; k++) {
+            if (!cond_op_known(comps[k])) {
+                rc = fail(ld, cn, name, ": exception comps: unknown operator '%s'", comps[k]);
+            }
+        }
+        for (yaml_node_item_t *vi = values != NULL ? values->data.sequence.items.start : NULL;
+             rc == 0 && vi != NULL && vi < values->data.sequence.items.top; vi++) {
+            yaml_node_t *row = yaml_document_get_node(doc, *vi);
+            char **nx = realloc(*out, (*nout + 1) * sizeof(*nx));
+            if (nx == NULL) {
+                rc = KT_ENOMEM;
+                break;
+            }
+            *out = nx;
+            if ((rc = exception_row(ld, name, fields, nf, comps, nc, single != NULL, row, &text)) ==
+                0) {
+                (*out)[(*nout)++] = text;
             }
         }
         free_strings(fields, nf);
         free_strings(comps, nc);
     }
-    (void)name;
-    return 0;
+    return rc;
+}
+
+/* The item's tags: joined with ',' into buf (cut at its size). 0, KT_EPARSE or KT_ENOMEM. */
+static int tags_text(struct loader *ld, yaml_node_t *m, const char *name, char *buf, size_t size)
+{
+    char **tags = NULL;
+    size_t nt = 0;
+    int rc = strings_at(ld, map_get(&ld->doc, m, "tags"), name, "tags", &tags, &nt);
+    buf[0] = '\0';
+    for (size_t i = 0, len = 0; rc == 0 && i < nt && len < size; i++) {
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "," : "", tags[i]);
+    }
+    free_strings(tags, nt);
+    return rc;
 }
 
 static int load_suppress(struct loader *ld, yaml_node_t *m, const char *name, struct suppress *sp);
@@ -343,12 +596,7 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         kt_info("rules", "%s: rule %s is for source %s, skipped", ld->file, name, source);
         return 0;
     }
-    struct rule *r = NULL;
-    for (size_t i = 0; i < rs->nrules; i++) {
-        if (strcmp(rs->rules[i].name, name) == 0) {
-            r = &rs->rules[i];
-        }
-    }
+    struct rule *r = rule_find(rs, name);
     const char *cond = scalar(doc, map_get(doc, m, "condition"));
     const char *enabled = scalar(doc, map_get(doc, m, "enabled"));
     int append = appends(ld, m, "condition") || appends(ld, m, "exceptions");
@@ -384,6 +632,12 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         return fail(ld, m, name, ": a rule needs an output and a priority (emergency ... debug)%s",
                     prio != NULL && p < 0 ? ", not that priority" : "");
     }
+    char tagbuf[1024];
+    int rc = tags_text(ld, m, name, tagbuf, sizeof(tagbuf));
+    if (rc != 0) {
+        return rc;
+    }
+    int added = r == NULL;
     if (r == NULL) {
         struct rule *nr = realloc(rs->rules, (rs->nrules + 1) * sizeof(*nr));
         if (nr == NULL) {
@@ -395,16 +649,6 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
         rule_free_fields(r);
     }
     memset(r, 0, sizeof(*r));
-    size_t nt = 0;
-    char **tags = strings_of(doc, map_get(doc, m, "tags"), &nt);
-    char tagbuf[1024] = "";
-    for (size_t i = 0, len = 0; i < nt; i++) {
-        len += (size_t)snprintf(tagbuf + len, sizeof(tagbuf) - len, "%s%s", i ? "," : "", tags[i]);
-        if (len >= sizeof(tagbuf)) {
-            break;
-        }
-    }
-    free_strings(tags, nt);
     char where[300];
     snprintf(where, sizeof(where), "%s:%lu", ld->file, (unsigned long)m->start_mark.line + 1);
     const char *desc = scalar(doc, map_get(doc, m, "desc"));
@@ -416,7 +660,8 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
     r->source = strdup(where);
     r->priority = p;
     r->enabled = enabled == NULL || strcmp(enabled, "false") != 0;
-    if (!r->name || !r->desc || !r->cond || !r->output || !r->tags || !r->source) {
+    if (!r->name || !r->desc || !r->cond || !r->output || !r->tags || !r->source ||
+        (added && index_add(rs, &rs->ix_rules, rule_name, rs->nrules) != 0)) {
         return KT_ENOMEM;
     }
     if (load_suppress(ld, m, name, &r->sup) != 0) {
@@ -452,7 +697,7 @@ static int parse_duration(const char *s, int64_t *us)
     } else {
         return -1;
     }
-    if (v * mult > 9e18) {
+    if (!(v * mult <= 9e18)) { /* also NaN, which strtod reads from "nan" */
         return -1;
     }
     *us = (int64_t)(v * mult);
@@ -506,9 +751,12 @@ static int load_step(struct loader *ld, yaml_node_t *m, const char *name, yaml_n
     st->rule = -1;
     st->ref = ref != NULL ? strdup(ref) : NULL;
     st->cond = cond != NULL ? strdup(cond) : NULL;
-    st->by = strings_of(doc, by, &st->nby);
-    if ((ref != NULL && st->ref == NULL) || (cond != NULL && st->cond == NULL) || st->by == NULL) {
+    if ((ref != NULL && st->ref == NULL) || (cond != NULL && st->cond == NULL)) {
         return KT_ENOMEM;
+    }
+    int rc = strings_at(ld, by, name, "by", &st->by, &st->nby);
+    if (rc != 0) {
+        return rc;
     }
     if (st->nby > 8) {
         return fail(ld, by, name, ": by: names at most 8 fields");
@@ -567,9 +815,9 @@ static int load_suppress(struct loader *ld, yaml_node_t *m, const char *name, st
         return fail(ld, by, name, ": suppress: by: is a list of fields");
     }
     if (by != NULL) {
-        sp->by = strings_of(doc, by, &sp->nby);
-        if (sp->by == NULL && sp->nby > 0) {
-            return KT_ENOMEM;
+        int rc = strings_at(ld, by, name, "suppress: by", &sp->by, &sp->nby);
+        if (rc != 0) {
+            return rc;
         }
         if (sp->nby > 8) {
             return fail(ld, by, name, ": suppress: by: names at most 8 fields");
@@ -613,10 +861,8 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     if (check_keys(ld, m, name, keys) != 0) {
         return KT_EPARSE;
     }
-    for (size_t i = 0; i < rs->nrules; i++) {
-        if (strcmp(rs->rules[i].name, name) == 0) {
-            return fail(ld, m, name, ": a rule already has this name");
-        }
+    if (rule_find(rs, name) != NULL) {
+        return fail(ld, m, name, ": a rule already has this name");
     }
     struct corr *c = NULL;
     for (size_t i = 0; i < rs->ncorrs; i++) {
@@ -739,16 +985,10 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     if (rc == 0) {
         rc = load_suppress(ld, m, name, &nc.sup);
     }
-    size_t nt = 0;
-    char **tags = rc == 0 ? strings_of(doc, map_get(doc, m, "tags"), &nt) : NULL;
-    char tagbuf[1024] = "";
-    for (size_t i = 0, len = 0; i < nt; i++) {
-        len += (size_t)snprintf(tagbuf + len, sizeof(tagbuf) - len, "%s%s", i ? "," : "", tags[i]);
-        if (len >= sizeof(tagbuf)) {
-            break;
-        }
+    char tagbuf[1024];
+    if (rc == 0) {
+        rc = tags_text(ld, m, name, tagbuf, sizeof(tagbuf));
     }
-    free_strings(tags, nt);
     if (rc != 0) {
         corr_free_fields(&nc);
         return rc;
@@ -784,29 +1024,54 @@ static int load_corr(struct loader *ld, yaml_node_t *m, int kind, const char *na
     return 0;
 }
 
-static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t errlen)
+/* Is there a second YAML document after the one loaded? Only the first would be read, so a
+ * `---` inside a rules file is a rule error rather than rules silently ignored. */
+static int more_documents(yaml_parser_t *parser)
 {
-    FILE *fp = fopen(file, "r");
-    if (fp == NULL) {
+    yaml_document_t next;
+    if (!yaml_parser_load(parser, &next)) {
+        return 1; /* malformed after the first document */
+    }
+    int more = yaml_document_get_root_node(&next) != NULL;
+    yaml_document_delete(&next);
+    return more;
+}
+
+/* Load the items of one rule file (read from its name, or its text in memory) into rs. */
+static int load_src(struct kt_ruleset *rs, const struct kt_rules_src *src, char *err, size_t errlen)
+{
+    const char *file = src->name;
+    FILE *fp = src->text == NULL ? fopen(file, "r") : NULL;
+    if (src->text == NULL && fp == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", file, strerror(errno));
         return KT_EPARSE;
     }
     struct loader ld = {.rs = rs, .file = file, .err = err, .errlen = errlen};
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
+    if (fp != NULL) {
+        yaml_parser_set_input_file(&parser, fp);
+    } else {
+        yaml_parser_set_input_string(&parser, (const unsigned char *)src->text, src->len);
+    }
     int rc = 0;
     if (!yaml_parser_load(&parser, &ld.doc)) {
         snprintf(err, errlen, "%s:%lu: malformed YAML: %s", file,
                  (unsigned long)parser.problem_mark.line + 1,
                  parser.problem != NULL ? parser.problem : "parse error");
         yaml_parser_delete(&parser);
-        fclose(fp);
+        if (fp != NULL) {
+            fclose(fp);
+        }
         return KT_EPARSE;
     }
     yaml_node_t *root = yaml_document_get_root_node(&ld.doc);
     if (root != NULL && root->type != YAML_SEQUENCE_NODE) {
         rc = fail(&ld, root, NULL, "a rules file is a YAML sequence of items");
+    } else if (root != NULL && more_documents(&parser)) {
+        snprintf(err, errlen, "%s:%lu: a rules file is one YAML document (a second starts here)",
+                 file, (unsigned long)parser.mark.line + 1);
+        rc = KT_EPARSE;
     }
     for (yaml_node_item_t *it = root != NULL && rc == 0 ? root->data.sequence.items.start : NULL;
          it != NULL && it < root->data.sequence.items.top && rc == 0; it++) {
@@ -820,14 +1085,19 @@ static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t 
         }
         if (m->type != YAML_MAPPING_NODE) {
             rc = fail(&ld, m, NULL, "an item must be a mapping");
+        } else if (kind >= 0 && name[0] == '\0') {
+            rc = fail(&ld, m, NULL, "a %s needs a name", corr_kinds[kind]);
         } else if (kind >= 0) {
             rc = load_corr(&ld, m, kind, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "rule"))) != NULL) {
-            rc = load_rule(&ld, m, name);
+            rc = name[0] == '\0' ? fail(&ld, m, NULL, "a rule needs a name")
+                                 : load_rule(&ld, m, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "macro"))) != NULL) {
-            rc = load_macro(&ld, m, name);
+            rc = name[0] == '\0' ? fail(&ld, m, NULL, "a macro needs a name")
+                                 : load_macro(&ld, m, name);
         } else if ((name = scalar(&ld.doc, map_get(&ld.doc, m, "list"))) != NULL) {
-            rc = load_list(&ld, m, name);
+            rc = name[0] == '\0' ? fail(&ld, m, NULL, "a list needs a name")
+                                 : load_list(&ld, m, name);
         } else if (map_get(&ld.doc, m, "required_engine_version") == NULL &&
                    map_get(&ld.doc, m, "required_plugin_versions") == NULL) {
             rc = fail(&ld, m, NULL,
@@ -837,7 +1107,9 @@ static int load_file(struct kt_ruleset *rs, const char *file, char *err, size_t 
     }
     yaml_document_delete(&ld.doc);
     yaml_parser_delete(&parser);
-    fclose(fp);
+    if (fp != NULL) {
+        fclose(fp);
+    }
     return rc;
 }
 
@@ -870,9 +1142,10 @@ static int output_fields(struct kt_ruleset *rs, const char *output, const char *
             return KT_ENOMEM;
         }
         *outf = nf;
-        if (fref_resolve(rs, p + 1, wl, &(*outf)[*noutf]) != 0) {
-            snprintf(err, errlen, "%s: %s: unknown field in output: %.*s", source, name, (int)wl,
-                     p + 1);
+        int rc = fref_resolve(rs, p + 1, wl, &(*outf)[*noutf]);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: %s: %s in output: %.*s", source, name, fref_strerror(rc),
+                     (int)wl, p + 1);
             return KT_EPARSE;
         }
         (*noutf)++;
@@ -892,8 +1165,9 @@ static int suppress_compile(struct kt_ruleset *rs, struct suppress *sp, const ch
         return KT_EPARSE;
     }
     for (size_t i = 0; i < sp->nby; i++) {
-        if (fref_resolve(rs, sp->by[i], strlen(sp->by[i]), &sp->byf[i]) != 0) {
-            snprintf(err, errlen, "%s: %s: unknown field in suppress: by: %s", source, what,
+        int rc = fref_resolve(rs, sp->by[i], strlen(sp->by[i]), &sp->byf[i]);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s: %s: %s in suppress: by: %s", source, what, fref_strerror(rc),
                      sp->by[i]);
             return KT_EPARSE;
         }
@@ -941,21 +1215,17 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
     static const char *const special[] = {"group", "count", NULL};
     char msg[512];
     const char *kind = corr_kinds[c->def.kind];
-    for (size_t i = 0; i < rs->nrules; i++) {
-        if (strcmp(rs->rules[i].name, c->name) == 0) {
-            snprintf(err, errlen, "%s: %s %s: a rule has the same name (%s)", c->source, kind,
-                     c->name, rs->rules[i].source);
-            return KT_EPARSE;
-        }
+    const struct rule *same = rule_find(rs, c->name);
+    if (same != NULL) {
+        snprintf(err, errlen, "%s: %s %s: a rule has the same name (%s)", c->source, kind, c->name,
+                 same->source);
+        return KT_EPARSE;
     }
     for (size_t k = 0; k < c->nsteps; k++) {
         struct cstep *st = &c->steps[k];
         if (st->ref != NULL) {
-            for (size_t i = 0; i < rs->nrules && st->rule < 0; i++) {
-                if (strcmp(rs->rules[i].name, st->ref) == 0) {
-                    st->rule = (int)i;
-                }
-            }
+            const struct rule *ref = rule_find(rs, st->ref);
+            st->rule = ref != NULL ? (int)(ref - rs->rules) : -1;
             if (st->rule < 0) {
                 snprintf(err, errlen, "%s: %s %s: unknown rule referenced: %s", c->source, kind,
                          c->name, st->ref);
@@ -969,15 +1239,18 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
             return KT_ENOMEM;
         }
         for (size_t i = 0; i < st->nby; i++) {
-            if (fref_resolve(rs, st->by[i], strlen(st->by[i]), &st->byf[i]) != 0) {
-                snprintf(err, errlen, "%s: %s %s: unknown field in by: %s", c->source, kind,
-                         c->name, st->by[i]);
+            int rc = fref_resolve(rs, st->by[i], strlen(st->by[i]), &st->byf[i]);
+            if (rc != 0) {
+                snprintf(err, errlen, "%s: %s %s: %s in by: %s", c->source, kind, c->name,
+                         fref_strerror(rc), st->by[i]);
                 return KT_EPARSE;
             }
         }
     }
-    if (c->field != NULL && fref_resolve(rs, c->field, strlen(c->field), &c->fieldf) != 0) {
-        snprintf(err, errlen, "%s: %s %s: unknown field: %s", c->source, kind, c->name, c->field);
+    int frc = c->field != NULL ? fref_resolve(rs, c->field, strlen(c->field), &c->fieldf) : 0;
+    if (frc != 0) {
+        snprintf(err, errlen, "%s: %s %s: %s: %s", c->source, kind, c->name, fref_strerror(frc),
+                 c->field);
         return KT_EPARSE;
     }
     char name[600];
@@ -996,6 +1269,24 @@ static int compile_corr(struct kt_ruleset *rs, struct corr *c, char *err, size_t
 int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rules_opts *opts,
                     struct kt_ruleset **out, char *errstr, size_t errlen)
 {
+    struct kt_rules_src *srcs = calloc(nfiles + 1, sizeof(*srcs));
+    *out = NULL;
+    if (srcs == NULL) {
+        snprintf(errstr, errlen, "out of memory");
+        return KT_ENOMEM;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        srcs[i].name = files[i];
+    }
+    int rc = kt_ruleset_load_srcs(srcs, nfiles, opts, out, errstr, errlen);
+    free(srcs);
+    return rc;
+}
+
+int kt_ruleset_load_srcs(const struct kt_rules_src *srcs, size_t nsrcs,
+                         const struct kt_rules_opts *opts, struct kt_ruleset **out, char *errstr,
+                         size_t errlen)
+{
     struct kt_ruleset *rs = calloc(1, sizeof(*rs));
     int rc = 0;
     *out = NULL;
@@ -1004,9 +1295,13 @@ int kt_ruleset_load(const char *const *files, size_t nfiles, const struct kt_rul
         return KT_ENOMEM;
     }
     rs->opts.min_priority = opts != NULL ? opts->min_priority : KT_PRIO_DEBUG;
-    for (size_t i = 0; i < nfiles && rc == 0; i++) {
-        rc = load_file(rs, files[i], errstr, errlen);
+    for (size_t i = 0; i < nsrcs && rc == 0; i++) {
+        rc = load_src(rs, &srcs[i], errstr, errlen);
     }
+    index_free(&rs->ix_lists); /* the sort moves them */
+    index_free(&rs->ix_macros);
+    items_sort(rs->lists, rs->nlists);
+    items_sort(rs->macros, rs->nmacros);
     for (size_t i = 0; i < rs->nrules && rc == 0; i++) {
         rc = compile_rule(rs, &rs->rules[i], errstr, errlen);
     }
@@ -1056,6 +1351,9 @@ void kt_ruleset_destroy(struct kt_ruleset *rs)
     free(rs->corrs);
     items_free(rs->lists, rs->nlists);
     items_free(rs->macros, rs->nmacros);
+    index_free(&rs->ix_lists);
+    index_free(&rs->ix_macros);
+    index_free(&rs->ix_rules);
     for (int i = 0; i < BODY_COUNT; i++) {
         free(rs->groups[i].rel);
         free(rs->groups[i].slot);

@@ -49,6 +49,8 @@ int cli_rule_option(int c, const char *arg, struct rule_args *ra);
 /* The ruleset ra names, or NULL with *failed = 0 when it names none, or NULL with *failed = 1
  * after printing the error. */
 struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed);
+/* The default pack's file, or KT_RULES_BUILTIN when the copy in the binary is used. */
+const char *cli_default_rules_name(void);
 
 /* --alerts-http destinations (cli/alerts_http.c); the options after a URL apply to it. */
 enum { CLI_MAX_HTTP = 8, CLI_MAX_HTTP_HEADERS = 16 };

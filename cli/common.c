@@ -71,41 +71,51 @@ int cli_parse_keep_raw(const char *arg, int *all)
     return -1;
 }
 
-/* The default pack: $KTRAIL_RULES_DIR, the source tree next to the binary, or installed. */
-static const char *default_rules(void)
+/*
+ * The default pack: $KTRAIL_RULES_DIR's (when set, even if missing: asked for), the source
+ * tree's next to the binary, the installed one, or else the copy compiled into the binary, so
+ * a binary built elsewhere or copied to another host still has its rules. A file on disk
+ * wins, so the pack can be edited without a rebuild.
+ */
+static struct kt_rules_src default_rules(void)
 {
     static char path[4096];
     const char *env = getenv("KTRAIL_RULES_DIR");
     if (env != NULL) {
         snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", env);
-        return path;
+        return (struct kt_rules_src){path, NULL, 0};
     }
     char exe[2048];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash != NULL) {
-            *slash = '\0';
-            snprintf(path, sizeof(path), "%s/../rules/k8s_audit_rules.yaml", exe);
-            if (access(path, R_OK) == 0) {
-                return path;
-            }
+    char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+    if (slash != NULL) {
+        *slash = '\0';
+        snprintf(path, sizeof(path), "%s/../rules/k8s_audit_rules.yaml", exe);
+        if (access(path, R_OK) == 0) {
+            return (struct kt_rules_src){path, NULL, 0};
         }
     }
     snprintf(path, sizeof(path), "%s/k8s_audit_rules.yaml", KT_RULES_DIR);
-    return path;
+    if (access(path, R_OK) == 0) {
+        return (struct kt_rules_src){path, NULL, 0};
+    }
+    return *kt_rules_builtin();
+}
+
+const char *cli_default_rules_name(void)
+{
+    return default_rules().name;
 }
 
 struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed)
 {
-    const char *files[65];
+    struct kt_rules_src srcs[65];
     size_t n = 0;
     if (!ra->no_default) {
-        files[n++] = default_rules();
+        srcs[n++] = default_rules();
     }
     for (size_t i = 0; i < ra->n; i++) {
-        files[n++] = ra->files[i];
+        srcs[n++] = (struct kt_rules_src){ra->files[i], NULL, 0};
     }
     struct kt_rules_opts ro = {.min_priority = ra->min_priority};
     struct kt_ruleset *rs = NULL;
@@ -114,7 +124,7 @@ struct kt_ruleset *cli_load_rules(const struct rule_args *ra, int *failed)
     if (n == 0) {
         return NULL;
     }
-    if (kt_ruleset_load(files, n, &ro, &rs, err, sizeof(err)) != 0) {
+    if (kt_ruleset_load_srcs(srcs, n, &ro, &rs, err, sizeof(err)) != 0) {
         fprintf(stderr, "ktrail: rules: %s\n", err);
         *failed = 1;
         return NULL;

@@ -33,7 +33,8 @@ static void usage(FILE *out)
           "  consume --brokers HOST:PORT --topic T --group G [options]\n"
           "                             consume audit events from Kafka as a member of a\n"
           "                             consumer group (ktrail consume --help for its options)\n"
-          "  rules check FILE...        load rule files and report errors (exit 3)\n"
+          "  rules check [FILE...]      load rule files (default: the default pack, saying\n"
+          "                             which) and report errors (exit 3)\n"
           "  rules list [--rules FILE]  the rules that would run: priority, name, tags\n"
           "  rules test [--rules FILE] [--coverage] TESTS...\n"
           "                             run rule test cases (event, fires, not_fires);\n"
@@ -107,13 +108,17 @@ static int cmd_rules(int argc, char **argv)
     }
     struct rule_args ra = RULE_ARGS_INIT;
     if (strcmp(argv[1], "check") == 0) {
-        if (argc < 3) {
-            fputs("ktrail: rules check needs at least one FILE\n", stderr);
+        /* the files given, else the default pack (saying which) */
+        if (argc - 2 > (int)(sizeof(ra.files) / sizeof(ra.files[0]))) {
+            fputs("ktrail: rules check: too many files\n", stderr);
             return EXIT_USAGE;
         }
-        ra.no_default = 1;
+        ra.no_default = argc > 2;
         for (int i = 2; i < argc; i++) {
             ra.files[ra.n++] = argv[i];
+        }
+        if (!ra.no_default) {
+            printf("default pack: %s\n", cli_default_rules_name());
         }
         int failed_load = 0;
         struct kt_ruleset *rs = cli_load_rules(&ra, &failed_load);
@@ -137,6 +142,9 @@ static int cmd_rules(int argc, char **argv)
         struct kt_ruleset *rs = cli_load_rules(&ra, &failed_load);
         if (rs == NULL) {
             return EXIT_RULES;
+        }
+        if (!ra.no_default) { /* on stderr: stdout is the table */
+            fprintf(stderr, "ktrail: default pack: %s\n", cli_default_rules_name());
         }
         for (size_t i = 0; i < kt_ruleset_count(rs); i++) {
             struct kt_rule_info ri;

@@ -68,4 +68,36 @@ sed -n '/has_name answers/{n;n;p;}' "${old%.yaml}.tests.yaml" >"$T/crb.json"
 check "has_name[foo] prints N/A" 1 \
     "$(jq -r 'select(.rule == "K8s Role/Clusterrolebinding Created") | .output_fields["ka.req.binding.subject.has_name[foo]"]' "$T/dep.json" | grep -c '^N/A$')"
 
+# hostile rule files: rules check, replay and serve's loader give one error, exit 3, no crash
+printf -- '- count: c\n  desc: d\n  condition: ka.verb = get\n  by: [c: ]\n  window: 1m\n  threshold: 2\n  output: o\n  priority: INFO\n' >"$T/by.yaml"
+"$KTRAIL" rules check "$T/by.yaml" >/dev/null 2>"$T/by.check"
+check "by: holding a mapping: rules check exit 3" 3 $?
+"$KTRAIL" replay --quiet --rules "$T/by.yaml" --db "$T/by.db" "$FIXTURES/sample-audit.log" >/dev/null 2>"$T/by.replay"
+check "by: holding a mapping: replay exit 3" 3 $?
+check "by: holding a mapping: the same error, with file:line" 1 \
+    "$(grep -c "by.yaml:4: item c: by: item 1 is a mapping" "$T/by.replay")"
+check "by: holding a mapping: rules check said it too" "$(cat "$T/by.replay")" "$(cat "$T/by.check")"
+python3 -c 'print("- rule: r\n  desc: d\n  condition: " + "(" * 30000 + "ka.verb = get" + ")" * 30000 + "\n  output: o\n  priority: INFO")' >"$T/deep.yaml"
+"$KTRAIL" rules check "$T/deep.yaml" >/dev/null 2>"$T/deep.err"
+check "30000 parentheses: exit 3" 3 $?
+check "30000 parentheses: the limit named, with file:line" 1 \
+    "$(grep -c "deep.yaml:1: rule r: condition nested deeper than 256" "$T/deep.err")"
+
+# the default pack is compiled in: a binary alone in a directory raises the same alerts
+mkdir "$T/solo"
+cp "$KTRAIL" "$T/solo/ktrail"
+(unset KTRAIL_RULES_DIR; "$T/solo/ktrail" rules check) >"$T/solo.check" 2>&1
+check "binary alone: rules check uses the builtin pack" 1 \
+    "$(grep -c '^default pack: <builtin>/k8s_audit_rules.yaml$' "$T/solo.check")"
+(unset KTRAIL_RULES_DIR; "$T/solo/ktrail" replay --quiet --alerts none --db "$T/solo.db" \
+    "$FIXTURES/sample-audit.log") >/dev/null 2>&1
+check "binary alone: replay exit 0" 0 $?
+KTRAIL_RULES_DIR="$(dirname "$0")/../../rules" "$KTRAIL" replay --quiet --alerts none \
+    --db "$T/file.db" "$FIXTURES/sample-audit.log" >/dev/null 2>&1
+q='SELECT rule, audit_id FROM v_alerts ORDER BY rule, audit_id'
+check "binary alone: some alerts" 1 "$([ "$(sql "$T/file.db" "$q" | wc -l)" -gt 0 ] && echo 1 || echo 0)"
+check "binary alone: the same alerts as with the pack's file" "$(sql "$T/file.db" "$q")" "$(sql "$T/solo.db" "$q")"
+KTRAIL_RULES_DIR="$T/nowhere" "$T/solo/ktrail" rules check >/dev/null 2>"$T/nowhere.err"
+check "KTRAIL_RULES_DIR still wins (missing: an error)" 3 $?
+
 finish
