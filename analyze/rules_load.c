@@ -674,36 +674,6 @@ static int load_rule(struct loader *ld, yaml_node_t *m, const char *name)
 
 static const char *const corr_kinds[] = {"count", "distinct", "sequence", "first_seen", NULL};
 
-/* A duration: a number with ms, s, m, h or d (bare: seconds). 0, or -1 when malformed. */
-static int parse_duration(const char *s, int64_t *us)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno != 0 || v < 0) {
-        return -1;
-    }
-    double mult = 1e6;
-    if (strcmp(end, "ms") == 0) {
-        mult = 1e3;
-    } else if (strcmp(end, "s") == 0 || *end == '\0') {
-        mult = 1e6;
-    } else if (strcmp(end, "m") == 0) {
-        mult = 60e6;
-    } else if (strcmp(end, "h") == 0) {
-        mult = 3600e6;
-    } else if (strcmp(end, "d") == 0) {
-        mult = 86400e6;
-    } else {
-        return -1;
-    }
-    if (!(v * mult <= 9e18)) { /* also NaN, which strtod reads from "nan" */
-        return -1;
-    }
-    *us = (int64_t)(v * mult);
-    return 0;
-}
-
 static void cstep_free(struct cstep *st)
 {
     free(st->ref);
@@ -773,7 +743,7 @@ static int get_duration(struct loader *ld, yaml_node_t *m, const char *name, con
     if (n == NULL) {
         return 0;
     }
-    if (v == NULL || parse_duration(v, out) != 0) {
+    if (v == NULL || kt_parse_duration(v, out) != 0) {
         return fail(ld, n, name, ": %s: not a duration (60s, 5m, 1h, 7d, 500ms)", key);
     }
     return 0;
