@@ -299,6 +299,20 @@
     "DROP VIEW v_alerts;\n"                                                                        \
     SQL_V_ALERTS(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time")
 
+/* ---- schema version 6: a file checkpoint holds where its line and column stand ---- */
+
+/*
+ * The framer resumes exactly where it stood (ingest/frame.h): reject line numbers go on from
+ * the checkpoint instead of restarting at 1, and the column decides which later lines start
+ * a new value. Checkpoints written before version 6 read as line 0 (counted from 1 again)
+ * and column 0, as they were resumed before.
+ */
+#define SQL_SCHEMA_V6                                                                              \
+    "ALTER TABLE ckpt_file ADD COLUMN line INTEGER NOT NULL DEFAULT 0;"                            \
+    " -- 1-based line of offset; 0 when unknown (written before schema version 6)\n"              \
+    "ALTER TABLE ckpt_file ADD COLUMN col INTEGER NOT NULL DEFAULT 0;"                             \
+    " -- column of offset: bytes between its line's start and it\n"
+
 /* ---- writing a batch ---- */
 
 #define SQL_BEGIN "BEGIN IMMEDIATE"
@@ -352,11 +366,12 @@ enum {
     "INSERT OR IGNORE INTO rejects (ingested_at, origin, offset, line, reason, text)"              \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
 #define SQL_CKPT_UPSERT                                                                            \
-    "INSERT INTO ckpt_file (fingerprint, path, offset, mode, done, updated_at)"                    \
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (fingerprint) DO UPDATE SET"                     \
+    "INSERT INTO ckpt_file (fingerprint, path, offset, mode, done, updated_at, line, col)"         \
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (fingerprint) DO UPDATE SET"             \
     " path = excluded.path, offset = excluded.offset, mode = excluded.mode,"                       \
-    " done = excluded.done, updated_at = excluded.updated_at"
-#define SQL_CKPT_GET "SELECT offset, mode, done FROM ckpt_file WHERE fingerprint = ?1"
+    " done = excluded.done, updated_at = excluded.updated_at, line = excluded.line,"               \
+    " col = excluded.col"
+#define SQL_CKPT_GET "SELECT offset, mode, done, line, col FROM ckpt_file WHERE fingerprint = ?1"
 #define SQL_CKPT_KAFKA_UPSERT                                                                      \
     "INSERT INTO ckpt_kafka (topic, partition, next_offset, updated_at) VALUES (?1, ?2, ?3, ?4)"   \
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"            \

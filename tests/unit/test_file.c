@@ -205,20 +205,24 @@ static void test_file_missing_path_is_counted_and_skipped(void **state)
 struct fake_ckpt {
     uint64_t fp;
     uint64_t offset;
+    uint64_t line;
+    uint64_t col;
     int mode;
     int done;
     int found;
 };
 
-static int fake_lookup(void *ctx, uint64_t fp, uint64_t *offset, int *mode, int *done)
+static int fake_lookup(void *ctx, uint64_t fp, struct kt_ckpt_file *out)
 {
     struct fake_ckpt *c = ctx;
     if (!c->found || fp != c->fp) {
         return KT_ENOENT;
     }
-    *offset = c->offset;
-    *mode = c->mode;
-    *done = c->done;
+    out->offset = c->offset;
+    out->mode = c->mode;
+    out->line = c->line;
+    out->col = c->col;
+    out->done = c->done;
     return 0;
 }
 
