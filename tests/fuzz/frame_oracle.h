@@ -74,7 +74,10 @@ static inline void fo_push(struct fo_run *r, const struct kt_frame *f, size_t ma
     o->line = f->line;
     o->len = f->len;
     o->reason = f->reason;
-    o->hash = kt_hash64(f->ptr, f->len) ^ (kt_hash64(f->stamp, f->stamplen) * 31);
+    o->hash = f->len > 0 ? kt_hash64(f->ptr, f->len) : 0;
+    if (f->stamplen > 0) {
+        o->hash ^= kt_hash64(f->stamp, f->stamplen) * 31;
+    }
     if (f->kind == KT_FRAME_VALUE && (f->len > max || f->len < 2 || f->ptr[0] != '{' ||
                                       (f->ptr[f->len - 1] != '}' && f->ptr[f->len - 1] != ']'))) {
         /* brackets are matched, not paired: "{]" is framed, and the decoder rejects it */
