@@ -33,7 +33,8 @@ struct fo_run {
     struct fo_frame *v; /* frames in order */
     size_t n;           /* used */
     size_t cap;         /* allocated */
-    int broken;         /* an invariant of a single frame or the window failed */
+    uint64_t end;       /* offset past the last value, or just past the last reject's start */
+    int broken;         /* an invariant of a frame or of the window failed */
     char why[160];      /* which, for the failure message */
 };
 
@@ -68,6 +69,10 @@ static inline void fo_push(struct fo_run *r, const struct kt_frame *f, size_t ma
         r->v = v;
         r->cap = cap;
     }
+    if (f->off < r->end) {
+        fo_fail(r, "frames out of order or overlapping", f->off);
+    }
+    r->end = f->off + (f->kind == KT_FRAME_VALUE ? f->len : 1);
     struct fo_frame *o = &r->v[r->n++];
     o->kind = f->kind;
     o->off = f->off;
@@ -90,7 +95,8 @@ static inline void fo_push(struct fo_run *r, const struct kt_frame *f, size_t ma
 
 /*
  * Frame in[0, n) from the start of a stream in mode, with the size limit max, fed as way
- * says; the frames go to r (emptied first). The caller frees r->v.
+ * says; the frames go to r (emptied first), and must come in order without overlapping. The
+ * caller frees r->v.
  */
 static inline void fo_frame(const char *in, size_t n, size_t max, int mode, uint64_t way,
                             struct fo_run *r)
@@ -102,6 +108,7 @@ static inline void fo_frame(const char *in, size_t n, size_t max, int mode, uint
     uint64_t rng = way * 0x9e3779b97f4a7c15ULL + 1;
     int fresh = 1; /* no bytes fed since the last restart: do not restart again */
     r->n = 0;
+    r->end = 0;
     if (win == NULL) {
         abort();
     }
