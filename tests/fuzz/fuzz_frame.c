@@ -1,11 +1,13 @@
 /*
  * fuzz_frame.c: libFuzzer harness for the framer (ingest/frame.c) and the decoder it feeds
- * (analyze/decode.c). The first byte picks the size limit and the framer's starting mode;
- * the rest is the stream. The oracle is frame_oracle.h: framed in one piece, byte by byte and
- * in pseudo-random chunks with restarts from kt_framer_at() checkpoints, the stream must give
- * the same frames (kind, offset, line, length, bytes, reason), every value within the limit,
- * and a window that never keeps an oversized value; any difference aborts. The values framed
- * are then decoded with kt_decode_batch(), under AddressSanitizer and UBSan.
+ * (analyze/decode.c). The first byte picks the size limit (bits 0-1), the framer's starting
+ * mode (bits 2-3) and whether each '~' of the stream stands for 1100 'x' (bit 6: frames past
+ * the 1 KB the framer keeps of an oversized value, from short inputs); the rest is the stream. The
+ * oracle is frame_oracle.h: framed in one piece, byte by byte and in pseudo-random chunks with
+ * restarts from kt_framer_at() checkpoints, the stream must give the same frames (kind, offset,
+ * line, length, bytes, reason), every value within the limit, and a window that never keeps an
+ * oversized value; any difference aborts. The values framed are then decoded with
+ * kt_decode_batch(), under AddressSanitizer and UBSan.
  *
  * Build: CC=clang scripts/build build-fuzz -DKT_FUZZ=ON; run: build-fuzz/fuzz-frame
  * -max_total_time=60 CORPUS tests/fuzz/corpus/frame (seeds: tests/fuzz/corpus/frame, made from
@@ -62,6 +64,32 @@ static void decode_all(struct kt_decoder *d, struct kt_batch *b, const char *in,
     }
 }
 
+enum { WIDE = 1100 }; /* bytes a '~' stands for, when expanding */
+
+/* The stream: a copy of exactly its bytes (over-reads are caught), each '~' widened to WIDE
+ * 'x' when wide. NULL when out of memory. */
+static char *expand(const uint8_t *p, size_t n, int wide, size_t *outlen)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += wide && p[i] == '~' ? WIDE : 1;
+    }
+    char *out = malloc(len > 0 ? len : 1);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0, o = 0; i < n; i++) {
+        if (wide && p[i] == '~') {
+            memset(out + o, 'x', WIDE);
+            o += WIDE;
+        } else {
+            out[o++] = (char)p[i];
+        }
+    }
+    *outlen = len;
+    return out;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -79,13 +107,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     size_t max = limits[data[0] & 3];
-    int mode = (data[0] >> 2) % 3;
-    size_t n = size - 1;
-    char *in = malloc(n > 0 ? n : 1); /* exactly n bytes: over-reads are caught */
+    int mode = ((data[0] >> 2) & 3) % 3;
+    size_t n = 0;
+    char *in = expand(data + 1, size - 1, data[0] & 0x40, &n);
     if (in == NULL) {
         return 0;
     }
-    memcpy(in, data + 1, n);
 
     struct fo_run whole = {0}, other = {0};
     fo_frame(in, n, max, mode, FO_WHOLE, &whole);
