@@ -50,7 +50,8 @@ struct file_src {
     dev_t dev;    /* identity, for rotation */
     ino_t ino;
     uint64_t read_off;       /* stream offset of the byte after the window */
-    char head[FP_BYTES];     /* the file's first bytes as read (plain files): replaced? */
+    char head[FP_BYTES];     /* its first bytes as read (for gzip, compressed): fingerprinted,
+                                and compared by a follower to tell a copytruncate */
     size_t headlen;          /* bytes of head known */
     int eof;                 /* the read side has ended (for now, when following) */
     int rotated;             /* following: the path names a new file; finish this one */
@@ -205,16 +206,13 @@ out:
     return rc;
 }
 
-static uint64_t fingerprint_fd(int fd, uint64_t size)
+/* Read the first KB of the file on fd (size bytes long) into head: the file's fingerprint is
+ * their hash, and a follower compares them to tell a copytruncate. Returns the fingerprint. */
+static uint64_t load_head(struct file_src *s, int fd, uint64_t size)
 {
-    char head[FP_BYTES];
-    size_t want = size < FP_BYTES ? (size_t)size : FP_BYTES;
-    ssize_t n = pread(fd, head, want, 0);
-    if (n < 0) {
-        n = 0;
-    }
-    uint64_t h = kt_hash64(head, (size_t)n);
-    return h ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    ssize_t n = pread(fd, s->head, size < FP_BYTES ? (size_t)size : FP_BYTES, 0);
+    s->headlen = n > 0 ? (size_t)n : 0;
+    return kt_hash64(s->head, s->headlen) ^ ((uint64_t)s->headlen * 0x9e3779b97f4a7c15ULL);
 }
 
 /* zlib's error text without the "<fd:N>: " that gzdopen() puts before it. */
@@ -238,13 +236,6 @@ static void note_head(struct file_src *s, const char *p, size_t n)
     }
     memcpy(s->head + from, p + (from - s->read_off), take);
     s->headlen = (size_t)from + take;
-}
-
-/* Load head with the first bytes of the open plain file, as its fingerprint saw them. */
-static void load_head(struct file_src *s, uint64_t size)
-{
-    ssize_t n = pread(s->fd, s->head, size < FP_BYTES ? (size_t)size : FP_BYTES, 0);
-    s->headlen = n > 0 ? (size_t)n : 0;
 }
 
 /* Read up to READ_CHUNK more bytes into the window. >0 bytes, 0 at EOF, <0 on error. */
@@ -350,7 +341,7 @@ static int open_next(struct file_src *s)
             s->failures++;
             continue;
         }
-        s->fp = fingerprint_fd(fd, (uint64_t)sb.st_size);
+        s->fp = load_head(s, fd, (uint64_t)sb.st_size);
         s->dev = sb.st_dev;
         s->ino = sb.st_ino;
         struct kt_ckpt_file c = {0};
@@ -390,7 +381,6 @@ static int open_next(struct file_src *s)
             s->base.bytes_done += (uint64_t)sb.st_size; /* counted whole: sizes differ */
         } else {
             s->fd = fd;
-            load_head(s, (uint64_t)sb.st_size);
             if (at.off > 0 && lseek(fd, (off_t)at.off, SEEK_SET) < 0) {
                 at = (struct kt_frame_at){0, 1, 0, KT_FRAME_TOP};
             }
@@ -473,8 +463,7 @@ static void read_from_start(struct file_src *s, uint64_t size)
     lseek(s->fd, 0, SEEK_SET);
     s->read_off = 0;
     s->wlen = 0;
-    s->fp = fingerprint_fd(s->fd, size);
-    load_head(s, size);
+    s->fp = load_head(s, s->fd, size);
     kt_framer_init(&s->fr, KT_FRAME_TOP, s->o.max_event_size, 0, 1);
 }
 
