@@ -34,6 +34,8 @@ struct kt_ckpt_file {
     char *path;           /* the path it was read from (heap, owned by the batch) */
     uint64_t offset;      /* resume here: just past the last framed value */
     int mode;             /* framer container state at offset (see ingest/frame.h) */
+    uint64_t line;        /* 1-based line of offset (0: unknown, counted from 1 again) */
+    uint64_t col;         /* column of offset: bytes between its line's start and it */
     int done;             /* 1 when the file was read to its end and is not followed */
 };
 

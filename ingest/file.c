@@ -5,7 +5,12 @@
  * oldest first. Each file is read into a window buffer (plain read() or zlib's gzread for
  * .gz), framed, and its values copied into the caller's batch. A batch never spans two files,
  * so a batch's checkpoint always names one file: its fingerprint (hash of the first KB),
- * the offset just past the last value, and the framer's mode there.
+ * the offset just past the last value, and the framer's state there (mode, line, column), so
+ * that a resumed framer frames the rest exactly as an uninterrupted one would.
+ *
+ * Following, a file truncated in place (copytruncate) is told by its size falling below what
+ * was read, or by its first bytes no longer being those read: a copytruncate followed at once
+ * by a write of more than was read keeps the size growing, and only the content tells.
  */
 #include "file.h"
 
@@ -45,6 +50,9 @@ struct file_src {
     dev_t dev;    /* identity, for rotation */
     ino_t ino;
     uint64_t read_off;       /* stream offset of the byte after the window */
+    char head[FP_BYTES];     /* its first bytes as read (for gzip, compressed): fingerprinted,
+                                and compared by a follower to tell a copytruncate */
+    size_t headlen;          /* bytes of head known */
     int eof;                 /* the read side has ended (for now, when following) */
     int rotated;             /* following: the path names a new file; finish this one */
     struct kt_framer fr;     /* framing state */
@@ -67,6 +75,7 @@ static void close_file(struct file_src *s)
     s->path = NULL;
     s->is_stdin = 0;
     s->wlen = 0;
+    s->headlen = 0;
 }
 
 /* A gzip file, by its magic bytes rather than its name: Firehose's S3 objects are gzip
@@ -197,16 +206,13 @@ out:
     return rc;
 }
 
-static uint64_t fingerprint_fd(int fd, uint64_t size)
+/* Read the first KB of the file on fd (size bytes long) into head: the file's fingerprint is
+ * their hash, and a follower compares them to tell a copytruncate. Returns the fingerprint. */
+static uint64_t load_head(struct file_src *s, int fd, uint64_t size)
 {
-    char head[FP_BYTES];
-    size_t want = size < FP_BYTES ? (size_t)size : FP_BYTES;
-    ssize_t n = pread(fd, head, want, 0);
-    if (n < 0) {
-        n = 0;
-    }
-    uint64_t h = kt_hash64(head, (size_t)n);
-    return h ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL);
+    ssize_t n = pread(fd, s->head, size < FP_BYTES ? (size_t)size : FP_BYTES, 0);
+    s->headlen = n > 0 ? (size_t)n : 0;
+    return kt_hash64(s->head, s->headlen) ^ ((uint64_t)s->headlen * 0x9e3779b97f4a7c15ULL);
 }
 
 /* zlib's error text without the "<fd:N>: " that gzdopen() puts before it. */
@@ -215,6 +221,21 @@ static const char *gz_message(gzFile gz, int *zerr)
     const char *msg = gzerror(gz, zerr);
     const char *p = strstr(msg, ">: ");
     return msg[0] == '<' && p != NULL ? p + 3 : msg;
+}
+
+/* Bytes p[0, n) were just read at read_off: keep those of the first KB not yet known. */
+static void note_head(struct file_src *s, const char *p, size_t n)
+{
+    uint64_t from = s->read_off > s->headlen ? s->read_off : s->headlen;
+    if (from >= FP_BYTES || from >= s->read_off + n) {
+        return;
+    }
+    size_t take = (size_t)(s->read_off + n - from);
+    if (take > FP_BYTES - from) {
+        take = FP_BYTES - (size_t)from;
+    }
+    memcpy(s->head + from, p + (from - s->read_off), take);
+    s->headlen = (size_t)from + take;
 }
 
 /* Read up to READ_CHUNK more bytes into the window. >0 bytes, 0 at EOF, <0 on error. */
@@ -261,6 +282,7 @@ static ssize_t fill(struct file_src *s)
             return KT_EIO;
         }
         s->base.bytes_done += (uint64_t)n;
+        note_head(s, s->win + s->wlen, (size_t)n);
     }
     s->wlen += (size_t)n;
     s->read_off += (uint64_t)n;
@@ -319,14 +341,13 @@ static int open_next(struct file_src *s)
             s->failures++;
             continue;
         }
-        s->fp = fingerprint_fd(fd, (uint64_t)sb.st_size);
+        s->fp = load_head(s, fd, (uint64_t)sb.st_size);
         s->dev = sb.st_dev;
         s->ino = sb.st_ino;
-        uint64_t off = 0;
-        int mode = KT_FRAME_TOP, done = 0;
-        if (s->o.lookup != NULL && s->o.lookup(s->o.lookup_ctx, s->fp, &off, &mode, &done) == 0) {
+        struct kt_ckpt_file c = {0};
+        if (s->o.lookup != NULL && s->o.lookup(s->o.lookup_ctx, s->fp, &c) == 0) {
             int gz = is_gzip_fd(fd);
-            if (done && (gz || off >= (uint64_t)sb.st_size) && !s->o.follow) {
+            if (c.done && (gz || c.offset >= (uint64_t)sb.st_size) && !s->o.follow) {
                 kt_debug("ingest:file", "%s: already replayed, skipped", p);
                 s->skipped++;
                 s->base.bytes_done += (uint64_t)sb.st_size;
@@ -334,9 +355,9 @@ static int open_next(struct file_src *s)
                 continue;
             }
         } else {
-            off = 0;
-            mode = KT_FRAME_TOP;
+            c = (struct kt_ckpt_file){0};
         }
+        struct kt_frame_at at = {c.offset, c.line, c.col, c.mode};
         s->path = strdup(p);
         if (s->path == NULL) {
             close(fd);
@@ -350,9 +371,9 @@ static int open_next(struct file_src *s)
             }
             gzbuffer(s->gz, 256 * 1024);
             s->fd = -1;
-            if (off > 0 && gz_skip(s, off) != 0) {
+            if (at.off > 0 && gz_skip(s, at.off) != 0) {
                 kt_error("ingest:file", "%s: cannot resume at offset %llu: corrupt gzip stream", p,
-                         (unsigned long long)off);
+                         (unsigned long long)at.off);
                 s->failures++;
                 close_file(s);
                 continue;
@@ -360,16 +381,16 @@ static int open_next(struct file_src *s)
             s->base.bytes_done += (uint64_t)sb.st_size; /* counted whole: sizes differ */
         } else {
             s->fd = fd;
-            if (off > 0 && lseek(fd, (off_t)off, SEEK_SET) < 0) {
-                off = 0;
-                mode = KT_FRAME_TOP;
+            if (at.off > 0 && lseek(fd, (off_t)at.off, SEEK_SET) < 0) {
+                at = (struct kt_frame_at){0, 1, 0, KT_FRAME_TOP};
             }
-            s->base.bytes_done += off;
+            s->base.bytes_done += at.off;
         }
-        s->read_off = off;
-        kt_framer_init(&s->fr, mode, s->o.max_event_size, off, 0);
-        if (off > 0) {
-            kt_debug("ingest:file", "%s: resuming at offset %llu", p, (unsigned long long)off);
+        s->read_off = at.off;
+        kt_framer_resume(&s->fr, s->o.max_event_size, &at);
+        if (at.off > 0) {
+            kt_debug("ingest:file", "%s: resuming at offset %llu, line %llu", p,
+                     (unsigned long long)at.off, (unsigned long long)at.line);
         }
         goto opened;
     }
@@ -392,9 +413,13 @@ static void set_ckpt(struct file_src *s, struct kt_batch *b, int done)
     free(b->ckpt_file.path);
     b->ckpt_file.path = strdup(s->path);
     b->ckpt_kind = KT_CKPT_FILE;
+    struct kt_frame_at at;
+    kt_framer_at(&s->fr, &at);
     b->ckpt_file.fingerprint = s->fp;
-    b->ckpt_file.offset = kt_framer_offset(&s->fr);
-    b->ckpt_file.mode = kt_framer_mode(&s->fr);
+    b->ckpt_file.offset = at.off;
+    b->ckpt_file.mode = at.mode;
+    b->ckpt_file.line = at.line;
+    b->ckpt_file.col = at.col;
     b->ckpt_file.done = done;
 }
 
@@ -418,11 +443,35 @@ static int add_frame(struct file_src *s, struct kt_batch *b, const struct kt_fra
     return rc;
 }
 
+/* Following a plain file: was it truncated in place since its head was read? Its first bytes
+ * are no longer those read (or fewer than were read). */
+static int replaced_in_place(const struct file_src *s)
+{
+    char now[FP_BYTES];
+    if (s->fd < 0 || s->is_stdin) {
+        return 0;
+    }
+    ssize_t n = pread(s->fd, now, s->headlen, 0);
+    return n != (ssize_t)s->headlen || memcmp(now, s->head, s->headlen) != 0;
+}
+
+/* The open file was truncated in place: forget what was read of it, start it again. What the
+ * window held of the old content went with the copy. */
+static void read_from_start(struct file_src *s, uint64_t size)
+{
+    kt_info("ingest:file", "%s: truncated (copytruncate), reading from the start", s->path);
+    lseek(s->fd, 0, SEEK_SET);
+    s->read_off = 0;
+    s->wlen = 0;
+    s->fp = load_head(s, s->fd, size);
+    kt_framer_init(&s->fr, KT_FRAME_TOP, s->o.max_event_size, 0, 1);
+}
+
 /*
  * Following, and nothing more to read now. A rename rotation (the path names another file)
  * marks this file rotated: it is read once more to its end, then closed, and the new file is
- * opened by name. A file smaller than what was read was truncated in place (copytruncate):
- * read it again from the start. Returns 1 when there may be more to read now, else 0.
+ * opened by name. A file truncated in place (smaller than what was read, or with other first
+ * bytes) is read again from the start. Returns 1 when there may be more to read now, else 0.
  */
 static int follow_check(struct file_src *s)
 {
@@ -434,13 +483,8 @@ static int follow_check(struct file_src *s)
         s->rotated = 1;
         return 1;
     }
-    if ((uint64_t)sb.st_size < s->read_off && s->fd >= 0) {
-        kt_info("ingest:file", "%s: truncated (copytruncate), reading from the start", s->path);
-        lseek(s->fd, 0, SEEK_SET);
-        s->read_off = 0;
-        s->wlen = 0;
-        s->fp = fingerprint_fd(s->fd, (uint64_t)sb.st_size);
-        kt_framer_init(&s->fr, KT_FRAME_TOP, s->o.max_event_size, 0, 1);
+    if (s->fd >= 0 && ((uint64_t)sb.st_size < s->read_off || replaced_in_place(s))) {
+        read_from_start(s, (uint64_t)sb.st_size);
         return 1;
     }
     return 0;
@@ -525,6 +569,12 @@ static int file_next(struct kt_source *base, struct kt_batch *b, int timeout_ms)
             set_ckpt(s, b, 0);
             close_file(s);
             return n == KT_ENOMEM ? KT_ENOMEM : 0;
+        }
+        if (n > 0 && s->o.follow && replaced_in_place(s)) {
+            /* what was just read may be new content at the old offset: read it from the start */
+            struct stat sb;
+            read_from_start(s, fstat(s->fd, &sb) == 0 ? (uint64_t)sb.st_size : 0);
+            continue;
         }
         if (n > 0) {
             continue;

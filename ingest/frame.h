@@ -7,8 +7,22 @@
  * elements are emitted), an EventList (the elements of its "items" array are emitted), and
  * lines of CloudWatch Logs exports, "<RFC 3339 timestamp> <JSON value>" (the timestamp is
  * skipped and handed on with the value).
- * Broken input is cut at line boundaries and reported as rejects; everything after it is
- * still framed.
+ *
+ * Broken input. A value that begins at column c (bytes since its line's start) is taken to
+ * be broken, and ends, at the first later line whose first non-blank byte is a '{' at column
+ * c or left of it, or which starts with a CloudWatch timestamp: such a line starts the next
+ * value. No well-formed JSON line and no indented pretty-printed value (jq, kubectl, Go's and
+ * Python's indent >= 1) has such a line inside it: their inner lines sit right of the opening
+ * brace. (Output printed with no indentation at all, whose nested objects start lines, is
+ * framed as broken there.) A raw newline inside a string also breaks the value; the rest of
+ * it is skipped up to such a line. Either way the broken value is one reject, from its first
+ * byte to the end of the line before the next value, and nothing inside it is ever emitted.
+ * Text outside any value is rejected a line at a time.
+ *
+ * Frames never depend on how the stream is cut into reads, nor on where framing resumed: the
+ * state between frames is all in struct kt_frame_at, which a checkpoint saves and
+ * kt_framer_resume() takes back. A value longer than the limit (max bytes, the '{' to the '}')
+ * is one reject with its first KB; its bytes are dropped as they are scanned.
  *
  * The caller owns the bytes: it keeps a window of the stream in one buffer, calls
  * kt_framer_next() until it says KT_FRAME_MORE, then may drop the bytes before
@@ -48,33 +62,44 @@ struct kt_frame {
     size_t stamplen;    /* its length */
 };
 
-struct kt_framer {
-    int mode;        /* enum kt_frame_mode: the container we are in */
-    int state;       /* scanner state (frame.c) */
-    size_t max;      /* largest value accepted */
-    uint64_t base;   /* stream offset of buf[0] */
-    size_t pos;      /* next byte to scan, in the buffer */
-    size_t vstart;   /* start of the value or junk being scanned, in the buffer */
-    uint64_t voff;   /* its stream offset */
-    size_t sstart;   /* first byte of the string being scanned, in the buffer */
-    uint64_t vline;  /* its line */
-    uint64_t line;   /* line of buf[pos] */
-    uint32_t depth;  /* nesting inside the value */
-    int col0;        /* buf[pos] starts a line */
-    int vcol0;       /* the value started a line */
-    int vlines;      /* the value has spanned a newline */
-    int items;       /* matching the key "items" of a top-level object: progress */
-    int oversize;    /* the value passed max: its bytes are being skipped */
-    size_t headlen;  /* bytes kept of an oversized value */
-    char head[1024]; /* its first KB */
-    char stamp[40];  /* a timestamp prefix just skipped, for the value that follows */
-    size_t stamplen; /* its length, 0 when none */
-    char vstamp[40]; /* the timestamp prefix of the value being scanned */
-    size_t vstamplen;
+/* Where the framer stands between frames: everything it needs to resume there. */
+struct kt_frame_at {
+    uint64_t off;  /* stream offset */
+    uint64_t line; /* 1-based line of that byte */
+    uint64_t col;  /* its column: bytes between the line's start and it */
+    int mode;      /* enum kt_frame_mode */
 };
 
-/* Start framing at stream offset off, line line (1 for a fresh stream), in mode. */
+struct kt_framer {
+    int mode;              /* enum kt_frame_mode: the container we are in */
+    int state;             /* scanner state (frame.c) */
+    size_t max;            /* largest value accepted */
+    size_t lim;            /* bytes of a frame kept in the buffer at most: max, at least 1 KB */
+    uint64_t base;         /* stream offset of buf[0] */
+    size_t pos;            /* next byte to scan, in the buffer */
+    uint64_t line;         /* line of buf[pos] */
+    uint64_t linestart;    /* stream offset of the first byte of that line */
+    struct kt_frame_at at; /* in a frame: where it began (before any timestamp prefix) */
+    size_t vstart;         /* start of the value or junk being scanned, in the buffer */
+    size_t vpre;           /* bytes of its timestamp prefix before vstart (kept with it) */
+    uint64_t voff;         /* its stream offset */
+    uint64_t vline;        /* its line */
+    uint64_t vcol;         /* its column: where the next value's '{' may begin a line */
+    size_t sstart;         /* first byte of the string being scanned, in the buffer */
+    uint32_t depth;        /* nesting inside the value */
+    int items;             /* matching the key "items" of a top-level object: progress */
+    int rest;              /* the value is the rest of an EventList after its items */
+    int dropping;          /* the frame passed lim: its bytes are dropped as scanned */
+    const char *broken;    /* the value is broken (reason): skipping to the next value */
+    char head[1024];       /* a dropped frame's first KB */
+    char stamp[40];        /* the timestamp prefix of the value being scanned */
+    size_t stamplen;       /* its length, 0 when none */
+};
+
+/* Start framing at stream offset off, line line (1 for a fresh stream), column 0, in mode. */
 void kt_framer_init(struct kt_framer *f, int mode, size_t max, uint64_t off, uint64_t line);
+/* Resume framing where kt_framer_at() said a framer stood (a checkpoint). */
+void kt_framer_resume(struct kt_framer *f, size_t max, const struct kt_frame_at *at);
 
 /*
  * Next frame in buf[0, len) (the caller's window; buf[0] is at stream offset f->base).
@@ -88,9 +113,7 @@ void kt_framer_next(struct kt_framer *f, const char *buf, size_t len, int eof,
 size_t kt_framer_keep(const struct kt_framer *f);
 /* The caller dropped n bytes from the front of its buffer. */
 void kt_framer_shift(struct kt_framer *f, size_t n);
-/* Mode to checkpoint after the last frame (valid when kt_framer_keep() == pos). */
-int kt_framer_mode(const struct kt_framer *f);
-/* Stream offset just past the last frame. */
-uint64_t kt_framer_offset(const struct kt_framer *f);
+/* Where to resume for the frames returned so far (to checkpoint with them). */
+void kt_framer_at(const struct kt_framer *f, struct kt_frame_at *out);
 
 #endif

@@ -44,11 +44,10 @@ struct kt_source {
 
 /*
  * Checkpoint lookup, supplied by whoever owns durability (the store) so that ingest never
- * depends on it. Returns 0 and fills offset/mode/done when a checkpoint for fingerprint
- * exists, KT_ENOENT when none, another KT_E* code on failure.
+ * depends on it. Returns 0 and fills out (all but fingerprint and path) when a checkpoint for
+ * fingerprint exists, KT_ENOENT when none, another KT_E* code on failure.
  */
-typedef int (*kt_ckpt_lookup_fn)(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode,
-                                 int *done);
+typedef int (*kt_ckpt_lookup_fn)(void *ctx, uint64_t fingerprint, struct kt_ckpt_file *out);
 
 static inline int kt_source_next(struct kt_source *s, struct kt_batch *b, int timeout_ms)
 {

@@ -54,11 +54,12 @@
 #include "store_int.h"
 #include "store_sql.h"
 
-enum { SCHEMA_VERSION = 6 };
+enum { SCHEMA_VERSION = 7 };
 
 /* migrations[i] takes user_version from i to i + 1. */
 static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
-                                                       SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6};
+                                                       SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6,
+                                                       SQL_SCHEMA_V7};
 
 enum { REJECT_TEXT = 1024 }; /* bytes of a rejected record kept in rejects.text */
 
@@ -1109,6 +1110,8 @@ static int write_ckpt(struct kt_store *st, const struct kt_batch *b, int64_t now
     sqlite3_bind_int(q, 4, c->mode);
     sqlite3_bind_int(q, 5, c->done);
     sqlite3_bind_int64(q, 6, now);
+    sqlite3_bind_int64(q, 7, (int64_t)c->line);
+    sqlite3_bind_int64(q, 8, (int64_t)c->col);
     return step_done(q);
 }
 
@@ -1703,7 +1706,7 @@ int store_write_group(struct kt_store *st, struct kt_batch *const *bs, size_t n,
     return rc;
 }
 
-int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode, int *done)
+int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, struct kt_ckpt_file *out)
 {
     struct kt_store *st = ctx;
     sqlite3_stmt *q = NULL;
@@ -1715,9 +1718,11 @@ int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int 
     sqlite3_bind_int64(q, 1, (int64_t)fingerprint);
     s = sqlite3_step(q);
     if (s == SQLITE_ROW) {
-        *offset = (uint64_t)sqlite3_column_int64(q, 0);
-        *mode = sqlite3_column_int(q, 1);
-        *done = sqlite3_column_int(q, 2);
+        out->offset = (uint64_t)sqlite3_column_int64(q, 0);
+        out->mode = sqlite3_column_int(q, 1);
+        out->done = sqlite3_column_int(q, 2);
+        out->line = (uint64_t)sqlite3_column_int64(q, 3);
+        out->col = (uint64_t)sqlite3_column_int64(q, 4);
         rc = 0;
     } else if (s != SQLITE_DONE) {
         kt_error("store", "checkpoint lookup: %s", sqlite3_errmsg(st->db));

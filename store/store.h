@@ -90,7 +90,7 @@ int kt_store_attach_rules(struct kt_store *s, const struct kt_ruleset *rs, char 
                           size_t errlen);
 
 /* A kt_ckpt_lookup_fn over the ckpt_file table; ctx is the struct kt_store. Thread-safe. */
-int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, uint64_t *offset, int *mode, int *done);
+int kt_store_ckpt_lookup(void *ctx, uint64_t fingerprint, struct kt_ckpt_file *out);
 
 /* The next offset stored for a Kafka partition (the ckpt_kafka table; a kt_kafka_lookup_fn of
  * ingest/kafka.h, ctx is the struct kt_store). Thread-safe: the source calls it from its

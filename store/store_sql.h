@@ -319,7 +319,21 @@
     "DROP VIEW v_alerts;\n"                                                                        \
     SQL_V_ALERTS(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time")
 
-/* ---- schema version 6: raw JSON compressed in blocks ---- */
+/* ---- schema version 6: a file checkpoint holds where its line and column stand ---- */
+
+/*
+ * The framer resumes exactly where it stood (ingest/frame.h): reject line numbers go on from
+ * the checkpoint instead of restarting at 1, and the column decides which later lines start
+ * a new value. Checkpoints written before version 6 read as line 0 (counted from 1 again)
+ * and column 0, as they were resumed before.
+ */
+#define SQL_SCHEMA_V6                                                                              \
+    "ALTER TABLE ckpt_file ADD COLUMN line INTEGER NOT NULL DEFAULT 0;"                            \
+    " -- 1-based line of offset; 0 when unknown (written before schema version 6)\n"              \
+    "ALTER TABLE ckpt_file ADD COLUMN col INTEGER NOT NULL DEFAULT 0;"                             \
+    " -- column of offset: bytes between its line's start and it\n"
+
+/* ---- schema version 7: compact storage (raw JSON in blocks, compact alerts), indexes ---- */
 
 /*
  * The JSON of up to 128 kept events, concatenated, is one zlib stream in raw_blocks (about 8
@@ -354,7 +368,7 @@
     "CASE WHEN typeof(" col ") = 'blob' THEN lower(substr(hex(" col "), 1, 8) || '-' ||"          \
     " substr(hex(" col "), 9, 4) || '-' || substr(hex(" col "), 13, 4) || '-' ||"                 \
     " substr(hex(" col "), 17, 4) || '-' || substr(hex(" col "), 21)) ELSE " col " END"
-#define SQL_SCHEMA_V6                                                                              \
+#define SQL_SCHEMA_V7                                                                              \
     "ALTER TABLE alerts ADD COLUMN fmt INTEGER;"                                                   \
     " -- dict: the rule's output format (then output, fields and tags are NULL)\n"               \
     "ALTER TABLE alerts ADD COLUMN vals TEXT; -- the output fields' values, a JSON array\n"       \
@@ -445,11 +459,12 @@ enum {
     "INSERT OR IGNORE INTO rejects (ingested_at, origin, offset, line, reason, text)"              \
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
 #define SQL_CKPT_UPSERT                                                                            \
-    "INSERT INTO ckpt_file (fingerprint, path, offset, mode, done, updated_at)"                    \
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (fingerprint) DO UPDATE SET"                     \
+    "INSERT INTO ckpt_file (fingerprint, path, offset, mode, done, updated_at, line, col)"         \
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (fingerprint) DO UPDATE SET"             \
     " path = excluded.path, offset = excluded.offset, mode = excluded.mode,"                       \
-    " done = excluded.done, updated_at = excluded.updated_at"
-#define SQL_CKPT_GET "SELECT offset, mode, done FROM ckpt_file WHERE fingerprint = ?1"
+    " done = excluded.done, updated_at = excluded.updated_at, line = excluded.line,"               \
+    " col = excluded.col"
+#define SQL_CKPT_GET "SELECT offset, mode, done, line, col FROM ckpt_file WHERE fingerprint = ?1"
 #define SQL_CKPT_KAFKA_UPSERT                                                                      \
     "INSERT INTO ckpt_kafka (topic, partition, next_offset, updated_at) VALUES (?1, ?2, ?3, ?4)"   \
     " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset,"            \

@@ -59,4 +59,46 @@ check "follow: SIGTERM exits 0" 0 $?
 check "follow: nothing twice" 450 "$(sql "$T/f.db" 'SELECT count(*) FROM (SELECT DISTINCT audit_id, stage FROM events)')"
 [ "$fail" -eq 0 ] || cat "$T/follow.err" >&2
 
+# copytruncate followed at once by more than was read: the size never falls below what was
+# read, only the first bytes tell; all of the new content is read, from its start.
+"$GEN_AUDIT" --seed 21 --events 500 -o "$T/ct-src.log"
+sed -n '1,200p' "$T/ct-src.log" >"$T/ct.log"
+"$KTRAIL" replay --quiet --follow --db "$T/ct.db" "$T/ct.log" 2>"$T/ct.err" &
+pid=$!
+wait_count "$T/ct.db" 200; check "copytruncate+write: initial content" 0 $?
+cp "$T/ct.log" "$T/ct.log.1"
+: >"$T/ct.log"
+sed -n '201,500p' "$T/ct-src.log" >>"$T/ct.log"
+check "copytruncate+write: more written than was read" 1 "$([ "$(wc -c <"$T/ct.log")" -gt "$(wc -c <"$T/ct.log.1")" ] && echo 1)"
+wait_count "$T/ct.db" 500; check "copytruncate+write: all 300 new events stored" 0 $?
+kill -TERM $pid
+wait $pid
+check "copytruncate+write: no rejects" 0 "$(sql "$T/ct.db" 'SELECT count(*) FROM rejects')"
+
+# A follow stopped inside a value resumes at the value's start: an oversized value is one
+# reject and the Event inside it is never stored; reject lines go on from the checkpoint.
+"$GEN_AUDIT" --seed 22 --events 20 -o "$T/rs-src.log"
+forged=$(head -n 1 "$T/ct-src.log")
+forged_id=$(printf '%s' "$forged" | sed 's/.*"auditID":"\([^"]*\)".*/\1/')
+{
+    sed -n '1,10p' "$T/rs-src.log"
+    printf '{"pad":"%s' "$(head -c 100000 /dev/zero | tr '\0' y)"
+} >"$T/rs.log"
+"$KTRAIL" replay --quiet --follow --max-event-size 64K --db "$T/rs.db" "$T/rs.log" 2>"$T/rs.err" &
+pid=$!
+wait_count "$T/rs.db" 10; check "stopped inside a value: first events" 0 $?
+sleep 0.5 # let it read into the value
+kill -TERM $pid
+wait $pid
+{
+    printf '","inner":%s,"pad2":"z"}\n' "$forged"
+    echo 'not json'
+    sed -n '11,20p' "$T/rs-src.log"
+} >>"$T/rs.log"
+"$KTRAIL" replay --quiet --max-event-size 64K --db "$T/rs.db" "$T/rs.log" 2>/dev/null
+check "resumed inside a value: the rest stored" 20 "$(sql "$T/rs.db" 'SELECT count(*) FROM events')"
+check "resumed inside a value: nothing inside it stored" 0 "$(sql "$T/rs.db" "SELECT count(*) FROM events WHERE audit_id = '$forged_id'")"
+check "resumed inside a value: rejects on their own lines" "11 event larger than --max-event-size|12 not JSON: text outside any JSON value" \
+    "$(sql "$T/rs.db" "SELECT line || ' ' || reason FROM rejects ORDER BY line" | paste -sd '|')"
+
 finish

@@ -78,6 +78,50 @@ big=$(awk 'length($0) > 4096' "$T/a.log" | wc -l)
 check "oversized: rejected count" "$big" "$(sql "$T/big.db" "SELECT count(*) FROM rejects WHERE reason LIKE '%max-event-size%'")"
 check "oversized: others stored" "$((N - big))" "$(sql "$T/big.db" 'SELECT count(*) FROM events')"
 
+# One broken value loses nothing after it: a pretty Event cut mid-way among pretty Events,
+# and a JSON line cut short after another value on its line.
+"$GEN_AUDIT" --seed 12 --events 50 --format pretty -o "$T/p.json"
+awk '/^\{/ { n++ } n == 2 && ++cut > 6 { next } { print }' "$T/p.json" >"$T/cut-pretty.json"
+"$KTRAIL" replay --quiet --db "$T/cutp.db" "$T/cut-pretty.json" 2>/dev/null
+check "cut pretty Event: the 48 after it stored" 49 "$(sql "$T/cutp.db" 'SELECT count(*) FROM events')"
+check "cut pretty Event: one reject, where it began" \
+    "$(awk '/^\{/ { n++ } n == 2 { print NR; exit }' "$T/p.json")" \
+    "$(sql "$T/cutp.db" 'SELECT group_concat(line) FROM rejects')"
+{
+    printf '%s %s\n' "$(head -n 1 "$T/a.log")" "$(sed -n 2p "$T/a.log" | sed 's/"verb".*//')"
+    sed -n '3,50p' "$T/a.log"
+} >"$T/cut-line.log"
+"$KTRAIL" replay --quiet --db "$T/cutl.db" "$T/cut-line.log" 2>/dev/null
+check "value cut on another's line: the 48 after it stored" 49 "$(sql "$T/cutl.db" 'SELECT count(*) FROM events')"
+check "value cut on another's line: one reject, line 1" "1|1" "$(sql "$T/cutl.db" 'SELECT count(*), line FROM rejects')"
+
+# --max-event-size is exact, and an oversized value across a 1 MiB read boundary is one
+# reject: the Event inside it is never stored.
+ev='{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"AID","stage":"ResponseComplete","verb":"get","user":{"username":"alice"},"sourceIPs":["10.0.0.3"],"userAgent":"PAD","requestReceivedTimestamp":"2024-05-01T10:00:01.000000Z","stageTimestamp":"2024-05-01T10:00:01.100000Z"}'
+sized() { # sized AUDITID BYTES: the Event above, padded to exactly BYTES
+    local e=${ev/AID/$1}
+    local pad=$(($2 - ${#e} + 3))
+    printf '%s\n' "${e/PAD/$(head -c "$pad" /dev/zero | tr '\0' x)}"
+}
+{ sized fits 2048; sized over 2049; } >"$T/sized.log"
+check "sized events are the sizes meant" "2049 2050" "$(awk '{ printf "%d ", length($0) + 1 }' "$T/sized.log" | sed 's/ $//')"
+"$KTRAIL" replay --quiet --max-event-size 2048 --db "$T/sized.db" "$T/sized.log" 2>/dev/null
+check "max-event-size 2048: 2048 bytes stored" "fits" "$(sql "$T/sized.db" 'SELECT group_concat(audit_id) FROM events')"
+check "max-event-size 2048: 2049 bytes rejected" 1 "$(sql "$T/sized.db" "SELECT count(*) FROM rejects WHERE reason LIKE '%max-event-size%'")"
+awk 'total < 1000000 { total += length($0) + 1; print }' "$T/a.log" >"$T/straddle.log"
+before=$(wc -l <"$T/straddle.log")
+{
+    printf '{"pad":"%s","inner":' "$(head -c 100000 /dev/zero | tr '\0' y)"
+    sized forged 600 | tr -d '\n'
+    printf ',"pad2":"%s"}\n' "$(head -c 100000 /dev/zero | tr '\0' z)"
+    sed -n "$((before + 1)),\$p" "$T/a.log"
+} >>"$T/straddle.log"
+"$KTRAIL" replay --quiet --max-event-size 64K --db "$T/straddle.db" "$T/straddle.log" 2>/dev/null
+check "oversized across a read boundary: one reject" 1 "$(sql "$T/straddle.db" "SELECT count(*) FROM rejects WHERE reason LIKE '%max-event-size%' AND line = $((before + 1))")"
+check "oversized across a read boundary: nothing inside it stored" 0 "$(sql "$T/straddle.db" "SELECT count(*) FROM events WHERE audit_id = 'forged'")"
+check "oversized across a read boundary: all around it stored" \
+    "$(awk 'length($0) <= 65536' "$T/a.log" | wc -l)" "$(sql "$T/straddle.db" 'SELECT count(*) FROM events')"
+
 # Missing files and corrupt gzip: a one-line error, exit 1, what was readable is stored.
 "$KTRAIL" replay --quiet --db "$T/miss.db" "$T/nope.log" "$T/a.log" 2>"$T/out"
 check "missing file: exit 1" 1 $?

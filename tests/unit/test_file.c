@@ -70,6 +70,8 @@ struct drained {
     char text[8192];
     unsigned records;
     unsigned rejects;
+    char rejected[512]; /* each reject's "line:offset " */
+    struct kt_ckpt_file first;
     struct kt_ckpt_file last;
     int ckpts;
 };
@@ -94,6 +96,9 @@ static void drain(struct kt_source *src, struct drained *d, int follow_rounds)
         for (size_t i = 0; i < b->nrecs; i++) {
             const struct kt_record *r = &b->recs[i];
             if (r->reject != NULL) {
+                size_t rl = strlen(d->rejected);
+                snprintf(d->rejected + rl, sizeof(d->rejected) - rl, "%llu:%llu ",
+                         (unsigned long long)r->line, (unsigned long long)r->off);
                 d->rejects++;
                 continue;
             }
@@ -102,9 +107,11 @@ static void drain(struct kt_source *src, struct drained *d, int follow_rounds)
                                     b->buf + r->pos);
         }
         if (b->ckpt_kind == KT_CKPT_FILE) {
-            d->ckpts++;
             d->last = b->ckpt_file;
             d->last.path = NULL;
+            if (d->ckpts++ == 0) {
+                d->first = d->last;
+            }
         }
         kt_batch_reset(b);
     }
@@ -205,20 +212,24 @@ static void test_file_missing_path_is_counted_and_skipped(void **state)
 struct fake_ckpt {
     uint64_t fp;
     uint64_t offset;
+    uint64_t line;
+    uint64_t col;
     int mode;
     int done;
     int found;
 };
 
-static int fake_lookup(void *ctx, uint64_t fp, uint64_t *offset, int *mode, int *done)
+static int fake_lookup(void *ctx, uint64_t fp, struct kt_ckpt_file *out)
 {
     struct fake_ckpt *c = ctx;
     if (!c->found || fp != c->fp) {
         return KT_ENOENT;
     }
-    *offset = c->offset;
-    *mode = c->mode;
-    *done = c->done;
+    out->offset = c->offset;
+    out->mode = c->mode;
+    out->line = c->line;
+    out->col = c->col;
+    out->done = c->done;
     return 0;
 }
 
@@ -306,6 +317,63 @@ static void test_file_follow_survives_rename_rotation_and_copytruncate(void **st
     kt_source_destroy(src);
 }
 
+static void test_file_resumed_replay_goes_on_with_lines_and_columns(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->path, sizeof(f->path), "%s/audit.log", f->dir);
+    /* the second value is cut short on the line of the first */
+    write_file(f->path, "w", "{\"a\":1}\n{\"a\":2} {\"a\":\nnot json\n{\"a\":3}\n");
+    struct kt_file_opts o = {.batch_records = 2};
+    const char *paths[] = {f->path};
+    struct kt_source *src = open_src(paths, 1, &o);
+    struct drained whole = {0};
+    drain(src, &whole, 1);
+    kt_source_destroy(src);
+    assert_string_equal(whole.rejected, "2:16 ");
+    /* the first batch ends after {"a":2}, mid-line: that is where its checkpoint stands */
+    assert_int_equal(whole.first.offset, 15);
+    assert_int_equal(whole.first.line, 2);
+    assert_int_equal(whole.first.col, 7);
+
+    struct fake_ckpt c = {.fp = whole.first.fingerprint,
+                          .offset = whole.first.offset,
+                          .line = whole.first.line,
+                          .col = whole.first.col,
+                          .found = 1};
+    o.lookup = fake_lookup;
+    o.lookup_ctx = &c;
+    src = open_src(paths, 1, &o);
+    struct drained resumed = {0};
+    drain(src, &resumed, 1);
+    kt_source_destroy(src);
+    assert_string_equal(resumed.text, "{\"a\":3}|");
+    assert_string_equal(resumed.rejected, whole.rejected);
+}
+
+static void test_file_follow_sees_copytruncate_then_a_longer_write(void **state)
+{
+    struct fx *f = *state;
+    snprintf(f->path, sizeof(f->path), "%s/audit.log", f->dir);
+    write_file(f->path, "w", "{\"a\":1}\n{\"a\":2}\n");
+    struct kt_file_opts o = {.follow = 1, .poll_ms = 5};
+    const char *paths[] = {f->path};
+    struct kt_source *src = open_src(paths, 1, &o);
+    struct drained d = {0};
+    drain(src, &d, 3);
+    assert_string_equal(d.text, "{\"a\":1}|{\"a\":2}|");
+
+    /* copied away and emptied, then at once more is written than was read: the size never
+     * falls below what was read, only the first bytes tell */
+    assert_int_equal(truncate(f->path, 0), 0);
+    write_file(f->path, "a", "{\"b\":10}\n{\"b\":11}\n{\"b\":12}\n");
+    drain(src, &d, 3);
+    assert_string_equal(d.text, "{\"a\":1}|{\"a\":2}|{\"b\":10}|{\"b\":11}|{\"b\":12}|");
+    assert_int_equal(d.rejects, 0);
+    kt_source_stop(src);
+    drain(src, &d, 1);
+    kt_source_destroy(src);
+}
+
 static void test_file_follow_needs_exactly_one_file(void **state)
 {
     (void)state;
@@ -333,6 +401,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_resumes_at_checkpoint_and_skips_done_files, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_file_follow_survives_rename_rotation_and_copytruncate,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_resumed_replay_goes_on_with_lines_and_columns,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_follow_sees_copytruncate_then_a_longer_write,
                                         setup, teardown),
         cmocka_unit_test(test_file_follow_needs_exactly_one_file),
     };

@@ -610,32 +610,39 @@ static void test_store_checkpoint_is_upserted_and_looked_up(void **state)
 {
     struct fx *f = *state;
     struct kt_batch *b = kt_batch_create();
-    uint64_t off = 0;
-    int mode = -1, done = -1;
+    struct kt_ckpt_file c = {0};
 
     open_store(f, 0);
-    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &off, &mode, &done), KT_ENOENT);
+    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &c), KT_ENOENT);
     /* a batch may carry a checkpoint and no records (end of file reached) */
     b->ckpt_kind = KT_CKPT_FILE;
     b->ckpt_file = (struct kt_ckpt_file){.fingerprint = UINT64_MAX - 5, /* needs all 64 bits */
                                          .path = strdup("/var/log/audit.log"),
                                          .offset = 777,
                                          .mode = 2,
+                                         .line = 12,
+                                         .col = 34,
                                          .done = 0};
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
-    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &off, &mode, &done), 0);
-    assert_int_equal(off, 777);
-    assert_int_equal(mode, 2);
-    assert_int_equal(done, 0);
+    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &c), 0);
+    assert_int_equal(c.offset, 777);
+    assert_int_equal(c.mode, 2);
+    assert_int_equal(c.line, 12);
+    assert_int_equal(c.col, 34);
+    assert_int_equal(c.done, 0);
     b->ckpt_file.offset = 900;
     b->ckpt_file.mode = 0;
+    b->ckpt_file.line = 40;
+    b->ckpt_file.col = 0;
     b->ckpt_file.done = 1;
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
-    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &off, &mode, &done), 0);
-    assert_int_equal(off, 900);
-    assert_int_equal(mode, 0);
-    assert_int_equal(done, 1);
-    assert_int_equal(kt_store_ckpt_lookup(f->st, 42, &off, &mode, &done), KT_ENOENT);
+    assert_int_equal(kt_store_ckpt_lookup(f->st, UINT64_MAX - 5, &c), 0);
+    assert_int_equal(c.offset, 900);
+    assert_int_equal(c.mode, 0);
+    assert_int_equal(c.line, 40);
+    assert_int_equal(c.col, 0);
+    assert_int_equal(c.done, 1);
+    assert_int_equal(kt_store_ckpt_lookup(f->st, 42, &c), KT_ENOENT);
     assert_string_equal(query(f->path, "SELECT count(*), path FROM ckpt_file"),
                         "1|/var/log/audit.log");
     kt_batch_destroy(b);
@@ -741,10 +748,10 @@ static void test_store_version_1_database_migrates_to_kafka_checkpoints(void **s
     exec_on(f->path, "PRAGMA user_version=1");
     exec_on(f->path, "INSERT INTO ckpt_file VALUES (1, '/var/log/audit.log', 10, 0, 0, 0)");
     open_store(f, 0);
-    assert_string_equal(query(f->path, "PRAGMA user_version"), "6");
+    assert_string_equal(query(f->path, "PRAGMA user_version"), "7");
     assert_string_equal(query(f->path, OBJECTS_SQL), all_objects);
-    assert_string_equal(query(f->path, "SELECT path, offset FROM ckpt_file"),
-                        "/var/log/audit.log|10");
+    assert_string_equal(query(f->path, "SELECT path, offset, line, col FROM ckpt_file"),
+                        "/var/log/audit.log|10|0|0");
     assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 0, &next), KT_ENOENT);
 }
 
@@ -1273,11 +1280,10 @@ struct lookups {
 static void *lookup_main(void *arg)
 {
     struct lookups *l = arg;
-    uint64_t off = 0;
-    int mode = 0, done = 0;
+    struct kt_ckpt_file c = {0};
 
     while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE)) {
-        int rc = kt_store_ckpt_lookup(l->st, 5, &off, &mode, &done);
+        int rc = kt_store_ckpt_lookup(l->st, 5, &c);
         l->failures += rc != 0 && rc != KT_ENOENT;
         l->found += rc == 0;
     }
