@@ -113,7 +113,8 @@ for _ in $(seq 50); do
 done
 check "serve --retain: the 2020 events are deleted, today's stay" "2000|0" \
     "$(n "$T/w.db" "SELECT count(*), coalesce(sum(ts < $(us 2021-01-01T00:00:00Z)), 0) FROM events")"
-check "serve --retain: it says what it deleted" 1 "$(grep -c 'retain.*deleted 2000 events' "$T/serve.log")"
+check "serve --retain: it says what it deleted (a pass or two)" 2000 \
+    "$(grep -o 'retain.*deleted [0-9]* events' "$T/serve.log" | awk '{ n += $(NF - 1) } END { print n + 0 }')"
 kill -TERM $sp
 wait $sp
 check "serve --retain: SIGTERM exits 0" 0 $?
