@@ -235,6 +235,14 @@ static int reached(void *arg)
     return sum >= t->want;
 }
 
+/* The consumer holds at least one partition. */
+static int has_partitions(void *arg)
+{
+    struct kt_kafka_stats ks;
+    kt_kafka_source_stats(((struct consumer *)arg)->src, &ks);
+    return ks.assigned > 0;
+}
+
 static void wait_stored(struct consumer *c, uint64_t want)
 {
     struct consumer *cs[1] = {c};
@@ -505,6 +513,9 @@ static void test_kafka_concurrent_shards_lose_nothing_while_partitions_move(void
      * revoked partitions' records from the batch it is filling */
     consumer_open(f, &b, "move-b", "g-move", "audit");
     consumer_start(&b);
+    /* the second half only once b has its share: on a loaded machine the rebalance can take
+     * longer than a needs to read everything, and b would then have nothing to store */
+    assert_int_equal(wait_for(has_partitions, &b), 0);
     produce_events(f, "move", N / 2, N / 2);
     struct consumer *both[2] = {&a, &b};
     struct total t = {both, 2, N / 2 + 1000};
