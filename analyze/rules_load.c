@@ -307,7 +307,9 @@ static int load_list(struct loader *ld, yaml_node_t *m, const char *name)
             free_strings(vals, n);
             return KT_ENOMEM;
         }
-        memcpy(nv + it->nvalues, vals, n * sizeof(*nv));
+        if (n > 0) { /* an append without items has none (vals is NULL) */
+            memcpy(nv + it->nvalues, vals, n * sizeof(*nv));
+        }
         it->values = nv;
         it->nvalues += n;
         free(vals);
