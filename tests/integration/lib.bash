@@ -34,6 +34,24 @@ kafka_mock() {
 # Consumer group settings that let the mock cluster's groups settle fast.
 FAST=(-X session.timeout.ms=6000 -X heartbeat.interval.ms=500)
 
+# start_serve LOG ARGS...: `ktrail serve --listen 127.0.0.1:0 --alerts none ARGS` in the
+# background, stderr to LOG; sets $pid and $URL (the audit URL it logged). Fails when it
+# exited or logged no URL.
+start_serve() {
+    local log=$1
+    shift
+    "$KTRAIL" serve --listen 127.0.0.1:0 --alerts none "$@" 2>"$log" &
+    pid=$!
+    URL=
+    for _ in $(seq 200); do
+        URL=$(grep -o 'listening on [^ ]*' "$log" 2>/dev/null | cut -d' ' -f3)
+        [ -n "$URL" ] && return 0
+        kill -0 $pid 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
 finish() {
     echo "$pass passed, $fail failed"
     [ "$fail" -eq 0 ]

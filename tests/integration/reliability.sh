@@ -45,24 +45,9 @@ check "follow's file, rerun with space: every event once" "$N|$N" "$(count "$T/f
 awk 'BEGIN { printf "{\"kind\":\"EventList\",\"apiVersion\":\"audit.k8s.io/v1\",\"items\":[" }
      { printf "%s%s", (NR > 1 ? "," : ""), $0 }
      END { print "]}" }' "$T/a.log" >"$T/a.json"
-start_serve() { # start_serve LOG ARGS...: ktrail serve in the background; sets $pid, $URL
-    local log=$1
-    shift
-    "$KTRAIL" serve --listen 127.0.0.1:0 --insecure --no-default-rules --alerts none "$@" \
-        2>"$log" &
-    pid=$!
-    URL=
-    for _ in $(seq 200); do
-        URL=$(grep -o 'listening on [^ ]*' "$log" 2>/dev/null | cut -d' ' -f3)
-        [ -n "$URL" ] && return 0
-        kill -0 $pid 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 post() { curl -s -o "$T/body" -w '%{http_code}' -H 'Content-Type: application/json' \
     --data-binary @"$T/a.json" "$URL"; }
-start_serve "$T/s.err" --db "$T/s.db" "${LIMIT[@]}"
+start_serve "$T/s.err" --insecure --no-default-rules --db "$T/s.db" "${LIMIT[@]}"
 code=$(post)
 check "the webhook answers 5xx for a request it could not store" 5 "${code:0:1}"
 timeout 30 tail --pid=$pid -f /dev/null
@@ -70,7 +55,7 @@ wait $pid
 check "serve stops (exit 1) once a batch cannot be stored" 1 $?
 grep -q "storing into $T/s.db failed" "$T/s.err"
 check "serve says why it stopped" 0 $?
-start_serve "$T/s2.err" --db "$T/s.db"
+start_serve "$T/s2.err" --insecure --no-default-rules --db "$T/s.db"
 check "the retried request is stored" 200 "$(post)"
 kill -TERM $pid
 wait $pid

@@ -24,21 +24,6 @@ eventlists() {
     done
 }
 
-# start_serve LOG ARGS...: start ktrail serve in the background, set $pid and $URL.
-start_serve() {
-    local log=$1
-    shift
-    "$KTRAIL" serve --listen 127.0.0.1:0 --alerts none "$@" 2>"$log" &
-    pid=$!
-    URL=
-    for _ in $(seq 200); do
-        URL=$(grep -o 'listening on [^ ]*' "$log" 2>/dev/null | cut -d' ' -f3)
-        [ -n "$URL" ] && return 0
-        kill -0 $pid 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
 
 # post ARGS...: curl a POST of application/json to $URL, print the status code.
 post() {
