@@ -217,7 +217,11 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
     pthread_t threads[16];
     size_t nthreads = 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    size_t nanalyzers = opts->analyzers > 0 ? opts->analyzers : ncpu > 0 ? (size_t)ncpu : 1;
+    /* The writer is the one stage that cannot be split, and it takes most of the work (55%
+     * of the CPU on the bench corpus with the default pack): it is given a core of its own.
+     * On 2 cores, one analyzer beside the reading loop rather than two took a replay with
+     * rules from 2.70 s to 2.48 s (medians of 6, the 200,000-event corpus). */
+    size_t nanalyzers = opts->analyzers > 0 ? opts->analyzers : ncpu > 1 ? (size_t)ncpu - 1 : 1;
     int rc = 0;
     size_t depth = opts->depth ? opts->depth : 2;
     int64_t t0 = kt_now_mono_us(), last_progress = t0;

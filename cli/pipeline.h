@@ -19,7 +19,7 @@
 struct kt_pipeline_opts {
     int progress;                   /* draw a progress line on stderr */
     size_t depth;                   /* batches queued for the writer at most */
-    size_t analyzers;               /* threads decoding and matching; 0: one per CPU */
+    size_t analyzers;               /* threads decoding and matching; 0: one per CPU but one */
     volatile sig_atomic_t *stop;    /* set by a signal handler: stop the source and finish */
     const struct kt_ruleset *rules; /* rules to run on every event, or NULL */
     FILE *alerts;                   /* where committed alerts are printed, or NULL */
