@@ -733,29 +733,30 @@ static void bind_str(sqlite3_stmt *q, int i, struct kt_str v)
  */
 static void bind_audit_id(sqlite3_stmt *q, int i, struct kt_str v)
 {
+    /* one more than each lowercase hex digit's value: 0 for anything else */
+    static const unsigned char hex[256] = {
+        ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+        ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+        ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    };
+    static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    const unsigned char *t = (const unsigned char *)v.ptr;
     unsigned char u[16];
-    size_t n = 0;
-    int hi = -1;
-    for (size_t k = 0; v.ptr != NULL && v.len == 36 && k < 36; k++) {
-        int c = (unsigned char)v.ptr[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (k == 8 || k == 13 || k == 18 || k == 23) {
-            if (c != '-') {
-                break;
-            }
-        } else if (d < 0) {
-            break;
-        } else if (hi < 0) {
-            hi = d;
-        } else {
-            u[n++] = (unsigned char)(hi << 4 | d);
-            hi = -1;
-        }
-    }
-    if (n == 16) {
-        sqlite3_bind_blob(q, i, u, 16, SQLITE_TRANSIENT);
-    } else {
+    int bad = 0;
+
+    if (t == NULL || v.len != 36 || t[8] != '-' || t[13] != '-' || t[18] != '-' || t[23] != '-') {
         bind_str(q, i, v);
+        return;
+    }
+    for (size_t k = 0; k < 16; k++) {
+        unsigned hi = hex[t[at[k]]], lo = hex[t[at[k] + 1]];
+        bad |= hi == 0 || lo == 0;
+        u[k] = (unsigned char)((hi - 1) << 4 | (lo - 1));
+    }
+    if (bad) {
+        bind_str(q, i, v);
+    } else {
+        sqlite3_bind_blob(q, i, u, 16, SQLITE_TRANSIENT);
     }
 }
 
@@ -1005,7 +1006,7 @@ static int write_raw(struct kt_store *st, const struct kt_batch *b, size_t i, in
     st->rawq[i] = 1;
     int rc = rawpack_add(&st->raw, id, b->buf + r->pos, r->len);
     if (rc == 0 && rawpack_full(&st->raw)) {
-        rc = rawpack_flush(&st->raw, st->st[ST_RAW_BLOCK], st->st[ST_RAW]);
+        rc = rawpack_flush(&st->raw, st->st[ST_RAW_BLOCK], st->st[ST_RAW], 0);
     }
     return rc;
 }
@@ -1623,7 +1624,7 @@ static int write_txn(struct kt_store *st, struct kt_batch *const *bs, size_t n,
         rc = write_batch(st, bs[i], &sum);
     }
     if (rc == 0) {
-        rc = rawpack_flush(&st->raw, st->st[ST_RAW_BLOCK], st->st[ST_RAW]);
+        rc = rawpack_flush(&st->raw, st->st[ST_RAW_BLOCK], st->st[ST_RAW], 1);
     }
     /* the correlation state these batches leave, in their transaction */
     if (rc == 0 && st->corr != NULL) {

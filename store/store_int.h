@@ -36,24 +36,39 @@ void store_tuning_default(struct store_tuning *t);
 /*
  * Raw JSON in compressed blocks (rawpack.c): a transaction adds the JSON it keeps, and
  * flushes a block (one raw_blocks row, one raw row per event naming its span) when it is full
- * and before commit. SQL_RAW_BLOCK_INSERT and SQL_RAW_INSERT are the statements.
+ * and before commit. SQL_RAW_BLOCK_INSERT and SQL_RAW_INSERT are the statements. A full block
+ * is compressed on the packer's own thread while the writer goes on; the writer inserts it
+ * (SQLite stays on the writer's thread) at a later flush, oldest first.
  */
 struct rawpack_ent {
     int64_t event_id;
     uint32_t off, len; /* the event's span in the block */
 };
-struct rawpack {
+struct rawpack_block {
     struct kt_buf text; /* the JSON of the block, concatenated */
-    struct kt_buf z;    /* scratch: compressed */
+    struct kt_buf z;    /* compressed (the compressor's), or empty: keep text as it is */
     struct rawpack_ent *ents;
     size_t n, cap;
+    int state; /* RAW_FREE, RAW_FILLING, RAW_QUEUED, RAW_DONE (rawpack.c) */
+};
+enum { RAWPACK_BLOCKS = 3 }; /* one being filled, two in the compressor's hands */
+struct rawpack {
+    struct rawpack_block b[RAWPACK_BLOCKS]; /* a ring: b[fill] is being filled, the ones before
+                                               it (from oldest) are queued or compressed */
+    size_t fill, oldest, queued;            /* queued: blocks handed over, not yet inserted */
+    pthread_t thread;                       /* the compressor, started at the first block */
+    pthread_mutex_t mu;                     /* guards state and quit, once started */
+    pthread_cond_t cv;                      /* a block was queued or compressed */
+    int started, quit;
 };
 /* Add one event's JSON (copied): 0 or KT_ENOMEM. */
 int rawpack_add(struct rawpack *p, int64_t event_id, const char *json, size_t len);
 /* The block should be flushed before more is added. */
 int rawpack_full(const struct rawpack *p);
-/* Write the block and its raw rows (no-op when empty), then empty it: 0, KT_EIO, KT_ENOMEM. */
-int rawpack_flush(struct rawpack *p, sqlite3_stmt *block, sqlite3_stmt *raw);
+/* Hand the block being filled to the compressor and insert the blocks it has finished
+ * (waiting for one only when all are taken); with all set, wait for every block and insert
+ * them: before commit. 0, KT_EIO, KT_ENOMEM. */
+int rawpack_flush(struct rawpack *p, sqlite3_stmt *block, sqlite3_stmt *raw, int all);
 /* Forget what was added (after a rollback). */
 void rawpack_clear(struct rawpack *p);
 void rawpack_free(struct rawpack *p);

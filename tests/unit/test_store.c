@@ -480,6 +480,43 @@ static void test_store_duplicate_within_one_batch_is_stored_once(void **state)
     kt_batch_destroy(b);
 }
 
+/* A canonical UUID is kept as its 16 bytes, anything else as its text; the views give the
+ * text back either way, and the same auditID is found again whichever form it took. */
+static void test_store_audit_id_uuid_is_16_bytes_and_others_stay_text(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    static const char *const ids[] = {
+        "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", /* canonical: 16 bytes */
+        "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", /* uppercase: text, or it would come back lower */
+        "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg", /* not hex */
+        "0f1e2d3c-4b5a-6978-8796_a5b4c3d2e1f0", /* a dash missing */
+        "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f",  /* 35 characters */
+    };
+
+    assert_non_null(b);
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        add_event(b, ids[i], "alice", (int64_t)i);
+    }
+    open_store(f, 0);
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(query(f->path, "SELECT typeof(audit_id), length(audit_id) FROM events"
+                                       " ORDER BY id"),
+                        "blob|16\ntext|36\ntext|36\ntext|36\ntext|35");
+    assert_string_equal(
+        query(f->path, "SELECT audit_id FROM v_events ORDER BY id"),
+        "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\n0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0\n"
+        "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fg\n0f1e2d3c-4b5a-6978-8796_a5b4c3d2e1f0\n"
+        "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f");
+    /* written again: every one is known (the lookup binds the same form) */
+    struct kt_store_stats st;
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    kt_store_stats(f->st, &st);
+    assert_int_equal(st.events, 5);
+    assert_int_equal(st.duplicates, 5);
+    kt_batch_destroy(b);
+}
+
 static void test_store_reused_audit_id_at_another_time_is_another_event(void **state)
 {
     struct fx *f = *state;
@@ -829,6 +866,43 @@ static void test_store_raw_kept_for_flagged_events_only(void **state)
     assert_int_equal(kt_store_write(f->st, b, NULL), 0);
     assert_string_equal(query(f->path, "SELECT audit_id, raw FROM v_events WHERE raw IS NOT NULL"),
                         "e-1|{\"auditID\":\"e-1\",\"user\":{\"username\":\"alice\"}}");
+    kt_batch_destroy(b);
+}
+
+/* Raw JSON of 1,000 events in one transaction: blocks of 128 are compressed beside the
+ * writer and inserted in order; a rollback while some are in the compressor's hands leaves
+ * none behind, and the retry keeps each event's own JSON, once. */
+static void test_store_raw_blocks_compressed_beside_the_writer_survive_rollback(void **state)
+{
+    struct fx *f = *state;
+    struct kt_batch *b = kt_batch_create();
+    char id[32];
+
+    assert_non_null(b);
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "e-%d", i);
+        add_event(b, id, i % 3 == 0 ? "alice" : "bob", i)->flags |= KT_EV_KEEP_RAW;
+    }
+    open_store(f, 0);
+    add_alert(b, 1000, "Broken rule"); /* names an event the batch does not have */
+    kt_log_level = -1;
+    assert_int_equal(kt_store_write(f->st, b, NULL), KT_EINVAL);
+    kt_log_level = KT_LOG_INFO;
+    assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM"
+                                       " raw_blocks)"),
+                        "0|0");
+    b->nalerts = 0;
+    assert_int_equal(kt_store_write(f->st, b, NULL), 0);
+    assert_string_equal(
+        query(f->path, "SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM raw_blocks),"
+                       " (SELECT count(*) FROM raw_blocks WHERE length(z) < n),"
+                       " (SELECT count(*) FROM v_events WHERE raw = '{\"auditID\":\"' ||"
+                       " audit_id || '\",\"user\":{\"username\":\"' || user || '\"}}')"),
+        "1000|8|8|1000");
+    /* blocks in event order: each block's events follow the previous block's */
+    assert_string_equal(query(f->path, "SELECT count(*) FROM raw r JOIN raw p ON p.block ="
+                                       " r.block - 1 WHERE p.event_id > r.event_id"),
+                        "0");
     kt_batch_destroy(b);
 }
 
@@ -1809,6 +1883,7 @@ int main(void)
         T(test_store_views_answer_by_name_and_time_text_using_the_index),
         T(test_store_rewrite_counts_duplicates_and_stores_nothing_new),
         T(test_store_duplicate_within_one_batch_is_stored_once),
+        T(test_store_audit_id_uuid_is_16_bytes_and_others_stay_text),
         T(test_store_reused_audit_id_at_another_time_is_another_event),
         T(test_store_same_audit_id_other_stage_is_another_event),
         T(test_store_event_without_stage_still_dedupes),
@@ -1823,6 +1898,7 @@ int main(void)
         T(test_store_locked_database_fails_the_batch_whole_and_recovers),
         T(test_store_batch_failing_midway_rolls_back_and_forgets_cached_ids),
         T(test_store_raw_kept_for_flagged_events_only),
+        T(test_store_raw_blocks_compressed_beside_the_writer_survive_rollback),
         T(test_store_keep_raw_all_keeps_every_event_even_on_replay),
         T(test_store_raw_too_long_for_sqlite_is_skipped_not_failing_the_batch),
         T(test_store_alerts_link_to_their_event_and_never_repeat),
