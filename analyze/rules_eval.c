@@ -373,20 +373,25 @@ static void sb_put(struct sbuf *s, const char *p, size_t n)
 
 static void sb_json_str(struct sbuf *s, const char *p, size_t n)
 {
+    size_t run = 0; /* where the bytes that need no escape start */
     sb_put(s, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
+        if (c != '"' && c != '\\' && c >= 0x20) {
+            continue;
+        }
+        sb_put(s, p + run, i - run);
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             sb_put(s, e, 2);
-        } else if (c < 0x20) {
+        } else {
             char e[8];
             snprintf(e, sizeof(e), "\\u%04x", c);
             sb_put(s, e, 6);
-        } else {
-            sb_put(s, (const char *)&c, 1);
         }
+        run = i + 1;
     }
+    sb_put(s, p + run, n - run);
     sb_put(s, "\"", 1);
 }
 
@@ -428,24 +433,33 @@ static int is_var(const char *p, const char *name, size_t n)
 }
 
 /* What render() gives: the output text and fields JSON, and their compact form (see
- * struct kt_alert: fmt and vals), in the arena. */
+ * struct kt_alert: fmt and vals), in the arena (fmt: the rule's own, when it has one). */
 struct rendered {
     struct kt_str text, json, fmt, vals;
+    char *made; /* the format alone (render() without a matcher), malloc'd */
 };
 
-/* Render output (with its resolved fields outf) for the current event into *out; cv (or NULL)
- * gives a correlation's %group and %count (then without a compact form). */
+/*
+ * Render output (with its resolved fields outf) for the current event into *out; cv (or NULL)
+ * gives a correlation's %group and %count (then without a compact form). The compact form's
+ * format is the same for every alert of a rule: given as fmt (kt_rule_format() made it at
+ * load), it is not built again. With m NULL only the format is made (no values are read),
+ * into out->made.
+ */
 static int render(struct kt_matcher *m, const char *output, const struct fref *outf, size_t noutf,
-                  const struct corr_vars *cv, const char *tags, struct kt_arena *a,
+                  const struct corr_vars *cv, const char *tags, const char *fmt, struct kt_arena *a,
                   struct rendered *out)
 {
     struct sbuf t = {0}, j = {0}, p = {0}, keys = {0}, vals = {0};
     size_t k = 0, nj = 0, piece = 0; /* piece: where the text between fields starts */
+    int values = m != NULL, format = fmt == NULL && cv == NULL;
     SB_LIT(&j, "{");
-    SB_LIT(&p, "{\"t\":");
-    sb_json_str(&p, tags != NULL ? tags : "", tags != NULL ? strlen(tags) : 0);
-    SB_LIT(&p, ",\"p\":[");
-    SB_LIT(&keys, "],\"k\":[");
+    if (format) {
+        SB_LIT(&p, "{\"t\":");
+        sb_json_str(&p, tags != NULL ? tags : "", tags != NULL ? strlen(tags) : 0);
+        SB_LIT(&p, ",\"p\":[");
+        SB_LIT(&keys, "],\"k\":[");
+    }
     SB_LIT(&vals, "[");
     if (cv != NULL) {
         char num[16];
@@ -491,16 +505,16 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
             break;
         }
         const struct fref *f = &outf[k++];
-        const struct kt_value *v = get(m, f);
+        if (format) {
+            if (nj > 0) {
+                SB_LIT(&p, ",");
+                SB_LIT(&keys, ",");
+            }
+            sb_json_str(&p, t.p != NULL ? t.p + piece : "", t.len - piece);
+        }
         if (nj > 0) {
-            SB_LIT(&p, ",");
-            SB_LIT(&keys, ",");
             SB_LIT(&vals, ",");
         }
-        sb_json_str(&p, t.p != NULL ? t.p + piece : "", t.len - piece);
-        size_t before = t.len;
-        sb_value(&t, v);
-        piece = t.len;
         if (nj++ > 0) {
             SB_LIT(&j, ",");
         }
@@ -513,15 +527,22 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
         } else {
             sb_json_str(&j, name, strlen(name));
         }
-        sb_put(&keys, j.p + keyat, j.len - keyat);
-        SB_LIT(&j, ":");
-        size_t valat = j.len;
-        if (v->kind == KT_V_NONE) {
-            SB_LIT(&j, "null");
-        } else {
-            sb_json_str(&j, t.p + before, t.len - before);
+        if (format) {
+            sb_put(&keys, j.p + keyat, j.len - keyat);
         }
-        sb_put(&vals, j.p + valat, j.len - valat);
+        SB_LIT(&j, ":");
+        if (values) {
+            const struct kt_value *v = get(m, f);
+            size_t before = t.len, valat = j.len;
+            sb_value(&t, v);
+            if (v->kind == KT_V_NONE) {
+                SB_LIT(&j, "null");
+            } else {
+                sb_json_str(&j, t.p + before, t.len - before);
+            }
+            sb_put(&vals, j.p + valat, j.len - valat);
+        }
+        piece = t.len;
         /* skip the field name in the output text */
         o = pc + 1;
         while (*o != '\0' && (isalnum((unsigned char)*o) || *o == '.' || *o == '_')) {
@@ -533,22 +554,28 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
         }
     }
     SB_LIT(&j, "}");
-    if (nj > 0) {
-        SB_LIT(&p, ",");
+    if (format) {
+        if (nj > 0) {
+            SB_LIT(&p, ",");
+        }
+        sb_json_str(&p, t.p != NULL ? t.p + piece : "", t.len - piece);
+        sb_put(&p, keys.p, keys.len);
+        SB_LIT(&p, "]}");
     }
-    sb_json_str(&p, t.p != NULL ? t.p + piece : "", t.len - piece);
-    sb_put(&p, keys.p, keys.len);
-    SB_LIT(&p, "]}");
     SB_LIT(&vals, "]");
     int rc = 0;
     memset(out, 0, sizeof(*out));
     if (t.err || j.err || p.err || keys.err || vals.err) {
         rc = KT_ENOMEM;
+    } else if (!values) {
+        out->made = p.p;
+        p.p = NULL;
     } else {
         out->text = (struct kt_str){kt_arena_dup(a, t.p != NULL ? t.p : "", t.len), t.len};
         out->json = (struct kt_str){kt_arena_dup(a, j.p, j.len), j.len};
         if (cv == NULL) { /* a firing's %group and %count are not fields: no compact form */
-            out->fmt = (struct kt_str){kt_arena_dup(a, p.p, p.len), p.len};
+            out->fmt = fmt != NULL ? (struct kt_str){fmt, strlen(fmt)}
+                                   : (struct kt_str){kt_arena_dup(a, p.p, p.len), p.len};
             out->vals = (struct kt_str){kt_arena_dup(a, vals.p, vals.len), vals.len};
         }
         if (out->text.ptr == NULL || out->json.ptr == NULL ||
@@ -562,6 +589,12 @@ static int render(struct kt_matcher *m, const char *output, const struct fref *o
     free(keys.p);
     free(vals.p);
     return rc;
+}
+
+char *kt_rule_format(const char *output, const struct fref *outf, size_t noutf, const char *tags)
+{
+    struct rendered out;
+    return render(NULL, output, outf, noutf, NULL, tags, NULL, NULL, &out) == 0 ? out.made : NULL;
 }
 
 static int add_alert(struct kt_batch *b, uint32_t ev, const struct rule *r,
@@ -819,7 +852,8 @@ int kt_matcher_run(struct kt_matcher *m, struct kt_batch *b)
                 continue;
             }
             struct rendered out;
-            if (render(m, r->output, r->outf, r->noutf, NULL, r->tags, &b->arena, &out) != 0 ||
+            if (render(m, r->output, r->outf, r->noutf, NULL, r->tags, r->fmt, &b->arena, &out) !=
+                    0 ||
                 add_alert(b, (uint32_t)i, r, &out) != 0 ||
                 suppress_group(m, b, &r->sup, KT_STR_NULL, &b->alerts[b->nalerts - 1]) != 0) {
                 return KT_ENOMEM;
@@ -863,7 +897,7 @@ int kt_matcher_fire(struct kt_matcher *m, struct kt_batch *b, const struct kt_co
     m->err = 0;
     uint64_t *refs = kt_arena_alloc(&b->arena, (f->nrefs + 1) * sizeof(*refs));
     if (refs == NULL ||
-        render(m, c->output, c->outf, c->noutf, &cv, c->tags, &b->arena, &out) != 0) {
+        render(m, c->output, c->outf, c->noutf, &cv, c->tags, NULL, &b->arena, &out) != 0) {
         return KT_ENOMEM;
     }
     memcpy(refs, f->refs, f->nrefs * sizeof(*refs));

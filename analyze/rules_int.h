@@ -137,6 +137,7 @@ struct rule {
     uint64_t pf_res;     /* resources it can match (bit per interned resource, all: any) */
     uint32_t pf_stage;   /* stages it can match (bit per enum kt_stage, all: any) */
     struct suppress sup; /* suppress: */
+    char *fmt;           /* the compact form's format of its alerts (kt_rule_format) */
 };
 
 /* One step of a correlation (count, distinct and first_seen have one). */
@@ -255,5 +256,8 @@ int cond_field_known(const char *name);
  * memory) or KT_EFULL (past COND_MAX_FIELDS); fref_strerror says which for errors. */
 int fref_resolve(struct kt_ruleset *rs, const char *name, size_t len, struct fref *f);
 const char *fref_strerror(int rc);
+/* The format of a rule's alerts in their compact form (struct kt_alert: fmt), made once at
+ * load from its output, fields and tags: malloc'd, NULL when out of memory. */
+char *kt_rule_format(const char *output, const struct fref *outf, size_t noutf, const char *tags);
 
 #endif

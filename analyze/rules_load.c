@@ -389,6 +389,7 @@ static void rule_free_fields(struct rule *r)
     node_free(r->root);
     frefs_free(r->outf, r->noutf);
     suppress_free(&r->sup);
+    free(r->fmt);
 }
 
 /* v as a quoted condition value, '"' and '\' escaped as parse_value reads them. */
@@ -1177,7 +1178,16 @@ static int compile_rule(struct kt_ruleset *rs, struct rule *r, char *err, size_t
     if (suppress_compile(rs, &r->sup, r->source, what, err, errlen) != 0) {
         return KT_EPARSE;
     }
-    return output_fields(rs, r->output, NULL, &r->outf, &r->noutf, r->source, what, err, errlen);
+    int rc = output_fields(rs, r->output, NULL, &r->outf, &r->noutf, r->source, what, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    free(r->fmt); /* compiled again (an append, a reload) */
+    if ((r->fmt = kt_rule_format(r->output, r->outf, r->noutf, r->tags)) == NULL) {
+        snprintf(err, errlen, "%s: rule %s: out of memory", r->source, r->name);
+        return KT_ENOMEM;
+    }
+    return 0;
 }
 
 /* Compile one correlation: steps (referenced rules found, inline conditions compiled), by
