@@ -338,7 +338,12 @@ static int cmd_replay(int argc, char **argv)
     cli_install_signals();
     struct kt_pipeline_opts po = {
         .progress = !quiet && isatty(STDERR_FILENO),
-        .depth = 2,
+        /* a replay is the one source the writer is always behind: 8 batches waiting make
+         * transactions of up to 32,768 events, so the pages an index inserts at random (an
+         * object's name) are written to the WAL once for many events; 1,000,000 events with
+         * the default pack: 11% faster than at 2 (median of 4 alternating rounds), for 50 MB
+         * more of batches (peak RSS 135 MB against 85) */
+        .depth = 8,
         .stop = &cli_stop_requested,
         .rules = rules,
         .alerts = ra.alerts && rules != NULL ? stdout : NULL,
