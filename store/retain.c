@@ -72,10 +72,14 @@ static int stopped(const struct pass *p)
     return p->stop != NULL && *p->stop;
 }
 
-static void pause_between(const struct pass *p)
+/* After a write transaction that took took_us: pause_ms, or as long as it took when longer,
+ * so that a prune holds the write lock at most half the time whatever its disk (no pause at
+ * all when pause_ms is 0: a one-shot prune). */
+static void pause_between(const struct pass *p, int64_t took_us)
 {
     if (p->pause_ms > 0) {
-        struct timespec ts = {p->pause_ms / 1000, (long)(p->pause_ms % 1000) * 1000000L};
+        int64_t us = took_us > (int64_t)p->pause_ms * 1000 ? took_us : (int64_t)p->pause_ms * 1000;
+        struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000L};
         nanosleep(&ts, NULL);
     }
 }
@@ -106,6 +110,7 @@ static int delete_chunk(struct pass *p, sqlite3_stmt *const *dels, size_t ndels,
     if (n == 0) {
         return 0;
     }
+    int64_t t0 = kt_now_mono_us();
     int rc = exec(p, "BEGIN IMMEDIATE");
     for (size_t d = 0; rc == 0 && d < ndels; d++) {
         rc = delete_each(p, dels[d], ids, n);
@@ -118,7 +123,7 @@ static int delete_chunk(struct pass *p, sqlite3_stmt *const *dels, size_t ndels,
         return rc;
     }
     p->st->chunks++;
-    pause_between(p);
+    pause_between(p, kt_now_mono_us() - t0);
     return 0;
 }
 
@@ -256,6 +261,7 @@ static int prune_keys(struct pass *p, const char *sel, const char *del, int64_t 
             }
             break;
         }
+        int64_t t0 = kt_now_mono_us();
         rc = exec(p, "BEGIN IMMEDIATE");
         for (size_t i = 0; rc == 0 && i < n; i++) {
             sqlite3_bind_text(d, 1, rules[i], -1, SQLITE_STATIC);
@@ -278,7 +284,7 @@ static int prune_keys(struct pass *p, const char *sel, const char *del, int64_t 
             free(rules[i]);
             free(keys[i]);
         }
-        pause_between(p);
+        pause_between(p, kt_now_mono_us() - t0);
     }
     free(after_rule);
     free(after_key);
@@ -372,8 +378,11 @@ static void *retain_main(void *arg)
         char err[512] = "", when[32];
         int64_t now = kt_now_wall_us(), t0 = kt_now_mono_us();
         int64_t events_before = now - r->o.events_us, alerts_before = now - r->o.alerts_us;
-        /* 10 ms between transactions of 1000 rows: the writer waits for one at most */
-        int rc = kt_prune(r->db_path, events_before, alerts_before, 1000, 10, &r->stop, &st, err,
+        /* transactions of 200 rows, each followed by a pause as long (10 ms at least): the
+         * writer waits for one at most, and a request's commit for a few ms (with 1000 rows
+         * and 10 ms, on a database of 10 million old events three times SQLite's cache, a
+         * transaction took 70 ms and the webhook's p99 went from 66 to 149 ms) */
+        int rc = kt_prune(r->db_path, events_before, alerts_before, 200, 10, &r->stop, &st, err,
                           sizeof(err));
         if (rc != 0) {
             kt_warn(MOD, "%s (the next pass retries)", err);
