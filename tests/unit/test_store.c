@@ -241,6 +241,17 @@ static struct kt_alert *add_alert(struct kt_batch *b, uint32_t event, const char
     return a;
 }
 
+/* Make b's write fail midway: its events are written, then an alert names the record at
+ * index event, which b must not have (a broken batch), and the transaction rolls back. */
+static void write_fails_midway(struct fx *f, struct kt_batch *b, uint32_t event,
+                               struct kt_store_stats *d)
+{
+    add_alert(b, event, "Broken rule");
+    kt_log_level = -1;
+    assert_int_equal(kt_store_write(f->st, b, d), KT_EINVAL);
+    kt_log_level = KT_LOG_INFO;
+}
+
 /* Three events: e-0 by bob, e-1 by alice, e-2 by bob, 1 us apart. */
 static struct kt_batch *three_events(void)
 {
@@ -833,10 +844,7 @@ static void test_store_batch_failing_midway_rolls_back_and_forgets_cached_ids(vo
     b->ckpt_kind = KT_CKPT_FILE;
     b->ckpt_file = (struct kt_ckpt_file){.fingerprint = 9, .offset = 300};
     /* events and strings are written, then an alert names an event the batch does not have */
-    add_alert(b, 3, "Broken rule");
-    kt_log_level = -1;
-    assert_int_equal(kt_store_write(f->st, b, &d), KT_EINVAL);
-    kt_log_level = KT_LOG_INFO;
+    write_fails_midway(f, b, 3, &d);
     assert_int_equal(d.events, 0);
     assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM events), (SELECT count(*)"
                                        " FROM strings), (SELECT count(*) FROM ckpt_file)"),
@@ -884,10 +892,7 @@ static void test_store_raw_blocks_compressed_beside_the_writer_survive_rollback(
         add_event(b, id, i % 3 == 0 ? "alice" : "bob", i)->flags |= KT_EV_KEEP_RAW;
     }
     open_store(f, 0);
-    add_alert(b, 1000, "Broken rule"); /* names an event the batch does not have */
-    kt_log_level = -1;
-    assert_int_equal(kt_store_write(f->st, b, NULL), KT_EINVAL);
-    kt_log_level = KT_LOG_INFO;
+    write_fails_midway(f, b, 1000, NULL);
     assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM raw), (SELECT count(*) FROM"
                                        " raw_blocks)"),
                         "0|0");
@@ -1443,10 +1448,7 @@ static void test_store_correlation_fires_once_links_events_and_survives_rollback
     match(rs, b);
     assert_int_equal(b->nhits, 4);
     /* the batch fails after the engine was fed: rolled back, and the engine with it */
-    add_alert(b, 9, "Broken rule");
-    kt_log_level = -1;
-    assert_int_equal(kt_store_write(f->st, b, NULL), KT_EINVAL);
-    kt_log_level = KT_LOG_INFO;
+    write_fails_midway(f, b, 9, NULL);
     assert_string_equal(query(f->path, "SELECT (SELECT count(*) FROM alerts), (SELECT count(*)"
                                        " FROM alert_events), (SELECT count(*) FROM corr_state)"),
                         "0|0|0");
