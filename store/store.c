@@ -56,8 +56,9 @@
 
 enum { SCHEMA_VERSION = 7 };
 
-/* migrations[i] takes user_version from i to i + 1. */
-static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2, SQL_SCHEMA_V3,
+/* migrations[0] makes a new database (version 0, empty) at SCHEMA_VERSION in one step; for
+ * i > 0, migrations[i] takes user_version from i to i + 1. */
+static const char *const migrations[SCHEMA_VERSION] = {SQL_SCHEMA,    SQL_SCHEMA_V2, SQL_SCHEMA_V3,
                                                        SQL_SCHEMA_V4, SQL_SCHEMA_V5, SQL_SCHEMA_V6,
                                                        SQL_SCHEMA_V7};
 
@@ -301,16 +302,17 @@ static int identify(sqlite3 *db, const char *path, int64_t *version, char *errst
 }
 
 /*
- * Bring the schema from version to SCHEMA_VERSION, one transaction per step. Each step
- * re-reads the version under the write lock, so two processes opening a new database at once
- * do not both create it.
+ * Bring the schema from version to SCHEMA_VERSION, one transaction per step (a new database:
+ * one step). Each step re-reads the version under the write lock, so two processes opening a
+ * new database at once do not both create it.
  */
 static int migrate(sqlite3 *db, const char *path, int64_t version, char *errstr, size_t errlen)
 {
     char err[256] = "";
 
-    for (int64_t v = version; v < SCHEMA_VERSION; v++) {
+    for (int64_t v = version, to; v < SCHEMA_VERSION; v = to) {
         int64_t now = 0;
+        to = v == 0 ? SCHEMA_VERSION : v + 1;
         int rc = exec_sql(db, SQL_BEGIN, err, sizeof(err));
         if (rc == 0) {
             rc = query_int(db, SQL_GET_USER_VERSION, &now);
@@ -318,7 +320,7 @@ static int migrate(sqlite3 *db, const char *path, int64_t version, char *errstr,
         if (rc == 0 && now == v) {
             rc = exec_sql(db, migrations[v], err, sizeof(err));
             if (rc == 0) {
-                rc = exec_pragma(db, SQL_SET_USER_VERSION, v + 1, err, sizeof(err));
+                rc = exec_pragma(db, SQL_SET_USER_VERSION, to, err, sizeof(err));
             }
             if (rc == 0) {
                 rc = exec_pragma(db, SQL_SET_APP_ID, SQL_APP_ID, err, sizeof(err));
@@ -335,7 +337,7 @@ static int migrate(sqlite3 *db, const char *path, int64_t version, char *errstr,
                 sqlite3_exec(db, SQL_ROLLBACK, NULL, NULL, NULL);
             }
             snprintf(errstr, errlen, "%s: migration to schema version %lld failed: %s", path,
-                     (long long)(v + 1), err);
+                     (long long)to, err);
             return KT_EIO;
         }
     }

@@ -2,10 +2,12 @@
  * store_sql.h: every SQL statement of the store, by name (fluent-bit's tail_sql.h idea).
  *
  * The schema carries its own comments (SQL "--" lines are kept in sqlite_schema), so
- * `sqlite3 ktrail.db '.schema events'` tells an analyst what each column holds. Migrations
- * are a list in store.c: entry N - 1 takes PRAGMA user_version from N - 1 to N, in one
- * transaction. PRAGMA application_id marks the file as ktrail's, so a database of another
- * program is refused by name, whatever its user_version says.
+ * `sqlite3 ktrail.db '.schema events'` tells an analyst what each column holds. A new database
+ * is made by SQL_SCHEMA, at the current version; migrations are a list in store.c: entry
+ * N - 1 takes PRAGMA user_version from N - 1 to N (N >= 2), in one transaction. SQL_SCHEMA_V1
+ * makes the version 1 database the tests migrate. PRAGMA application_id marks the file as
+ * ktrail's, so a database of another program is refused by name, whatever its user_version
+ * says.
  */
 #ifndef KT_STORE_STORE_SQL_H
 #define KT_STORE_STORE_SQL_H
@@ -67,20 +69,48 @@
  * The stage column is 0 (no such strings row) when an event has no stage, never NULL: NULLs
  * are distinct in a UNIQUE constraint, so a NULL stage would defeat deduplication.
  */
-#define SQL_SCHEMA_V1                                                                              \
+/* The tables of version 1, in pieces that the current schema (SQL_SCHEMA) shares. */
+#define SQL_STRINGS                                                                                \
     "CREATE TABLE strings (\n"                                                                     \
-    "  -- the dictionary: every repeated string (user, verb, resource...) stored once\n"          \
+    "  -- the dictionary: every repeated string (user, verb, resource...) stored once\n"           \
     "  id INTEGER PRIMARY KEY,\n"                                                                  \
-    "  s  TEXT NOT NULL UNIQUE);\n"                                                                \
+    "  s  TEXT NOT NULL UNIQUE -- the string\n"                                                    \
+    ");\n"
+#define SQL_EVENTS_INDEXES                                                                         \
+    "CREATE INDEX events_user_ts ON events (user, ts);\n"                                          \
+    "CREATE INDEX events_resource_verb_ts ON events (resource, verb, ts);\n"
+#define SQL_ALERTS_INDEXES                                                                         \
+    "CREATE INDEX alerts_ts ON alerts (ts);\n"                                                     \
+    "CREATE INDEX alerts_rule_ts ON alerts (rule, ts);\n"
+#define SQL_REJECTS                                                                                \
+    "CREATE TABLE rejects (\n"                                                                     \
+    "  -- input that could not be stored as an event, with where it was and why\n"                 \
+    "  id          INTEGER PRIMARY KEY,\n"                                                         \
+    "  ingested_at INTEGER NOT NULL, -- wall clock when stored, microseconds since the epoch\n"    \
+    "  origin      TEXT,             -- file path, '-' for stdin\n"                                \
+    "  offset      INTEGER,          -- byte offset in origin (uncompressed for .gz)\n"            \
+    "  line        INTEGER,          -- 1-based line in origin; NULL when lines mean nothing\n"    \
+    "  reason      TEXT NOT NULL,    -- why it was rejected\n"                                     \
+    "  text        TEXT,             -- the first 1024 bytes of the input (cut at a UTF-8 boundary)\n" \
+    "  UNIQUE (origin, offset, reason));\n"
+#define SQL_CKPT_FILE_COLUMNS_V1                                                                   \
+    "  -- where each input file stands, written in the transaction of the batch it ends\n"         \
+    "  fingerprint INTEGER PRIMARY KEY, -- hash of the file's first bytes (uint64 bits as int64)\n" \
+    "  path        TEXT,             -- path it was last read from\n"                              \
+    "  offset      INTEGER NOT NULL, -- resume here\n"                                             \
+    "  mode        INTEGER NOT NULL, -- framer state at offset: 0 top, 1 array, 2 EventList items\n" \
+    "  done        INTEGER NOT NULL, -- 1 when read to its end and not followed\n"
+#define SQL_SCHEMA_V1                                                                              \
+    SQL_STRINGS                                                                                    \
     "CREATE TABLE events (\n"                                                                      \
-    "  -- one row per audit event and stage. INTEGER columns marked 'dict' hold strings.id,\n"    \
-    "  -- NULL when the event had no such value; query v_events to see the text\n"                \
+    "  -- one row per audit event and stage. INTEGER columns marked 'dict' hold strings.id,\n"     \
+    "  -- NULL when the event had no such value; query v_events to see the text\n"                 \
     "  id           INTEGER PRIMARY KEY,\n"                                                        \
-    "  ts           INTEGER NOT NULL, -- stageTimestamp, microseconds since the epoch (UTC)\n"    \
+    "  ts           INTEGER NOT NULL, -- stageTimestamp, microseconds since the epoch (UTC)\n"     \
     "  received_ts  INTEGER,          -- requestReceivedTimestamp, microseconds; NULL if absent\n" \
-    "  audit_id     TEXT NOT NULL,    -- auditID (client-settable through the Audit-ID header)\n" \
+    "  audit_id     TEXT NOT NULL,    -- auditID (client-settable through the Audit-ID header)\n"  \
     "  stage        INTEGER NOT NULL, -- dict: RequestReceived, ResponseStarted, ResponseComplete, Panic; 0 if absent\n" \
-    "  level        INTEGER,          -- dict: None, Metadata, Request, RequestResponse\n"       \
+    "  level        INTEGER,          -- dict: None, Metadata, Request, RequestResponse\n"         \
     "  verb         INTEGER,          -- dict: get, list, watch, create, update, patch, delete...\n" \
     "  user         INTEGER,          -- dict: user.username\n"                                    \
     "  groups       INTEGER,          -- dict: user.groups joined with ','\n"                      \
@@ -88,7 +118,7 @@
     "  source_ips   INTEGER,          -- dict: sourceIPs joined with ','; the last one is the apiserver's peer\n" \
     "  user_agent   INTEGER,          -- dict: userAgent (client-supplied)\n"                      \
     "  resource     INTEGER,          -- dict: objectRef.resource\n"                               \
-    "  subresource  INTEGER,          -- dict: objectRef.subresource (exec, log, status...)\n"    \
+    "  subresource  INTEGER,          -- dict: objectRef.subresource (exec, log, status...)\n"     \
     "  namespace    INTEGER,          -- dict: objectRef.namespace\n"                              \
     "  name         INTEGER,          -- dict: objectRef.name\n"                                   \
     "  api_group    INTEGER,          -- dict: objectRef.apiGroup ('' or absent: core)\n"          \
@@ -96,20 +126,19 @@
     "  code         INTEGER,          -- responseStatus.code (HTTP status); NULL if absent\n"      \
     "  decision     INTEGER,          -- dict: annotation authorization.k8s.io/decision\n"         \
     "  authz_reason INTEGER,          -- dict: annotation authorization.k8s.io/reason\n"           \
-    "  request_uri  TEXT,             -- requestURI as sent, query string included\n"             \
+    "  request_uri  TEXT,             -- requestURI as sent, query string included\n"              \
     "  cluster      INTEGER,          -- dict: the source's cluster tag, else annotation cluster_name\n" \
-    "  origin       INTEGER,          -- dict: where it was read: a file path, '-' for stdin\n"   \
-    "  offset       INTEGER,          -- byte offset of the event in its origin\n"                \
+    "  origin       INTEGER,          -- dict: where it was read: a file path, '-' for stdin\n"    \
+    "  offset       INTEGER,          -- byte offset of the event in its origin\n"                 \
     "  UNIQUE (ts, audit_id, stage));\n"                                                           \
-    "CREATE INDEX events_user_ts ON events (user, ts);\n"                                          \
-    "CREATE INDEX events_resource_verb_ts ON events (resource, verb, ts);\n"                       \
+    SQL_EVENTS_INDEXES                                                                             \
     "CREATE TABLE raw (\n"                                                                         \
-    "  -- the event JSON as received: events flagged by a rule, events with alerts,\n"            \
+    "  -- the event JSON as received: events flagged by a rule, events with alerts,\n"             \
     "  -- or every event with --keep-raw all\n"                                                    \
     "  event_id INTEGER PRIMARY KEY REFERENCES events (id),\n"                                     \
     "  json     TEXT NOT NULL);\n"                                                                 \
     "CREATE TABLE alerts (\n"                                                                      \
-    "  -- rule matches; a rule fires at most once per event row, whatever is replayed\n"          \
+    "  -- rule matches; a rule fires at most once per event row, whatever is replayed\n"           \
     "  id       INTEGER PRIMARY KEY,\n"                                                            \
     "  event_id INTEGER NOT NULL REFERENCES events (id),\n"                                        \
     "  ts       INTEGER NOT NULL, -- the event's stageTimestamp, microseconds\n"                   \
@@ -121,25 +150,10 @@
     "  output   TEXT,             -- the rule's output, rendered\n"                                \
     "  fields   TEXT,             -- the output fields, a JSON object\n"                           \
     "  UNIQUE (event_id, rule));\n"                                                                \
-    "CREATE INDEX alerts_ts ON alerts (ts);\n"                                                     \
-    "CREATE INDEX alerts_rule_ts ON alerts (rule, ts);\n"                                          \
-    "CREATE TABLE rejects (\n"                                                                     \
-    "  -- input that could not be stored as an event, with where it was and why\n"                \
-    "  id          INTEGER PRIMARY KEY,\n"                                                         \
-    "  ingested_at INTEGER NOT NULL, -- wall clock when stored, microseconds since the epoch\n"   \
-    "  origin      TEXT,             -- file path, '-' for stdin\n"                                \
-    "  offset      INTEGER,          -- byte offset in origin (uncompressed for .gz)\n"            \
-    "  line        INTEGER,          -- 1-based line in origin; NULL when lines mean nothing\n"    \
-    "  reason      TEXT NOT NULL,    -- why it was rejected\n"                                     \
-    "  text        TEXT,             -- the first 1024 bytes of the input (cut at a UTF-8 boundary)\n" \
-    "  UNIQUE (origin, offset, reason));\n"                                                        \
+    SQL_ALERTS_INDEXES                                                                             \
+    SQL_REJECTS                                                                                    \
     "CREATE TABLE ckpt_file (\n"                                                                   \
-    "  -- where each input file stands, written in the transaction of the batch it ends\n"        \
-    "  fingerprint INTEGER PRIMARY KEY, -- hash of the file's first bytes (uint64 bits as int64)\n" \
-    "  path        TEXT,             -- path it was last read from\n"                              \
-    "  offset      INTEGER NOT NULL, -- resume here\n"                                             \
-    "  mode        INTEGER NOT NULL, -- framer state at offset: 0 top, 1 array, 2 EventList items\n" \
-    "  done        INTEGER NOT NULL, -- 1 when read to its end and not followed\n"                 \
+    SQL_CKPT_FILE_COLUMNS_V1                                                                       \
     "  updated_at  INTEGER NOT NULL  -- wall clock, microseconds since the epoch\n"                \
     ");\n"                                                                                         \
     SQL_VIEWS_V1
@@ -203,7 +217,7 @@
     "  a.id AS id,\n"                                                                              \
     "  " SQL_TIME("a.ts") " AS time,\n"                                                            \
     "  a.ts AS ts, a.rule AS rule,\n"                                                              \
-    "  CASE a.priority WHEN 0 THEN 'Emergency' WHEN 1 THEN 'Alert' WHEN 2 THEN 'Critical'\n"      \
+    "  CASE a.priority WHEN 0 THEN 'Emergency' WHEN 1 THEN 'Alert' WHEN 2 THEN 'Critical'\n"       \
     "    WHEN 3 THEN 'Error' WHEN 4 THEN 'Warning' WHEN 5 THEN 'Notice'\n"                         \
     "    WHEN 6 THEN 'Informational' ELSE 'Debug' END AS priority,\n"                              \
     "  a.priority AS priority_num, " tagscol " AS tags, " outputcol " AS output,\n"                \
@@ -211,7 +225,7 @@
     "  " auditcol " AS audit_id, stage.s AS stage,\n"                                              \
     "  user.s AS user, verb.s AS verb, resource.s AS resource, namespace.s AS namespace,\n"        \
     "  name.s AS name, source_ips.s AS source_ips, user_agent.s AS user_agent,\n"                  \
-    "  e.code AS code, cluster.s AS cluster, a.event_id AS event_id" extra "\n"                   \
+    "  e.code AS code, cluster.s AS cluster, a.event_id AS event_id" extra "\n"                    \
     "FROM alerts a\n"                                                                              \
     "  LEFT JOIN events e ON e.id = a.event_id\n"                                                  \
     "  LEFT JOIN strings stage ON stage.id = a.stage\n"                                            \
@@ -219,13 +233,15 @@
     SQL_JOIN("source_ips") SQL_JOIN("user_agent") SQL_JOIN("cluster")                              \
     joins ";\n"
 
-#define SQL_VIEWS_V1                                                                               \
-    SQL_V_EVENTS("")                                                                               \
-    SQL_V_ALERTS("")                                                                               \
+#define SQL_V_REJECTS                                                                              \
     "CREATE VIEW v_rejects AS SELECT\n"                                                            \
     "  id, " SQL_TIME("ingested_at") " AS time,\n"                                                 \
     "  ingested_at, origin, offset, line, reason, text\n"                                          \
     "FROM rejects;\n"
+#define SQL_VIEWS_V1                                                                               \
+    SQL_V_EVENTS("")                                                                               \
+    SQL_V_ALERTS("")                                                                               \
+    SQL_V_REJECTS
 
 /* ---- schema version 2: Kafka partition checkpoints ---- */
 
@@ -236,7 +252,7 @@
  */
 #define SQL_SCHEMA_V2                                                                              \
     "CREATE TABLE ckpt_kafka (\n"                                                                  \
-    "  -- where each Kafka partition stands, written in the transaction of the batch it ends\n"   \
+    "  -- where each Kafka partition stands, written in the transaction of the batch it ends\n"    \
     "  topic       TEXT NOT NULL,    -- topic name\n"                                              \
     "  partition   INTEGER NOT NULL, -- partition number\n"                                        \
     "  next_offset INTEGER NOT NULL, -- the next message to read: just past the last one stored\n" \
@@ -257,25 +273,25 @@
  */
 #define SQL_SCHEMA_V3                                                                              \
     "CREATE TABLE alert_events (\n"                                                                \
-    "  -- the events behind a correlation's alert, one row per (alert, event)\n"                  \
+    "  -- the events behind a correlation's alert, one row per (alert, event)\n"                   \
     "  alert_id INTEGER NOT NULL REFERENCES alerts (id),\n"                                        \
     "  event_id INTEGER NOT NULL REFERENCES events (id),\n"                                        \
     "  PRIMARY KEY (alert_id, event_id)) WITHOUT ROWID;\n"                                         \
-    "CREATE INDEX alert_events_event ON alert_events (event_id);\n"                               \
+    "CREATE INDEX alert_events_event ON alert_events (event_id);\n"                                \
     "CREATE TABLE corr_state (\n"                                                                  \
-    "  -- open groups of count, distinct and sequence correlations, as of the last commit\n"      \
-    "  rule       TEXT NOT NULL,    -- correlation name\n"                                        \
-    "  group_key  TEXT NOT NULL,    -- its by-values joined with char(31)\n"                      \
-    "  last_ts    INTEGER NOT NULL, -- newest event time in the group, microseconds\n"            \
-    "  state      BLOB NOT NULL,    -- the group's observations (ktrail's format)\n"             \
-    "  updated_at INTEGER NOT NULL, -- wall clock, microseconds since the epoch\n"                \
+    "  -- open groups of count, distinct and sequence correlations, as of the last commit\n"       \
+    "  rule       TEXT NOT NULL,    -- correlation name\n"                                         \
+    "  group_key  TEXT NOT NULL,    -- its by-values joined with char(31)\n"                       \
+    "  last_ts    INTEGER NOT NULL, -- newest event time in the group, microseconds\n"             \
+    "  state      BLOB NOT NULL,    -- the group's observations (ktrail's format)\n"               \
+    "  updated_at INTEGER NOT NULL, -- wall clock, microseconds since the epoch\n"                 \
     "  PRIMARY KEY (rule, group_key)) WITHOUT ROWID;\n"                                            \
     "CREATE TABLE first_seen (\n"                                                                  \
-    "  -- every key a first_seen correlation has seen\n"                                          \
-    "  rule     TEXT NOT NULL,    -- correlation name\n"                                          \
-    "  key      TEXT NOT NULL,    -- its by-values joined with char(31)\n"                        \
-    "  first_ts INTEGER NOT NULL, -- event time first seen, microseconds\n"                       \
-    "  last_ts  INTEGER NOT NULL, -- event time last seen, microseconds\n"                        \
+    "  -- every key a first_seen correlation has seen\n"                                           \
+    "  rule     TEXT NOT NULL,    -- correlation name\n"                                           \
+    "  key      TEXT NOT NULL,    -- its by-values joined with char(31)\n"                         \
+    "  first_ts INTEGER NOT NULL, -- event time first seen, microseconds\n"                        \
+    "  last_ts  INTEGER NOT NULL, -- event time last seen, microseconds\n"                         \
     "  PRIMARY KEY (rule, key)) WITHOUT ROWID;\n"
 
 /* ---- schema version 4: events cut short in transport ---- */
@@ -286,7 +302,7 @@
  */
 #define SQL_SCHEMA_V4                                                                              \
     "ALTER TABLE events ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;"                          \
-    " -- 1: cut short in transport, only the fields before the cut\n"                             \
+    " -- 1: cut short in transport, only the fields before the cut\n"                              \
     "DROP VIEW v_events;\n"                                                                        \
     SQL_V_EVENTS("  e.truncated AS truncated,\n")
 
@@ -301,21 +317,23 @@
  * group's first alert (count, last_ts and alert_events grow); alert_groups holds the open
  * groups.
  */
-#define SQL_SCHEMA_V5                                                                              \
-    "ALTER TABLE alerts ADD COLUMN recv_ts INTEGER;"                                              \
-    " -- the event's requestReceivedTimestamp, microseconds: the same at every stage of a request\n" \
-    "CREATE INDEX alerts_request ON alerts (recv_ts, audit_id, rule) WHERE recv_ts IS NOT NULL;\n" \
-    "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"                              \
-    " -- matches merged into this alert: its request's other stages, its suppression group's\n"   \
-    "ALTER TABLE alerts ADD COLUMN last_ts INTEGER;"                                               \
-    " -- event time of the last match merged, microseconds; NULL if none\n"                       \
+#define SQL_ALERT_GROUPS                                                                           \
     "CREATE TABLE alert_groups (\n"                                                                \
-    "  -- open suppression groups: further matches within the window go to alert_id\n"           \
+    "  -- open suppression groups: further matches within the window go to alert_id\n"             \
     "  rule      TEXT NOT NULL,    -- rule or correlation name\n"                                  \
     "  group_key TEXT NOT NULL,    -- its suppress.by values joined with char(31)\n"               \
     "  alert_id  INTEGER NOT NULL REFERENCES alerts (id),\n"                                       \
     "  until_ts  INTEGER NOT NULL, -- event time the window closes, microseconds\n"                \
-    "  PRIMARY KEY (rule, group_key)) WITHOUT ROWID;\n"                                            \
+    "  PRIMARY KEY (rule, group_key)) WITHOUT ROWID;\n"
+#define SQL_SCHEMA_V5                                                                              \
+    "ALTER TABLE alerts ADD COLUMN recv_ts INTEGER;"                                               \
+    " -- the event's requestReceivedTimestamp, microseconds: the same at every stage of a request\n" \
+    "CREATE INDEX alerts_request ON alerts (recv_ts, audit_id, rule) WHERE recv_ts IS NOT NULL;\n" \
+    "ALTER TABLE alerts ADD COLUMN count INTEGER NOT NULL DEFAULT 1;"                              \
+    " -- matches merged into this alert: its request's other stages, its suppression group's\n"    \
+    "ALTER TABLE alerts ADD COLUMN last_ts INTEGER;"                                               \
+    " -- event time of the last match merged, microseconds; NULL if none\n"                        \
+    SQL_ALERT_GROUPS                                                                               \
     "DROP VIEW v_alerts;\n"                                                                        \
     SQL_V_ALERTS(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time")
 
@@ -329,7 +347,7 @@
  */
 #define SQL_SCHEMA_V6                                                                              \
     "ALTER TABLE ckpt_file ADD COLUMN line INTEGER NOT NULL DEFAULT 0;"                            \
-    " -- 1-based line of offset; 0 when unknown (written before schema version 6)\n"              \
+    " -- 1-based line of offset; 0 when unknown (written before schema version 6)\n"               \
     "ALTER TABLE ckpt_file ADD COLUMN col INTEGER NOT NULL DEFAULT 0;"                             \
     " -- column of offset: bytes between its line's start and it\n"
 
@@ -356,52 +374,151 @@
  * which every SQLite client has. A correlation's alert keeps its text as before.
  */
 #define SQL_ALERT_OUTPUT                                                                           \
-    "coalesce(a.output, (SELECT group_concat(p.value || CASE WHEN p.key < json_array_length("     \
+    "coalesce(a.output, (SELECT group_concat(p.value || CASE WHEN p.key < json_array_length("      \
     "a.vals) THEN coalesce(a.vals ->> p.key, '<NA>') ELSE '' END, '') FROM json_each(fmt.s, "      \
     "'$.p') p))"
 #define SQL_ALERT_FIELDS                                                                           \
-    "coalesce(a.fields, (SELECT json_group_object(k.value, a.vals -> k.key) FROM json_each("      \
+    "coalesce(a.fields, (SELECT json_group_object(k.value, a.vals -> k.key) FROM json_each("       \
     "fmt.s, '$.k') k))"
 #define SQL_ALERT_TAGS "coalesce(a.tags, fmt.s ->> '$.t')"
 /* An auditID as text: a UUID is stored as its 16 bytes (see store.c, bind_audit_id). */
 #define SQL_AUDIT_TEXT(col)                                                                        \
-    "CASE WHEN typeof(" col ") = 'blob' THEN lower(substr(hex(" col "), 1, 8) || '-' ||"          \
-    " substr(hex(" col "), 9, 4) || '-' || substr(hex(" col "), 13, 4) || '-' ||"                 \
+    "CASE WHEN typeof(" col ") = 'blob' THEN lower(substr(hex(" col "), 1, 8) || '-' ||"           \
+    " substr(hex(" col "), 9, 4) || '-' || substr(hex(" col "), 13, 4) || '-' ||"                  \
     " substr(hex(" col "), 17, 4) || '-' || substr(hex(" col "), 21)) ELSE " col " END"
-#define SQL_SCHEMA_V7                                                                              \
-    "ALTER TABLE alerts ADD COLUMN fmt INTEGER;"                                                   \
-    " -- dict: the rule's output format (then output, fields and tags are NULL)\n"               \
-    "ALTER TABLE alerts ADD COLUMN vals TEXT; -- the output fields' values, a JSON array\n"       \
-    "DROP VIEW v_alerts;\n"                                                                        \
+#define SQL_RAW_BLOCKS                                                                             \
+    "CREATE TABLE raw_blocks (\n"                                                                  \
+    "  -- raw JSON of up to 128 events, concatenated; sqlar_uncompress(z, n) gives it back\n"      \
+    "  id INTEGER PRIMARY KEY,\n"                                                                  \
+    "  z  BLOB NOT NULL,    -- zlib stream (compress2), or the bytes as they are when n = length(z)\n" \
+    "  n  INTEGER NOT NULL  -- uncompressed length\n"                                              \
+    ");\n"
+/* The views of version 7: alerts put back together, events with the raw JSON read through
+ * its block, and the same without raw (v_events_lite). */
+#define SQL_V_ALERTS_V7                                                                            \
     SQL_V_ALERTS_X(", a.count AS count, " SQL_TIME("coalesce(a.last_ts, a.ts)") " AS last_time",   \
                    "coalesce(nullif(a.audit_id, ''), " SQL_AUDIT_TEXT("e.audit_id") ")",           \
                    SQL_ALERT_TAGS, SQL_ALERT_OUTPUT, SQL_ALERT_FIELDS,                             \
-                   "  LEFT JOIN strings fmt ON fmt.id = a.fmt\n")                                 \
-    "ALTER TABLE events ADD COLUMN uri INTEGER;"                                                   \
-    " -- dict: requestURI (then request_uri is NULL; rows written before have the text there)\n"  \
-    "CREATE TABLE raw_blocks (\n"                                                                  \
-    "  -- raw JSON of up to 128 events, concatenated; sqlar_uncompress(z, n) gives it back\n"     \
-    "  id INTEGER PRIMARY KEY,\n"                                                                  \
-    "  z  BLOB NOT NULL,    -- zlib stream (compress2), or the bytes as they are when n = length(z)\n" \
-    "  n  INTEGER NOT NULL); -- uncompressed length\n"                                            \
-    "ALTER TABLE raw ADD COLUMN block INTEGER;"                                                     \
-    " -- raw_blocks.id holding the JSON ('' in json), or NULL: json holds it\n"                  \
-    "ALTER TABLE raw ADD COLUMN off INTEGER; -- byte offset of the JSON in the block\n"           \
-    "ALTER TABLE raw ADD COLUMN len INTEGER; -- its length in bytes\n"                            \
-    "CREATE INDEX raw_block ON raw (block) WHERE block IS NOT NULL;\n"                            \
-    "CREATE INDEX events_name ON events (name) WHERE name IS NOT NULL;\n"                         \
-    "DROP INDEX alerts_request;\n"                                                                 \
-    "CREATE INDEX alerts_request ON alerts (recv_ts) WHERE recv_ts IS NOT NULL;\n"                \
-    "DROP VIEW v_events;\n"                                                                        \
-    SQL_V_EVENTS_X("v_events", "  e.truncated AS truncated,\n", SQL_AUDIT_TEXT("e.audit_id"),     \
+                   "  LEFT JOIN strings fmt ON fmt.id = a.fmt\n")
+#define SQL_V_EVENTS_V7                                                                            \
+    SQL_V_EVENTS_X("v_events", "  e.truncated AS truncated,\n", SQL_AUDIT_TEXT("e.audit_id"),      \
                    "coalesce(e.request_uri, uri.s)",                                               \
                    SQL_RAW_TEXT " AS raw",                                                         \
-                   "  LEFT JOIN strings uri ON uri.id = e.uri\n"                                  \
-                   "  LEFT JOIN raw ON raw.event_id = e.id\n"                                     \
-                   "  LEFT JOIN raw_blocks rb ON rb.id = raw.block\n")                            \
+                   "  LEFT JOIN strings uri ON uri.id = e.uri\n"                                   \
+                   "  LEFT JOIN raw ON raw.event_id = e.id\n"                                      \
+                   "  LEFT JOIN raw_blocks rb ON rb.id = raw.block\n")                             \
     SQL_V_EVENTS_X("v_events_lite", "", SQL_AUDIT_TEXT("e.audit_id"),                              \
                    "coalesce(e.request_uri, uri.s)",                                               \
                    "e.truncated AS truncated", "  LEFT JOIN strings uri ON uri.id = e.uri\n")
+#define SQL_SCHEMA_V7                                                                              \
+    "ALTER TABLE alerts ADD COLUMN fmt INTEGER;"                                                   \
+    " -- dict: the rule's output format (then output, fields and tags are NULL)\n"                 \
+    "ALTER TABLE alerts ADD COLUMN vals TEXT; -- the output fields' values, a JSON array\n"        \
+    "DROP VIEW v_alerts;\n"                                                                        \
+    SQL_V_ALERTS_V7                                                                                \
+    "ALTER TABLE events ADD COLUMN uri INTEGER;"                                                   \
+    " -- dict: requestURI (then request_uri is NULL; rows written before have the text there)\n"   \
+    SQL_RAW_BLOCKS                                                                                 \
+    "ALTER TABLE raw ADD COLUMN block INTEGER;"                                                    \
+    " -- raw_blocks.id holding the JSON ('' in json), or NULL: json holds it\n"                    \
+    "ALTER TABLE raw ADD COLUMN off INTEGER; -- byte offset of the JSON in the block\n"            \
+    "ALTER TABLE raw ADD COLUMN len INTEGER; -- its length in bytes\n"                             \
+    "CREATE INDEX raw_block ON raw (block) WHERE block IS NOT NULL;\n"                             \
+    "CREATE INDEX events_name ON events (name) WHERE name IS NOT NULL;\n"                          \
+    "DROP INDEX alerts_request;\n"                                                                 \
+    "CREATE INDEX alerts_request ON alerts (recv_ts) WHERE recv_ts IS NOT NULL;\n"                 \
+    "DROP VIEW v_events;\n"                                                                        \
+    SQL_V_EVENTS_V7
+
+/* ---- the current schema, for a new database ---- */
+
+/*
+ * A new database is made at the current version in one step, so that its tables read as one
+ * text, each column on its line with its comment (ALTER TABLE ADD COLUMN appends a column
+ * behind the last one's comment, and drops the new one's). It is what migrating a version 1
+ * database step by step gives, column for column and index for index: test_store holds the two
+ * to it.
+ */
+#define SQL_SCHEMA                                                                                 \
+    SQL_STRINGS                                                                                    \
+    "CREATE TABLE events (\n"                                                                      \
+    "  -- one row per audit event and stage. INTEGER columns marked 'dict' hold strings.id,\n"     \
+    "  -- NULL when the event had no such value; query v_events to see the text\n"                 \
+    "  id           INTEGER PRIMARY KEY,\n"                                                        \
+    "  ts           INTEGER NOT NULL, -- stageTimestamp, microseconds since the epoch (UTC)\n"     \
+    "  received_ts  INTEGER,          -- requestReceivedTimestamp, microseconds; NULL if absent\n" \
+    "  audit_id     TEXT NOT NULL,    -- auditID (client-settable through the Audit-ID header); a UUID as its 16 bytes (a BLOB)\n" \
+    "  stage        INTEGER NOT NULL, -- dict: RequestReceived, ResponseStarted, ResponseComplete, Panic; 0 if absent\n" \
+    "  level        INTEGER,          -- dict: None, Metadata, Request, RequestResponse\n"         \
+    "  verb         INTEGER,          -- dict: get, list, watch, create, update, patch, delete...\n" \
+    "  user         INTEGER,          -- dict: user.username\n"                                    \
+    "  groups       INTEGER,          -- dict: user.groups joined with ','\n"                      \
+    "  imp_user     INTEGER,          -- dict: impersonatedUser.username\n"                        \
+    "  source_ips   INTEGER,          -- dict: sourceIPs joined with ','; the last one is the apiserver's peer\n" \
+    "  user_agent   INTEGER,          -- dict: userAgent (client-supplied)\n"                      \
+    "  resource     INTEGER,          -- dict: objectRef.resource\n"                               \
+    "  subresource  INTEGER,          -- dict: objectRef.subresource (exec, log, status...)\n"     \
+    "  namespace    INTEGER,          -- dict: objectRef.namespace\n"                              \
+    "  name         INTEGER,          -- dict: objectRef.name\n"                                   \
+    "  api_group    INTEGER,          -- dict: objectRef.apiGroup ('' or absent: core)\n"          \
+    "  api_version  INTEGER,          -- dict: objectRef.apiVersion\n"                             \
+    "  code         INTEGER,          -- responseStatus.code (HTTP status); NULL if absent\n"      \
+    "  decision     INTEGER,          -- dict: annotation authorization.k8s.io/decision\n"         \
+    "  authz_reason INTEGER,          -- dict: annotation authorization.k8s.io/reason\n"           \
+    "  request_uri  TEXT,             -- NULL: rows stored before schema version 7 hold the requestURI here\n" \
+    "  cluster      INTEGER,          -- dict: the source's cluster tag, else annotation cluster_name\n" \
+    "  origin       INTEGER,          -- dict: where it was read: a file path, '-' for stdin\n"    \
+    "  offset       INTEGER,          -- byte offset of the event in its origin\n"                 \
+    "  truncated    INTEGER NOT NULL DEFAULT 0, -- 1: cut short in transport, only the fields before the cut\n" \
+    "  uri          INTEGER,          -- dict: requestURI as sent, query string included\n"        \
+    "  UNIQUE (ts, audit_id, stage));\n"                                                           \
+    SQL_EVENTS_INDEXES                                                                             \
+    "CREATE INDEX events_name ON events (name) WHERE name IS NOT NULL;\n"                          \
+    "CREATE TABLE raw (\n"                                                                         \
+    "  -- the event JSON as received: events flagged by a rule, events with alerts,\n"             \
+    "  -- or every event with --keep-raw all\n"                                                    \
+    "  event_id INTEGER PRIMARY KEY REFERENCES events (id),\n"                                     \
+    "  json     TEXT NOT NULL, -- '' (rows stored before schema version 7 hold the JSON here, block NULL)\n" \
+    "  block    INTEGER,       -- raw_blocks.id holding the JSON\n"                                \
+    "  off      INTEGER,       -- byte offset of the JSON in the block\n"                          \
+    "  len      INTEGER        -- its length in bytes\n"                                           \
+    ");\n"                                                                                         \
+    "CREATE INDEX raw_block ON raw (block) WHERE block IS NOT NULL;\n"                             \
+    SQL_RAW_BLOCKS                                                                                 \
+    "CREATE TABLE alerts (\n"                                                                      \
+    "  -- rule matches; a rule fires at most once per event row, whatever is replayed;\n"          \
+    "  -- query v_alerts to see them whole\n"                                                      \
+    "  id       INTEGER PRIMARY KEY,\n"                                                            \
+    "  event_id INTEGER NOT NULL REFERENCES events (id),\n"                                        \
+    "  ts       INTEGER NOT NULL, -- the event's stageTimestamp, microseconds\n"                   \
+    "  audit_id TEXT NOT NULL,    -- '': the event's (rows stored before schema version 6 hold it here)\n" \
+    "  stage    INTEGER NOT NULL, -- dict: the event's stage; 0 if absent\n"                       \
+    "  rule     TEXT NOT NULL,    -- rule or correlation name\n"                                   \
+    "  priority INTEGER NOT NULL, -- 0 emergency, 1 alert, 2 critical, 3 error, 4 warning, 5 notice, 6 informational, 7 debug\n" \
+    "  tags     TEXT,             -- the tags joined with ','; NULL when fmt holds them\n"         \
+    "  output   TEXT,             -- the output, rendered; NULL when fmt and vals hold it\n"       \
+    "  fields   TEXT,             -- the output fields, a JSON object; NULL when fmt and vals hold them\n" \
+    "  recv_ts  INTEGER,          -- the event's requestReceivedTimestamp, microseconds: the same at every stage of a request\n" \
+    "  count    INTEGER NOT NULL DEFAULT 1, -- matches merged into this alert: its request's other stages, its suppression group's\n" \
+    "  last_ts  INTEGER,          -- event time of the last match merged, microseconds; NULL if none\n" \
+    "  fmt      INTEGER,          -- dict: a rule's output format, shared by its alerts (a correlation's: NULL)\n" \
+    "  vals     TEXT,             -- the output fields' values, a JSON array\n"                    \
+    "  UNIQUE (event_id, rule));\n"                                                                \
+    SQL_ALERTS_INDEXES                                                                             \
+    "CREATE INDEX alerts_request ON alerts (recv_ts) WHERE recv_ts IS NOT NULL;\n"                 \
+    SQL_REJECTS                                                                                    \
+    "CREATE TABLE ckpt_file (\n"                                                                   \
+    SQL_CKPT_FILE_COLUMNS_V1                                                                       \
+    "  updated_at  INTEGER NOT NULL, -- wall clock, microseconds since the epoch\n"                \
+    "  line        INTEGER NOT NULL DEFAULT 0, -- 1-based line of offset; 0 when unknown (written before schema version 6)\n" \
+    "  col         INTEGER NOT NULL DEFAULT 0  -- column of offset: bytes between its line's start and it\n" \
+    ");\n"                                                                                         \
+    SQL_SCHEMA_V2                                                                                  \
+    SQL_SCHEMA_V3                                                                                  \
+    SQL_ALERT_GROUPS                                                                               \
+    SQL_V_EVENTS_V7                                                                                \
+    SQL_V_ALERTS_V7                                                                                \
+    SQL_V_REJECTS
 
 /* ---- writing a batch ---- */
 
@@ -475,10 +592,10 @@ enum {
  * to like the events' key; the join order is forced (the planner would scan events). Alerts
  * stored since schema 6 leave their auditID to their event (''). */
 #define SQL_ALERT_REQUEST                                                                          \
-    "SELECT a.id, a.event_id FROM alerts a INDEXED BY alerts_request"                             \
+    "SELECT a.id, a.event_id FROM alerts a INDEXED BY alerts_request"                              \
     " CROSS JOIN events e ON e.id = a.event_id CROSS JOIN events n ON n.id = ?3"                   \
     " WHERE a.recv_ts = ?4 AND a.audit_id IN (?1, '') AND a.rule = ?2 AND a.event_id != ?3"        \
-    " AND e.audit_id IS n.audit_id AND e.user IS n.user AND e.verb IS n.verb AND e.resource IS n.resource"                      \
+    " AND e.audit_id IS n.audit_id AND e.user IS n.user AND e.verb IS n.verb AND e.resource IS n.resource" \
     " AND e.subresource IS n.subresource AND e.namespace IS n.namespace AND e.name IS n.name"      \
     " LIMIT 1"
 #define SQL_ALERT_EXISTS "SELECT id FROM alerts WHERE event_id = ?1 AND rule = ?2"

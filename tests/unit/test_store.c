@@ -803,6 +803,157 @@ static void test_store_version_1_database_migrates_to_kafka_checkpoints(void **s
     assert_int_equal(kt_store_kafka_lookup(f->st, "audit", 0, &next), KT_ENOENT);
 }
 
+/* The parts of a schema that make its behaviour, for schema X: every column of every table and
+ * view, each table's kind, every index's columns and flags, the SQL of indexes and views, the
+ * foreign keys. */
+static const char *const shape_sql[] = {
+    "SELECT m.type, m.name, p.cid, p.name, p.type, p.\"notnull\", p.dflt_value, p.pk, p.hidden"
+    " FROM X.sqlite_schema m JOIN pragma_table_xinfo(m.name, 'X') p"
+    " WHERE m.type IN ('table', 'view')",
+    "SELECT name, type, wr, strict FROM pragma_table_list WHERE schema = 'X'"
+    " AND name NOT LIKE 'sqlite_%'",
+    "SELECT m.name, il.name, il.\"unique\", il.origin, il.partial, ii.seqno, ii.cid, ii.name"
+    " FROM X.sqlite_schema m JOIN pragma_index_list(m.name, 'X') il"
+    " JOIN pragma_index_info(il.name, 'X') ii WHERE m.type = 'table'",
+    "SELECT type, name, tbl_name, sql FROM X.sqlite_schema WHERE type IN ('index', 'view',"
+    " 'trigger') AND sql IS NOT NULL",
+    "SELECT m.name, f.id, f.seq, f.\"table\", f.\"from\", f.\"to\" FROM X.sqlite_schema m"
+    " JOIN pragma_foreign_key_list(m.name, 'X') f WHERE m.type = 'table'",
+};
+
+/* shape_sql[i] for schema name x. Static buffer. */
+static const char *shape_of(size_t i, const char *x)
+{
+    static char out[1024];
+    size_t n = 0;
+
+    for (const char *p = shape_sql[i]; *p != '\0' && n + 8 < sizeof(out); p++) {
+        if (*p == 'X' && (p[1] == '.' || p[1] == '\'')) {
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "%s", x);
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Rows of the shapes of a's and b's schemas that are not in both ("a|..." or "b|..."), into
+ * diff; *rows gets how many rows a's shapes have. */
+static void schema_diff(const char *a, const char *b, char *diff, size_t len, int *rows)
+{
+    sqlite3 *db = NULL;
+    char sql[8192];
+    size_t n = 0;
+
+    diff[0] = '\0';
+    *rows = 0;
+    assert_int_equal(sqlite3_open_v2(a, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(kt_raw_register(db), 0); /* v_events reads through it */
+    snprintf(sql, sizeof(sql), "ATTACH '%s' AS other", b);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    for (size_t i = 0; i < sizeof(shape_sql) / sizeof(shape_sql[0]); i++) {
+        char qa[1024], qb[1024];
+        sqlite3_stmt *q = NULL;
+        snprintf(qa, sizeof(qa), "%s", shape_of(i, "main"));
+        snprintf(qb, sizeof(qb), "%s", shape_of(i, "other"));
+        snprintf(sql, sizeof(sql),
+                 "SELECT 0, 'a', * FROM (%s) UNION ALL SELECT 1, 'a', * FROM (%s EXCEPT %s)"
+                 " UNION ALL SELECT 1, 'b', * FROM (%s EXCEPT %s)",
+                 qa, qa, qb, qb, qa);
+        if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        }
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            if (sqlite3_column_int(q, 0) == 0) {
+                (*rows)++;
+                continue;
+            }
+            for (int c = 1; c < sqlite3_column_count(q) && n < len; c++) {
+                const char *v = (const char *)sqlite3_column_text(q, c);
+                n += (size_t)snprintf(diff + n, len - n, "%s%s", c > 1 ? "|" : "",
+                                      v != NULL ? v : "NULL");
+            }
+            if (n < len) {
+                n += (size_t)snprintf(diff + n, len - n, "\n");
+            }
+        }
+        sqlite3_finalize(q);
+    }
+    sqlite3_close(db);
+}
+
+static void test_store_new_database_is_what_the_migrations_make(void **state)
+{
+    struct fx *f = *state;
+    struct fx other = {.st = NULL};
+    const char *old = other.path;
+    char sql[64], diff[4096];
+    int rows = 0;
+
+    /* a version 1 database, migrated step by step */
+    snprintf(other.path, sizeof(other.path), "%.56s-v1", f->path);
+    exec_on(old, SQL_SCHEMA_V1);
+    snprintf(sql, sizeof(sql), "PRAGMA application_id=%d", SQL_APP_ID);
+    exec_on(old, sql);
+    exec_on(old, "PRAGMA user_version=1");
+    open_store(&other, 0);
+    close_store(&other);
+    /* and a new one, made in one step */
+    open_store(f, 0);
+    close_store(f);
+    assert_string_equal(query(old, "PRAGMA user_version"), query(f->path, "PRAGMA user_version"));
+    schema_diff(f->path, old, diff, sizeof(diff), &rows);
+    remove_db(old);
+    if (diff[0] != '\0') {
+        fail_msg("the new and the migrated schemas differ (a: new, b: migrated):\n%s", diff);
+    }
+    print_message("%d rows of shape\n", rows);
+    assert_true(rows > 200); /* the shapes are not empty: 13 tables, 4 views, 13 indexes */
+}
+
+/* In a new database's schema, each column of each table sits on a line of its own, with the
+ * comment that says what it holds (keys and references excepted). */
+static void test_store_new_database_schema_documents_every_column(void **state)
+{
+    struct fx *f = *state;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int columns = 0;
+
+    open_store(f, 0);
+    close_store(f);
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT m.name, m.sql, p.name, p.pk > 0 OR EXISTS (SELECT 1 FROM"
+                           " pragma_foreign_key_list(m.name) k WHERE k.\"from\" = p.name)"
+                           " FROM sqlite_schema m JOIN pragma_table_info(m.name) p"
+                           " WHERE m.type = 'table'",
+                           -1, &q, NULL),
+        SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *table = (const char *)sqlite3_column_text(q, 0);
+        const char *text = (const char *)sqlite3_column_text(q, 1);
+        const char *col = (const char *)sqlite3_column_text(q, 2);
+        char start[64];
+        snprintf(start, sizeof(start), "\n  %s ", col);
+        const char *line = strstr(text, start);
+        if (line == NULL) {
+            fail_msg("%s.%s has no line of its own:\n%s", table, col, text);
+        }
+        const char *end = strchr(line + 1, '\n');
+        const char *dash = strstr(line, "--");
+        if (!sqlite3_column_int(q, 3) && (dash == NULL || (end != NULL && dash > end))) {
+            fail_msg("%s.%s has no comment on its line:\n%s", table, col, text);
+        }
+        columns++;
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    assert_true(columns > 60);
+}
+
 static void test_store_locked_database_fails_the_batch_whole_and_recovers(void **state)
 {
     struct fx *f = *state;
@@ -1897,6 +2048,8 @@ int main(void)
         T(test_store_kafka_checkpoint_dropped_from_batch_is_not_written),
         T(test_store_kafka_checkpoint_rolls_back_with_its_events),
         T(test_store_version_1_database_migrates_to_kafka_checkpoints),
+        T(test_store_new_database_is_what_the_migrations_make),
+        T(test_store_new_database_schema_documents_every_column),
         T(test_store_locked_database_fails_the_batch_whole_and_recovers),
         T(test_store_batch_failing_midway_rolls_back_and_forgets_cached_ids),
         T(test_store_raw_kept_for_flagged_events_only),
