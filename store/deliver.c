@@ -36,7 +36,8 @@ enum {
     "  -- delivered (or refused for good by the receiver)\n"                                       \
     "  dest       TEXT PRIMARY KEY, -- the URL, without user info; a query as its hash\n"          \
     "  last_alert INTEGER NOT NULL, -- alerts.id\n"                                                \
-    "  updated_at INTEGER NOT NULL) -- wall clock, microseconds since the epoch"
+    "  updated_at INTEGER NOT NULL  -- wall clock, microseconds since the epoch\n"                 \
+    ")"
 #define SQL_DEST_ADD                                                                               \
     "INSERT OR IGNORE INTO deliveries (dest, last_alert, updated_at)"                              \
     " VALUES (?1, (SELECT coalesce(max(id), 0) FROM alerts), ?2)"
