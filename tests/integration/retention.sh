@@ -65,6 +65,17 @@ check "prune without a horizon: usage error" 2 $?
 "$KTRAIL" prune --db "$T/b.db" --older-than soon 2>"$T/u.err"
 check "a bad duration: usage error" 2 $?
 check "it says so" 1 "$(grep -c "'soon' is not a duration" "$T/u.err")"
+# a number without its unit is refused, not taken for seconds (that would delete nearly all)
+before=$(n "$T/b.db" "SELECT count(*) FROM events")
+"$KTRAIL" prune --db "$T/b.db" --older-than 90 2>"$T/u.err"
+check "prune --older-than 90: usage error" 2 $?
+check "it asks for the unit" 1 "$(grep -c -- "--older-than: '90' is not a duration with its unit" "$T/u.err")"
+check "nothing deleted" "$before" "$(n "$T/b.db" "SELECT count(*) FROM events")"
+"$KTRAIL" prune --db "$T/b.db" --older-than 3650d --alerts-older-than 3650 2>/dev/null
+check "prune --alerts-older-than 3650: usage error" 2 $?
+"$KTRAIL" serve --listen 127.0.0.1:0 --insecure --db "$T/u.db" --retain 30 2>/dev/null
+check "serve --retain 30: usage error" 2 $?
+check "serve --retain 30: no database made" 0 "$(ls "$T"/u.db* 2>/dev/null | wc -l)"
 "$KTRAIL" prune --db "$T/b.db" --before $A --alerts-before $H 2>/dev/null
 check "alerts horizon later than events': usage error" 2 $?
 "$KTRAIL" prune --db "$T/none.db" --before $H 2>/dev/null
