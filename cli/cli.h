@@ -23,6 +23,10 @@ void cli_install_signals(void);
 
 /* Parse a byte size with an optional K/M/G suffix (binary); 0, or -1 when s is not one. */
 int cli_parse_size(const char *s, size_t *out);
+/* A duration on the command line: kt_parse_duration's ("30d", "12h", "90m", "1.5s") with its
+ * unit, which is required: "--retain 90" or "--since 2024" taken as seconds would quietly mean
+ * something else. 0, or -1. */
+int cli_parse_span(const char *s, int64_t *out);
 /* Parse --keep-raw's value: *all = 1 for "all", 0 for "flagged"; -1 (printed) for others. */
 int cli_parse_keep_raw(const char *arg, int *all);
 

@@ -61,6 +61,15 @@ int cli_parse_size(const char *s, size_t *out)
     return 0;
 }
 
+int cli_parse_span(const char *s, int64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || !((s[n - 1] >= 'a' && s[n - 1] <= 'z') || (s[n - 1] >= 'A' && s[n - 1] <= 'Z'))) {
+        return -1;
+    }
+    return kt_parse_duration(s, out) == 0 ? 0 : -1;
+}
+
 int cli_parse_keep_raw(const char *arg, int *all)
 {
     if (strcmp(arg, "all") == 0 || strcmp(arg, "flagged") == 0) {

@@ -113,7 +113,7 @@ int cli_parse_time(const char *opt, const char *s, int local, int64_t *out)
         *out = day_start(now, local);
     } else if (strcmp(s, "yesterday") == 0) {
         *out = day_start(day_start(now, local) - 1, local);
-    } else if (kt_parse_duration(s[0] == '-' ? s + 1 : s, &d) == 0) {
+    } else if (cli_parse_span(s[0] == '-' ? s + 1 : s, &d) == 0) {
         *out = now - d;
     } else if (kt_parse_rfc3339(s, strlen(s), out) == 0) {
         return 0;
@@ -512,7 +512,7 @@ int cli_cmd_timeline(int argc, char **argv)
             around = strtoll(optarg, NULL, 10);
             continue;
         case 'W':
-            if (kt_parse_duration(optarg, &f.window) != 0) {
+            if (cli_parse_span(optarg, &f.window) != 0) {
                 fprintf(stderr, "ktrail: --window: '%s' is not a duration (15m, 1h)\n", optarg);
                 return EXIT_USAGE;
             }

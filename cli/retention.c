@@ -9,19 +9,6 @@
 #include "cli.h"
 #include "retain.h"
 
-/* A retention duration: kt_parse_duration's, but with its unit (what it deletes is data: a
- * bare "--retain 90" taken as 90 seconds would delete all but the last minute and a half). 0,
- * or KT_EPARSE. */
-static int parse_span(const char *arg, int64_t *out)
-{
-    size_t n = strlen(arg);
-    if (n == 0 ||
-        !((arg[n - 1] >= 'a' && arg[n - 1] <= 'z') || (arg[n - 1] >= 'A' && arg[n - 1] <= 'Z'))) {
-        return KT_EPARSE;
-    }
-    return kt_parse_duration(arg, out);
-}
-
 int cli_retain_option(int c, const char *arg, struct retain_args *ra)
 {
     int64_t *to = c == CLI_OPT_RETAIN          ? &ra->events_us
@@ -31,7 +18,7 @@ int cli_retain_option(int c, const char *arg, struct retain_args *ra)
     if (to == NULL) {
         return 0;
     }
-    if (parse_span(arg, to) != 0 || *to < (c == CLI_OPT_RETAIN_EVERY ? 1000000 : 1)) {
+    if (cli_parse_span(arg, to) != 0 || *to < (c == CLI_OPT_RETAIN_EVERY ? 1000000 : 1)) {
         fprintf(stderr,
                 "ktrail: --%s: '%s' is not a duration with its unit (e.g. 30d, 12h, 2w%s)\n",
                 c == CLI_OPT_RETAIN          ? "retain"
@@ -79,7 +66,7 @@ struct kt_retain *cli_retain_start(const struct retain_args *ra, const char *db,
 static int parse_horizon(const char *opt, const char *arg, int ago, int64_t *out)
 {
     int64_t v;
-    if (ago ? parse_span(arg, &v) == 0 : kt_parse_rfc3339(arg, strlen(arg), &v) == 0) {
+    if (ago ? cli_parse_span(arg, &v) == 0 : kt_parse_rfc3339(arg, strlen(arg), &v) == 0) {
         *out = ago ? kt_now_wall_us() - v : v;
         return 0;
     }

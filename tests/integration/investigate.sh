@@ -73,6 +73,12 @@ check "a bad --object: usage error" 2 $?
 alerts --since soon 2>"$T/e4"
 check "a bad time: usage error" 2 $?
 check "it lists the forms" 1 "$(grep -c "'soon' is not a time (RFC 3339, 2024-05-01, now" "$T/e4")"
+# a number without a unit is not taken for seconds ago ("--since 2024" meant the year)
+alerts --since 2024 2>"$T/e6"
+check "--since 2024: usage error" 2 $?
+check "it says so" 1 "$(grep -c "'2024' is not a time" "$T/e6")"
+timeline --user bob@example.com --since 2h --window 15 2>/dev/null
+check "--window 15: usage error" 2 $?
 "$KTRAIL" alerts --db "$T/none.db" 2>"$T/e5"
 check "no such database: exit 1" 1 $?
 check "no database made" 0 "$(ls "$T"/none.db* 2>/dev/null | wc -l)"
