@@ -184,6 +184,18 @@ static void *analyzer_main(void *arg)
     return NULL;
 }
 
+/* Tell the n analyzers to finish what was filled and end, and wait for them. */
+static void stop_analyzers(struct pool *p, pthread_t *threads, size_t n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(threads[i], NULL);
+    }
+}
+
 static void progress_line(const struct kt_source *src, uint64_t records, int64_t t0, int final)
 {
     double secs = (double)(kt_now_mono_us() - t0) / 1e6;
@@ -309,13 +321,7 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
         }
     }
     /* let the analyzers finish what was filled, then the writer what was submitted */
-    pthread_mutex_lock(&p.mu);
-    p.quit = 1;
-    pthread_cond_broadcast(&p.cv);
-    pthread_mutex_unlock(&p.mu);
-    for (size_t i = 0; i < nthreads; i++) {
-        pthread_join(threads[i], NULL);
-    }
+    stop_analyzers(&p, threads, nthreads);
     nthreads = 0;
     if (rc == 0 && p.fatal != 0) {
         rc = p.fatal;
@@ -334,15 +340,7 @@ int kt_pipeline_run(struct kt_source *src, struct kt_store *store,
     }
 
 out:
-    if (nthreads > 0) {
-        pthread_mutex_lock(&p.mu);
-        p.quit = 1;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-        for (size_t i = 0; i < nthreads; i++) {
-            pthread_join(threads[i], NULL);
-        }
-    }
+    stop_analyzers(&p, threads, nthreads);
     kt_writer_destroy(p.w);
     if (p.all != NULL) {
         for (size_t i = 0; i < p.nall; i++) {

@@ -174,6 +174,17 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* Everything but the thread: it has ended, or was never started. */
+static void writer_free(struct kt_writer *w)
+{
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w->status);
+    free(w->take);
+    free(w->q);
+    free(w);
+}
+
 /*
  * Start a writer for s (borrowed) with room for depth queued batches (0 is taken as 1).
  * 0 and *out set, or KT_ENOMEM (no thread started).
@@ -191,22 +202,11 @@ int kt_writer_create(struct kt_store *s, size_t depth, struct kt_writer **out)
     w->q = calloc(w->cap, sizeof(*w->q));
     w->take = calloc(w->cap, sizeof(*w->take));
     w->status = calloc(w->cap, sizeof(*w->status));
-    if (w->q == NULL || w->take == NULL || w->status == NULL) {
-        free(w->status);
-        free(w->take);
-        free(w->q);
-        free(w);
-        return KT_ENOMEM;
-    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->thread, NULL, writer_main, w) != 0) {
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-        free(w->status);
-        free(w->take);
-        free(w->q);
-        free(w);
+    if (w->q == NULL || w->take == NULL || w->status == NULL ||
+        pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+        writer_free(w);
         return KT_ENOMEM;
     }
     *out = w;
@@ -268,10 +268,5 @@ void kt_writer_destroy(struct kt_writer *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    free(w->status);
-    free(w->take);
-    free(w->q);
-    free(w);
+    writer_free(w);
 }
