@@ -131,6 +131,12 @@ int cli_cmd_report(int argc, char **argv);
  * duration ago ("-2h", "2h", "90m"); local: days start at local midnight. 0, or -1 (printed,
  * naming opt). */
 int cli_parse_time(const char *opt, const char *s, int local, int64_t *out);
+struct kt_query;
+/* For the analyst's commands: --since and --until (NULL when not given) into *t0 and *t1 as
+ * cli_parse_time() takes them, then the database opened read-only into *q. 0, or the exit code
+ * (printed, after who: "ktrail report"). */
+int cli_open_period(const char *who, const char *db, const char *since, const char *until,
+                    int local, int64_t *t0, int64_t *t1, struct kt_query **q);
 
 /* The rule options' usage lines. */
 extern const char cli_rule_usage[];

@@ -328,32 +328,38 @@ static int common_option(int c, const char *arg, struct common *o, const char **
     }
 }
 
+int cli_open_period(const char *who, const char *db, const char *since, const char *until,
+                    int local, int64_t *t0, int64_t *t1, struct kt_query **q)
+{
+    char err[512];
+    if ((since != NULL && cli_parse_time("--since", since, local, t0) != 0) ||
+        (until != NULL && cli_parse_time("--until", until, local, t1) != 0)) {
+        return EXIT_USAGE;
+    }
+    if (access(db, R_OK) != 0) {
+        fprintf(stderr, "%s: %s: no such database\n", who, db);
+        return EXIT_RUNTIME;
+    }
+    if (kt_query_open(db, q, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        return EXIT_RUNTIME;
+    }
+    return 0;
+}
+
 /* After the options: the times (in --tz when given), the database. 0, or an exit code. */
 static int common_finish(struct common *o, const char *since, const char *until,
                          struct kt_query **q)
 {
-    char err[512];
     if (o->tz != NULL) {
         setenv("TZ", o->tz, 1);
         tzset();
-    }
-    if ((since != NULL && cli_parse_time("--since", since, o->tz != NULL, &o->since) != 0) ||
-        (until != NULL && cli_parse_time("--until", until, o->tz != NULL, &o->until) != 0)) {
-        return EXIT_USAGE;
     }
     if (o->db == NULL) {
         fputs("ktrail: --db FILE is needed\n", stderr);
         return EXIT_USAGE;
     }
-    if (access(o->db, R_OK) != 0) {
-        fprintf(stderr, "ktrail: %s: no such database\n", o->db);
-        return EXIT_RUNTIME;
-    }
-    if (kt_query_open(o->db, q, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ktrail: %s\n", err);
-        return EXIT_RUNTIME;
-    }
-    return 0;
+    return cli_open_period("ktrail", o->db, since, until, o->tz != NULL, &o->since, &o->until, q);
 }
 
 #define COMMON_OPTIONS                                                                             \

@@ -510,19 +510,10 @@ int cli_cmd_rbac(int argc, char **argv)
         }
     }
     int64_t t0 = 0, t1 = 0;
-    if ((since != NULL && cli_parse_time("--since", since, 0, &t0) != 0) ||
-        (until != NULL && cli_parse_time("--until", until, 0, &t1) != 0)) {
-        return EXIT_USAGE;
-    }
-    if (access(db, R_OK) != 0) {
-        fprintf(stderr, "ktrail rbac: %s: no such database\n", db);
-        return EXIT_RUNTIME;
-    }
-    char err[512];
     struct kt_query *q = NULL;
-    if (kt_query_open(db, &q, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ktrail rbac: %s\n", err);
-        return EXIT_RUNTIME;
+    int rc = cli_open_period("ktrail rbac", db, since, until, 0, &t0, &t1, &q);
+    if (rc != 0) {
+        return rc;
     }
     struct perms ps = {0};
     int code = EXIT_OK;

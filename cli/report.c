@@ -467,18 +467,9 @@ int cli_cmd_report(int argc, char **argv)
         return EXIT_USAGE;
     }
     struct rep r = {0};
-    if ((since != NULL && cli_parse_time("--since", since, 0, &r.since) != 0) ||
-        (until != NULL && cli_parse_time("--until", until, 0, &r.until) != 0)) {
-        return EXIT_USAGE;
-    }
-    if (access(db, R_OK) != 0) {
-        fprintf(stderr, "ktrail report: %s: no such database\n", db);
-        return EXIT_RUNTIME;
-    }
-    char err[512];
-    if (kt_query_open(db, &r.q, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ktrail report: %s\n", err);
-        return EXIT_RUNTIME;
+    int rc = cli_open_period("ktrail report", db, since, until, 0, &r.since, &r.until, &r.q);
+    if (rc != 0) {
+        return rc;
     }
     if (since == NULL || until == NULL) { /* the database's own span */
         struct table t;
