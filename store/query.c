@@ -4,8 +4,9 @@
  * The SQL is built from the filter so that each answer walks one index: the time index
  * (events' unique key, alerts_ts), (user, ts) or events_name, the strings looked up first. A
  * source address has no index of its own (one more index to insert at random slows every
- * replay): it is matched on the rows of the time range, so --ip is quick with --since. Rows come from the base tables joined to the dictionary, not from the
- * views, so the planner sees the indexed columns.
+ * replay): it is matched on the rows of the time range, so --ip is quick with --since. Rows
+ * come from the base tables joined to the dictionary, not from the views, so the planner sees
+ * the indexed columns.
  */
 #include <sqlite3.h>
 #include <stdio.h>
